@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from uva_plan.errors import UserInputError
+from uva_plan.goal_costs import (
+    COST_NAMES,
+    LatentL2,
+    MultiScaleLatent,
+    SubgoalL2,
+    TemporalDistance,
+    Trajectory,
+    make_cost,
+)
+
+
+def blob_latents(positions, size=8):
+    """One-hot 'agent' latents at grid cells: [M, T, size, size, 1]."""
+    m, t = len(positions), len(positions[0])
+    z = torch.zeros(m, t, size, size, 1)
+    for i, row in enumerate(positions):
+        for j, (y, x) in enumerate(row):
+            z[i, j, y, x, 0] = 1.0
+    return z
+
+
+def test_latent_l2_is_zero_at_goal_and_flat_far_away():
+    goal = blob_latents([[(0, 0)]])[:, 0]
+    traj = Trajectory(latents=blob_latents([[(0, 0)], [(0, 3)], [(7, 7)]]), goal=goal.expand(3, -1, -1, -1))
+    c = LatentL2("final")(traj)
+    assert c[0] == 0
+    # Non-overlapping blobs look equally far to a plain L2: the flatness the other costs fix.
+    assert torch.isclose(c[1], c[2])
+
+
+def test_multiscale_keeps_a_slope_where_plain_l2_is_flat():
+    goal = blob_latents([[(0, 0)]])[:, 0].expand(3, -1, -1, -1)
+    traj = Trajectory(latents=blob_latents([[(0, 0)], [(0, 3)], [(7, 7)]]), goal=goal)
+    c = MultiScaleLatent(scales=(1, 2, 4, 8))(traj)
+    assert c[0] == 0 and c[0] < c[1] < c[2]
+
+
+def test_reductions_and_distance_cost():
+    dist = torch.tensor([[5.0, 3.0, 1.0], [2.0, 2.0, 4.0]])
+    z = torch.zeros(2, 3, 2, 2, 1)
+    traj = Trajectory(latents=z, goal=z[:, 0], distance=dist)
+    assert torch.equal(TemporalDistance("final")(traj), torch.tensor([1.0, 4.0]))
+    assert torch.equal(TemporalDistance("min")(traj), torch.tensor([1.0, 2.0]))
+    assert torch.allclose(TemporalDistance("sum")(traj), torch.tensor([3.0, 8.0 / 3]))
+    assert not TemporalDistance().needs_latents
+
+
+def test_subgoal_cost_compares_aligned_frames():
+    z = blob_latents([[(0, 0), (1, 1)]])
+    traj = Trajectory(latents=z, goal=z[:, -1], subgoals=z.clone())
+    assert SubgoalL2()(traj).item() == 0
+    traj.subgoals = blob_latents([[(0, 0), (5, 5)]])
+    assert SubgoalL2()(traj).item() > 0
+
+
+def test_missing_inputs_and_unknown_names_are_clear_errors():
+    z = torch.zeros(1, 2, 2, 2, 1)
+    with pytest.raises(UserInputError, match="distance head"):
+        TemporalDistance()(Trajectory(latents=z, goal=z[:, 0]))
+    with pytest.raises(UserInputError, match="expected one of"):
+        make_cost("nope")
+    with pytest.raises(UserInputError, match="reduction"):
+        LatentL2("median")
+
+
+@pytest.mark.parametrize("name", COST_NAMES)
+def test_every_named_cost_builds(name):
+    cost = make_cost(name)
+    z = torch.rand(3, 4, 8, 8, 4)
+    traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z)
+    out = cost(traj)
+    assert out.shape == (3,) and torch.isfinite(out).all()
