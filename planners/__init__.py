@@ -1,7 +1,42 @@
 """Model-agnostic optimisers over batched action sequences and the receding-horizon MPC loop.
-They see an objective `actions [B, N, H, A] -> costs [B, N]` and an optional proposal sampler, never
-the world model itself."""
+They see an objective `actions [B, N, H, A] -> costs [B, N]` and an optional proposal sampler
+`(B, M) -> [B, M, H, A]`, never the world model itself."""
 
+from planners.base import (
+    WORST_COST,
+    IterationInfo,
+    PlanHistory,
+    Planner,
+    PlanResult,
+    SamplingPlanner,
+    shift_plan,
+)
+from planners.cem import CEM
+from planners.cmaes import CMAES
 from planners.errors import PlannerError
+from planners.gradient import GradientPlanner
+from planners.icem import ICEM
+from planners.mpc import MPCResult, run_mpc
+from planners.mppi import MPPI
+from planners.noise import powerlaw_noise
+from planners.random_shooting import RandomShooting
 
-__all__ = ["PlannerError"]
+__all__ = [
+    "CEM",
+    "CMAES",
+    "ICEM",
+    "MPPI",
+    "WORST_COST",
+    "GradientPlanner",
+    "IterationInfo",
+    "MPCResult",
+    "PlanHistory",
+    "PlanResult",
+    "Planner",
+    "PlannerError",
+    "RandomShooting",
+    "SamplingPlanner",
+    "powerlaw_noise",
+    "run_mpc",
+    "shift_plan",
+]
