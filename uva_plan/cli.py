@@ -84,5 +84,154 @@ def collect(env_name, episodes, max_steps, policy, image_size, seed, out, overwr
     )
 
 
+@main.command()
+@click.option("--data", type=click.Path(), required=True, help="Replay buffer PATH.zarr (from `uva-plan collect`).")
+@click.option(
+    "--config", "config_name", type=click.Choice(["tiny", "small", "base"]), default="small", show_default=True,
+    help="Model size: tiny (tests), small (CPU), base (GPU).",
+)
+@click.option("--steps", type=click.IntRange(min=1), required=True, help="World-model optimizer steps (total).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory (new or empty).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last saved state.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Default: cuda if available, else cpu.")
+@click.option("--tokenizer-steps", type=click.IntRange(min=0), default=None, help="Tokenizer steps (preset default).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per process per step (preset default).")
+@click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True), default=None, help="Peak learning rate (preset default).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--val-every", type=click.IntRange(min=1), default=200, show_default=True, help="Validate every N steps.")
+@click.option("--save-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps.")
+@click.option("--replica-digest-dir", type=click.Path(file_okay=False), default=None, hidden=True)
+@user_errors
+def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_size, lr, seed, val_every, save_every,
+          replica_digest_dir):
+    """Train the world model on a replay buffer: the frame tokenizer, then UVA's masked multi-task
+    training. Runs as is under `accelerate launch --multi_gpu --num_processes N -m uva_plan.cli train`
+    and `torchrun --nproc_per_node N -m uva_plan.cli train`."""
+    from uva_plan.training import TrainConfig
+    from uva_plan.training import train as run_training
+
+    result = run_training(
+        TrainConfig(
+            data=data, out=out, config=config_name, steps=steps, resume=resume, device=device,
+            tokenizer_steps=tokenizer_steps, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every,
+            save_every=save_every, replica_digest_dir=replica_digest_dir,
+        )
+    )
+    if result.is_main_process:
+        val = ", ".join(f"{k} {v:.4f}" for k, v in result.val_losses.items())
+        click.echo(f"Trained {result.step} steps ({result.samples_per_second:.1f} samples/s on {result.num_processes} "
+                   f"process(es)); validation loss per mode: {val}")
+        click.echo(f"Checkpoint: {result.run_dir} (load with world_model.load)")
+
+
+def _plan_options(fn):
+    """Options shared by `plan` and `demo`: the planner, its budget and the goal cost."""
+    from uva_plan.plan_settings import COST_NAMES, PlanSettings
+
+    d = PlanSettings()
+    options = [
+        click.option("--planner", type=click.Choice(["cem", "icem", "mppi", "cmaes", "gradient", "random"]),
+                     default=d.planner, show_default=True),
+        click.option("--samples", type=click.IntRange(min=4), default=d.samples, show_default=True,
+                     help="Candidates per planner iteration."),
+        click.option("--iters", type=click.IntRange(min=1), default=d.iters, show_default=True,
+                     help="Planner iterations per replan."),
+        click.option("--horizon", type=click.IntRange(min=1), default=d.horizon, show_default=True,
+                     help="Planned actions (a multiple of the model's chunk length)."),
+        click.option("--execute", type=click.IntRange(min=1), default=d.execute, show_default=True,
+                     help="Actions executed before replanning."),
+        click.option("--prior-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=d.prior_fraction,
+                     show_default=True, help="Share of each population drawn from the UVA policy head."),
+        click.option("--budget-steps", type=click.IntRange(min=1), default=None,
+                     help="Env steps per episode [default: 64 on Wall, 50 on PushT]."),
+        click.option("--time-budget", type=click.FloatRange(min=0.0, min_open=True), default=None,
+                     help="Wall-clock seconds per replan (best found so far is used)."),
+        click.option("--cost", type=click.Choice(list(COST_NAMES)), default=d.cost, show_default=True,
+                     help="Goal cost."),
+        click.option("--denoise-steps", type=click.IntRange(1, 100), default=d.denoise_steps, show_default=True,
+                     help="DDIM steps of the diffusion heads."),
+        click.option("--model-samples", type=click.IntRange(min=1), default=d.model_samples, show_default=True,
+                     help="Score each candidate this many times and average (stochastic model)."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, budget_steps, time_budget, cost,
+              denoise_steps, model_samples, seed):
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
+
+    return PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
+                        prior_fraction=prior_fraction, budget_steps=budget_steps or BUDGET_STEPS[env_name],
+                        time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
+                        model_samples=model_samples, seed=seed)
+
+
+@main.command()
+@click.option("--checkpoint", type=click.Path(), default=None, help="RUN_DIR of `uva-plan train` [default: shipped].")
+@click.option("--env", "env_name", type=ENV_CHOICES, default="wall", show_default=True)
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--goals", "goals_file", type=click.Path(), default=None, help="Goal file from `uva-plan goals`.")
+@click.option("--goal-image", type=click.Path(), default=None, help="Plan towards your own picture.")
+@click.option("--start-state", type=str, default=None, help="Comma-separated start state (with --goal-image).")
+@click.option("--baselines", is_flag=True, help="Also run random, greedy, policy-only, no-prior and oracles.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@_plan_options
+@user_errors
+def plan(checkpoint, env_name, episodes, goals_file, goal_image, start_state, baselines, out, planner, samples, iters,
+         horizon, execute, prior_fraction, budget_steps, time_budget, cost, denoise_steps, model_samples, seed, device):
+    """Goal-image MPC: UVA imagines each candidate's future, the planner picks the best, replans."""
+    from uva_plan.errors import UserInputError
+    from uva_plan.planning import run_planning
+
+    settings = _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, budget_steps,
+                         time_budget, cost, denoise_steps, model_samples, seed)
+    state = None
+    if start_state is not None:
+        try:
+            state = [float(x) for x in start_state.split(",")]
+        except ValueError:
+            raise UserInputError(f"--start-state {start_state!r} is not a comma-separated list of numbers") from None
+    if goal_image and goals_file:
+        raise UserInputError("give either --goals or --goal-image, not both")
+    methods = (["random", "greedy", "policy", "planner", "planner+prior", "oracle-image", "oracle-state"]
+               if baselines else ["planner+prior" if prior_fraction > 0 else "planner"])
+    run_planning(env_name=env_name, checkpoint=checkpoint, settings=settings, episodes=episodes, methods=methods,
+                 out=out, goals_file=goals_file, goal_image=goal_image, start_state=state, device=device)
+
+
+@main.command()
+@click.option("--env", "env_name", type=ENV_CHOICES, required=True)
+@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of goal pairs.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output FILE.json.")
+@user_errors
+def goals(env_name, n, seed, out):
+    """Write the evaluation protocol's start/goal pairs to a JSON file."""
+    from uva_plan.envs.goals import protocol_goals, save_goals
+
+    save_goals(out, protocol_goals(env_name, n, seed))
+    click.echo(f"Wrote {n} {env_name} goal pairs to {out}")
+
+
+@main.command()
+@click.option("--episodes", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="uva-plan-demo", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@user_errors
+def demo(episodes, out, seed):
+    """The main job in one command: goal-image planning with the shipped Wall checkpoint on a handful of
+    cross-room goals, against random, greedy and policy-only baselines."""
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
+    from uva_plan.planning import run_planning
+
+    settings = PlanSettings(seed=seed, budget_steps=BUDGET_STEPS["wall"])
+    run_planning(env_name="wall", checkpoint=None, settings=settings, episodes=episodes,
+                 methods=["random", "greedy", "policy", "planner+prior"], out=out)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,701 @@
+"""Training of the UVA world model from a replay buffer: the frame tokenizer first, then UVA's masked
+multi-task training on latents, in one run that can stop and resume exactly.
+
+Stage 1 trains the tokenizer with its own (foreground-weighted) loss, fits its latent scale on data and
+freezes it, as UVA freezes its VAE. Stage 2 encodes every frame of the buffer ONCE (the tokenizer is
+frozen, so re-encoding each step would only cost time), then trains UVA on `WindowDataset` windows of
+those latents with one masked mode per step: AdamW, diffusers' cosine schedule with warm-up and
+diffusers' EMA, whose weights are validated and saved.
+
+Multi-process: one code path for one process, `accelerate launch --multi_gpu --num_processes N` and
+`torchrun --nproc_per_node N`; `accelerate.Accelerator` reads the launchers' environment. Each process
+takes its slice of every global batch; gradients are averaged by DDP; only the main process writes
+files and shows progress. `batch_size` is per process, so one optimizer step sees
+`batch_size * num_processes` windows, and the step count (schedule, EMA, checkpoints) is the same for
+any number of processes.
+
+Reproducibility without carrying generator states: every step reseeds torch from
+(seed, stage, step, rank) and the data order is a permutation per epoch derived from (seed, epoch), so
+a resumed run sees exactly the batches and noise of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from uva_plan.errors import UserInputError
+from uva_plan.train_state import (
+    TrainState,
+    atomic_write_json,
+    has_train_state,
+    load_latents,
+    load_train_state,
+    save_latents,
+    save_train_state,
+)
+
+CONFIG_NAMES = ("tiny", "small", "base")
+METRICS_FILE = "metrics.jsonl"
+RUN_FILE = "train_config.json"
+SHORT_MODE_NAMES = {
+    "video_prediction": "video",
+    "forward_dynamics": "fwd",
+    "policy": "policy",
+    "inverse_dynamics": "inv",
+    "joint": "joint",
+}
+
+# UVA trains with AdamW lr 1e-4, betas (0.9, 0.95), weight decay 0.02.
+UVA_LR = 1e-4
+UVA_BETAS = (0.9, 0.95)
+UVA_WEIGHT_DECAY = 0.02
+UVA_WARMUP_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class TrainingPreset:
+    """Per-config defaults of the training loop (the model sizes live in world_model.config)."""
+
+    batch_size: int
+    tokenizer_steps: int
+    tokenizer_batch_size: int
+    lr: float
+    tokenizer_lr: float
+
+
+# Learning rates. UVA's 1e-4 belongs to a ~0.5B-parameter model trained for 100k+ steps at batch
+# 256+ on GPUs. On 2 CPU cores we afford 1-3k steps at batch 16-32 with models of 0.5-5M parameters.
+# Adam's update size does not depend on the batch, so small batches do not call for a smaller rate;
+# what changes is the model width (narrow transformers are stable at larger rates: the usual muP-style
+# rule scales the rate as 1/width) and the step budget. Measured on Wall (benchmarks/world_model.py
+# notes): at 300 steps, 1e-3 reached a lower validation loss than 3e-4 and 1e-4 for tiny, with no
+# instability given the warm-up and gradient clipping; `small` (width 128) uses half of that, and
+# `base` (width 512, GPU-sized batches) keeps UVA's 1e-4.
+PRESETS: dict[str, TrainingPreset] = {
+    "tiny": TrainingPreset(batch_size=16, tokenizer_steps=300, tokenizer_batch_size=32, lr=1e-3, tokenizer_lr=2e-3),
+    "small": TrainingPreset(batch_size=32, tokenizer_steps=1500, tokenizer_batch_size=64, lr=5e-4, tokenizer_lr=1e-3),
+    "base": TrainingPreset(batch_size=64, tokenizer_steps=5000, tokenizer_batch_size=64, lr=UVA_LR, tokenizer_lr=5e-4),
+}
+
+
+@dataclass
+class TrainConfig:
+    """One training run. `None` fields take the defaults of the `config` preset (see PRESETS)."""
+
+    data: str
+    out: str
+    config: str = "small"
+    steps: int = 2000
+    tokenizer_steps: int | None = None
+    batch_size: int | None = None
+    tokenizer_batch_size: int | None = None
+    lr: float | None = None
+    tokenizer_lr: float | None = None
+    betas: tuple[float, float] = UVA_BETAS
+    weight_decay: float = UVA_WEIGHT_DECAY
+    # UVA warms up for 1000 of its 100k+ steps; a short run warms up for 5% of its steps instead.
+    warmup_steps: int | None = None
+    grad_clip: float = 1.0
+    # diffusers EMAModel with warm-up (decay 1 - (1 + step)^-power, capped): power 3/4 is diffusers'
+    # advice for runs under ~100k steps (0.999 reached at 10k steps), so a 2k-step run still averages.
+    ema_decay: float = 0.9999
+    ema_power: float = 0.75
+    val_every: int = 200
+    val_batches: int = 4
+    val_fraction: float = 0.1
+    save_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    device: str | None = None  # "cpu" | "cuda" | None (cuda when available)
+    resume: bool = False
+    # Stop after this many world-model steps as if interrupted (the schedule still spans `steps`): for
+    # splitting one run over several sessions, and for testing resume.
+    stop_at: int | None = None
+    progress: bool = True
+    # When set, every process writes the digest of its weights there at the end (replica check).
+    replica_digest_dir: str | None = None
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the preset's defaults filled in and every value checked."""
+        if self.config not in PRESETS:
+            raise UserInputError(f"config is {self.config!r}; expected one of {list(CONFIG_NAMES)}")
+        preset = PRESETS[self.config]
+        cfg = copy.deepcopy(self)
+        for name in ("tokenizer_steps", "batch_size", "tokenizer_batch_size", "lr", "tokenizer_lr"):
+            if getattr(cfg, name) is None:
+                setattr(cfg, name, getattr(preset, name))
+        if cfg.warmup_steps is None:
+            cfg.warmup_steps = min(UVA_WARMUP_STEPS, max(1, cfg.steps // 20))
+        cfg.betas = tuple(float(b) for b in cfg.betas)
+        cfg._check()
+        return cfg
+
+    def _check(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise UserInputError(message)
+
+        for name in ("steps", "batch_size", "tokenizer_batch_size", "val_every", "val_batches", "save_every", "log_every"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{name} is {v!r}; expected an integer >= 1")
+        for name in ("tokenizer_steps", "warmup_steps", "seed"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and not isinstance(v, bool) and v >= 0, f"{name} is {v!r}; expected an integer >= 0")
+        for name in ("lr", "tokenizer_lr", "grad_clip"):
+            v = getattr(self, name)
+            need(_finite(v) and 0 < v <= 1.0 if name != "grad_clip" else _finite(v) and v > 0,
+                 f"{name} is {v!r}; expected a positive finite number" + (" <= 1" if name != "grad_clip" else ""))
+        need(len(self.betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in self.betas),
+             f"betas are {self.betas!r}; expected two numbers in [0, 1)")
+        need(_finite(self.weight_decay) and 0 <= self.weight_decay <= 1, f"weight_decay is {self.weight_decay!r}; expected a number in [0, 1]")
+        need(_finite(self.ema_decay) and 0 < self.ema_decay < 1, f"ema_decay is {self.ema_decay!r}; expected a number in (0, 1)")
+        need(_finite(self.ema_power) and self.ema_power > 0, f"ema_power is {self.ema_power!r}; expected a positive number")
+        need(_finite(self.val_fraction) and 0 < self.val_fraction < 1, f"val_fraction is {self.val_fraction!r}; expected a number in (0, 1)")
+        need(self.device in (None, "cpu", "cuda"), f"device is {self.device!r}; expected 'cpu' or 'cuda'")
+        need(self.stop_at is None or (isinstance(self.stop_at, int) and 1 <= self.stop_at <= self.steps),
+             f"stop_at is {self.stop_at!r}; expected an integer in [1, steps={self.steps}]")
+        need(isinstance(self.model_overrides, dict), f"model_overrides is {self.model_overrides!r}; expected a dict")
+
+
+@dataclass
+class TrainResult:
+    """What a run reached. Losses are per mode; `val_losses` are the EMA weights' on held-out episodes."""
+
+    run_dir: Path
+    step: int
+    train_losses: dict[str, float]
+    val_losses: dict[str, float]
+    tokenizer_val: dict[str, float]
+    samples_per_second: float
+    num_processes: int
+    is_main_process: bool = True
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data order and seeding.
+
+
+class EpochSampler:
+    """Sample order without state: a fresh permutation of the items each epoch, derived from
+    (seed, epoch), so the batch of any step is known directly. Process `rank` takes slice `rank` of
+    each global batch of `batch_size * world` items."""
+
+    def __init__(self, n_items: int, seed: int):
+        self.n = n_items
+        self.seed = seed
+        self._cache: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._cache:
+            if len(self._cache) > 2:
+                self._cache.clear()
+            self._cache[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self._cache[epoch]
+
+    def indices(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> np.ndarray:
+        start = (step * world + rank) * batch_size
+        positions = np.arange(start, start + batch_size)
+        return np.array([self._perm(int(g // self.n))[g % self.n] for g in positions], dtype=np.int64)
+
+
+def _step_seed(seed: int, stage: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, stage, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data.
+
+
+def _data_fingerprint(buffer, path: str) -> str:
+    """Identifies the data a run trained on: resuming on other data is refused."""
+    h = hashlib.sha256()
+    h.update(np.asarray(buffer.episode_ends, dtype=np.int64).tobytes())
+    h.update(str(tuple(buffer.img.shape)).encode())
+    h.update(np.ascontiguousarray(np.asarray(buffer.action, dtype=np.float32)).tobytes())
+    return h.hexdigest()[:32]
+
+
+def _episode_frame_ids(episode_ends: np.ndarray, episodes) -> np.ndarray:
+    starts = np.concatenate([[0], episode_ends[:-1]])
+    return np.concatenate([np.arange(starts[e], episode_ends[e]) for e in episodes]).astype(np.int64)
+
+
+def _action_bounds(buffer) -> tuple[list[float], list[float]]:
+    """The action limits stored with the data (they define the dataset's [-1, 1] normalisation)."""
+    attrs = getattr(buffer, "attrs", {}) or {}
+    low, high = attrs.get("action_low"), attrs.get("action_high")
+    if low is None or high is None:
+        from world_model.actions import ActionNormalizer
+
+        norm = ActionNormalizer.from_data(buffer.action)
+        return norm.low.tolist(), norm.high.tolist()
+    return [float(v) for v in low], [float(v) for v in high]
+
+
+LATENT_KEYS = ("history", "future", "goal")
+
+
+def _collate(items: list[dict], device):
+    """Stack dataset items into a batch of tensors. Windows cut from the latent array carry latents in
+    their frame slots; UVA.loss takes those as `<slot>_latents`."""
+    batch = {}
+    for key in items[0]:
+        arr = np.stack([np.asarray(it[key]) for it in items])
+        name = f"{key}_latents" if key in LATENT_KEYS and arr.dtype != np.uint8 else key
+        batch[name] = torch.from_numpy(arr).to(device)
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Run directory and logs.
+
+
+def _check_run_dir(out: Path, resume: bool) -> None:
+    if resume:
+        if not has_train_state(out):
+            raise UserInputError(f"--resume given but {out} holds no resume state; expected a run directory written by uva-plan train")
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserInputError(f"run directory {out} already exists and is not empty; expected a new or empty directory, or --resume")
+
+
+class _MetricsLog:
+    """Appends one JSON object per line to RUN_DIR/metrics.jsonl (main process only)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def write(self, **record) -> None:
+        if self.path is None:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, allow_nan=True) + "\n")
+
+
+def _format_losses(losses: dict[str, float]) -> str:
+    return "  ".join(f"{SHORT_MODE_NAMES.get(k, k)} {v:.4f}" for k, v in losses.items())
+
+
+class _Progress:
+    """Rich progress bar with the running loss of each mode (main process only)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._progress = None
+        self._task = None
+
+    def start(self, description: str, total: int, completed: int) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.stop()
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total, completed=completed, losses="")
+
+    def update(self, completed: int, losses: dict[str, float]) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, losses=_format_losses(losses))
+
+    def print(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text)
+        elif self.enabled:
+            from rich import print as rprint
+
+            rprint(text)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training.
+
+
+class LossModule(torch.nn.Module):
+    """A module whose forward() is another module's loss method: DDP synchronises gradients only for
+    calls made through forward(), and the tokenizer's and UVA's losses are methods."""
+
+    def __init__(self, target: torch.nn.Module, method: str = "loss"):
+        super().__init__()
+        self.target = target
+        self.method = method
+
+    def forward(self, *args, **kwargs):
+        return getattr(self.target, self.method)(*args, **kwargs)
+
+
+def _make_accelerator(device: str | None):
+    from accelerate import Accelerator
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("--device cuda was asked for but no CUDA GPU is available here; expected --device cpu")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    # No find_unused_parameters: UVA.loss puts every trainable parameter in the graph (a zero-weighted
+    # term for the heads a mode does not train), so DDP sees the same parameters on every process.
+    # cpu=True also makes accelerate start the gloo process group under a launcher on GPU-less hosts.
+    return Accelerator(cpu=device == "cpu"), device
+
+
+def _reduce_mode_sums(accelerator, sums: dict[str, list[float]], names) -> dict[str, float]:
+    """Mean loss per mode over all processes since the last call; `sums[name] = [total, count]`."""
+    t = torch.tensor([sums.get(n, [0.0, 0.0]) for n in names], dtype=torch.float64, device=accelerator.device)
+    t = accelerator.reduce(t, reduction="sum") if accelerator.num_processes > 1 else t
+    return {n: float(t[i, 0] / t[i, 1]) for i, n in enumerate(names) if t[i, 1] > 0}
+
+
+def _weights_digest(model, ema=None) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    if ema is not None:
+        for t in ema.shadow_params:
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train the tokenizer, then UVA, per `config`; write checkpoints, resume state and metrics.jsonl
+    to `config.out`. Returns the last losses and throughput (the same on every process)."""
+    cfg = config.resolved()
+    out = Path(cfg.out)
+    if not Path(cfg.data).exists():
+        raise UserInputError(f"--data {cfg.data} does not exist; expected a replay buffer PATH.zarr written by `uva-plan collect`")
+    _check_run_dir(out, cfg.resume)
+    accelerator, device_name = _make_accelerator(cfg.device)
+    world, main, device = accelerator.num_processes, accelerator.is_main_process, accelerator.device
+
+    from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer, split_episodes
+    from world_model import UVA, save_checkpoint
+    from world_model.config import MODE_NAMES, make_config
+
+    buffer = load_replay_buffer(cfg.data)
+    n_episodes = len(buffer.episode_ends)
+    if n_episodes < 2:
+        raise UserInputError(f"{cfg.data} has {n_episodes} episode(s); expected at least 2 (validation holds out whole episodes)")
+    fingerprint = _data_fingerprint(buffer, cfg.data)
+    train_eps, val_eps = split_episodes(n_episodes, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    train_eps, val_eps = [int(e) for e in train_eps], [int(e) for e in val_eps]
+    if not train_eps or not val_eps:
+        raise UserInputError(
+            f"{cfg.data} splits into {len(train_eps)} train and {len(val_eps)} validation episodes; expected "
+            "at least one of each (collect more episodes or change val_fraction)"
+        )
+
+    state = None
+    if cfg.resume:
+        state = load_train_state(out)
+        saved = state.info.get("train_config", {})
+        if state.info.get("data_fingerprint") != fingerprint:
+            raise UserInputError(f"--data {cfg.data} is not the data this run was trained on ({saved.get('data')}); expected the same replay buffer to resume")
+        for key in ("config", "seed", "val_fraction"):
+            if saved.get(key) != getattr(cfg, key):
+                raise UserInputError(f"--resume with {key}={getattr(cfg, key)!r} but the run used {saved.get(key)!r}; expected the same value")
+
+    low, high = _action_bounds(buffer)
+    image_size = int(buffer.img.shape[1])
+    spec = WindowSpec()
+    model_config = make_config(
+        cfg.config, low, high, env_name=str((buffer.attrs or {}).get("env_name", "")),
+        image_size=image_size, n_history=spec.n_history, n_future=spec.n_future, frame_stride=spec.frame_stride,
+        **cfg.model_overrides,
+    )
+    _seed_everything(cfg.seed)
+    model = UVA(model_config).to(device)
+    if state is not None:
+        model.load_state_dict({k: v.to(device) for k, v in state.model.items()})
+
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        run_info = {"train_config": _jsonable(asdict(cfg)), "model_config": model_config.to_dict(), "num_processes": world,
+                    "device": device_name, "train_episodes": train_eps, "val_episodes": val_eps}
+        atomic_write_json(out / RUN_FILE, run_info)
+    accelerator.wait_for_everyone()
+    log = _MetricsLog(out / METRICS_FILE if main else None)
+    progress = _Progress(cfg.progress and main)
+    info = {"train_config": _jsonable(asdict(cfg)), "data_fingerprint": fingerprint}
+
+    images = np.asarray(buffer.img)
+    tokenizer_val: dict[str, float] = {}
+    try:
+        # ---- stage 1: tokenizer ------------------------------------------------------------------
+        if state is None or state.stage == "tokenizer":
+            tokenizer_val = _train_tokenizer(cfg, model, images, buffer.episode_ends, train_eps, val_eps, state,
+                                             accelerator, log, progress, info, out)
+            state = None
+        else:
+            model.freeze_tokenizer()
+            tokenizer_val = state.info.get("tokenizer_val", {})
+        info["tokenizer_val"] = tokenizer_val
+
+        # ---- stage 2: encode once, then masked multi-task training ------------------------------------
+        latents = load_latents(out, fingerprint)
+        if latents is None:
+            latents = _encode_all(model.tokenizer, images, accelerator)
+            if main:
+                save_latents(out, latents, fingerprint)
+        accelerator.wait_for_everyone()
+        latents_np = latents.numpy()
+
+        train_set = WindowDataset(buffer, spec, episodes=train_eps, seed=cfg.seed, frames=latents_np)
+        val_set = WindowDataset(buffer, spec, episodes=val_eps, seed=cfg.seed + 1, frames=latents_np)
+        result = _train_world_model(cfg, model, train_set, val_set, state, accelerator, log, progress, info, out,
+                                    MODE_NAMES, save_checkpoint)
+    finally:
+        progress.stop()
+    result.tokenizer_val = tokenizer_val
+    return result
+
+
+def _jsonable(d: dict) -> dict:
+    return json.loads(json.dumps(d, default=str))
+
+
+def _train_tokenizer(cfg, model, images, episode_ends, train_eps, val_eps, state, accelerator, log, progress, info, out):
+    """Stage 1. Returns the tokenizer's validation logs on held-out frames."""
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+
+    rank, world, main, device = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process, accelerator.device
+    tok = model.tokenizer
+    train_frames = _episode_frame_ids(np.asarray(episode_ends), train_eps)
+    val_frames = _episode_frame_ids(np.asarray(episode_ends), val_eps)
+    steps = cfg.tokenizer_steps
+    # The same frames on every process, so every replica computes the same background and scale.
+    fit_ids = np.random.default_rng([cfg.seed, 7]).choice(train_frames, size=min(len(train_frames), 2048), replace=False)
+    fit_ids.sort()
+
+    start = 0
+    if steps > 0:
+        if state is None:
+            tok.fit_background(torch.from_numpy(images[fit_ids]).to(device))
+        optimizer = torch.optim.AdamW(tok.parameters(), lr=cfg.tokenizer_lr, betas=(0.9, 0.999), weight_decay=0.0)
+        scheduler = get_cosine_schedule_with_warmup(optimizer, min(100, max(1, steps // 20)), steps)
+        if state is not None:
+            optimizer.load_state_dict(state.optimizer)
+            scheduler.load_state_dict(state.scheduler)
+            start = state.step
+        wrapped, optimizer = accelerator.prepare(LossModule(tok), optimizer)
+        sampler = EpochSampler(len(train_frames), cfg.seed)
+        progress.start("tokenizer", steps, start)
+        running: dict[str, float] = {}
+        sums: dict[str, list[float]] = {}
+        tok.train()
+        for step in range(start, steps):
+            torch.manual_seed(_step_seed(cfg.seed, 1, step, rank))
+            ids = train_frames[sampler.indices(step, cfg.tokenizer_batch_size, rank, world)]
+            ids.sort()
+            batch = torch.from_numpy(images[ids]).to(device)
+            loss, logs = wrapped(batch)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(tok.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            s = sums.setdefault("tokenizer", [0.0, 0.0])
+            s[0] += float(loss.detach())
+            s[1] += 1
+            done = step + 1
+            if done % cfg.log_every == 0 or done == steps:
+                means = _reduce_mode_sums(accelerator, sums, ["tokenizer"])
+                sums.clear()
+                running = {"tokenizer": means["tokenizer"], "mse": float(logs["mse"])}
+                log.write(stage="tokenizer", step=done, lr=scheduler.get_last_lr()[0], loss=means["tokenizer"],
+                          mse=float(logs["mse"]), time=time.time())
+                progress.update(done, running)
+            if done % cfg.save_every == 0 and done < steps:
+                if main:
+                    save_train_state(out, TrainState("tokenizer", done, model.state_dict(), optimizer.state_dict(),
+                                                     scheduler.state_dict(), None, info))
+                accelerator.wait_for_everyone()
+        progress.stop()
+        tok.eval()
+    model.freeze_tokenizer()
+    with torch.no_grad():
+        raw = torch.cat([tok.encode_raw(torch.from_numpy(images[c]).to(device)) for c in np.array_split(fit_ids, max(1, len(fit_ids) // 256))])
+        scale, shift = tok.fit_scale(raw)
+        val_ids = np.random.default_rng([cfg.seed, 8]).choice(val_frames, size=min(len(val_frames), 256), replace=False)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(cfg.seed)
+            _, val_logs = tok.loss(torch.from_numpy(images[np.sort(val_ids)]).to(device))
+    tokenizer_val = {k: float(v) for k, v in val_logs.items()}
+    tokenizer_val["scale_factor"] = float(scale)
+    log.write(stage="tokenizer", step=steps, split="val", **tokenizer_val, time=time.time())
+    progress.print(f"tokenizer: val mse {tokenizer_val.get('mse', float('nan')):.5f}, scale factor {scale:.3f}")
+    info["tokenizer_val"] = tokenizer_val
+    if accelerator.is_main_process:
+        save_train_state(out, TrainState("world_model", 0, model.state_dict(), None, None, None, info))
+    accelerator.wait_for_everyone()
+    return tokenizer_val
+
+
+def _encode_all(tok, images: np.ndarray, accelerator, chunk: int = 256):
+    """Every frame `[N, H, W, 3]` -> latents `[N, h, w, c]` on CPU; each process encodes one contiguous
+    share and the shares are gathered, so all processes hold the same array."""
+    n, world, rank = len(images), accelerator.num_processes, accelerator.process_index
+    per = -(-n // world)
+    lo, hi = min(n, rank * per), min(n, (rank + 1) * per)
+    parts = []
+    with torch.no_grad():
+        for s in range(lo, hi, chunk):
+            parts.append(tok.encode(torch.from_numpy(images[s : min(hi, s + chunk)]).to(accelerator.device)))
+    c = tok.config
+    mine = torch.cat(parts) if parts else torch.zeros(0, c.latent_size, c.latent_size, c.latent_channels, device=accelerator.device)
+    if world == 1:
+        return mine.cpu()
+    padded = torch.zeros(per, *mine.shape[1:], device=accelerator.device, dtype=mine.dtype)
+    padded[: len(mine)] = mine
+    gathered = accelerator.gather(padded)
+    return gathered[:n].cpu()
+
+
+def _train_world_model(cfg, model, train_set, val_set, state, accelerator, log, progress, info, out, mode_names,
+                       save_checkpoint) -> TrainResult:
+    """Stage 2: UVA's masked multi-task training with EMA, validation and checkpoints."""
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.training_utils import EMAModel
+
+    rank, world, main, device = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process, accelerator.device
+    params = model.world_parameters()
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
+    ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=cfg.ema_power)
+    start = 0
+    if state is not None and state.stage == "world_model" and state.optimizer is not None:
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        ema.load_state_dict(state.ema)
+        ema.to(device)
+        start = state.step
+    if start >= cfg.steps:
+        raise UserInputError(f"this run already finished {start} steps; expected --steps above {start} to train further")
+    ema_model = copy.deepcopy(model).eval()
+    ema_params = ema_model.world_parameters()
+    ema_model.requires_grad_(False)
+
+    wrapped, optimizer = accelerator.prepare(LossModule(model), optimizer)
+    sampler = EpochSampler(len(train_set), cfg.seed)
+    end = cfg.stop_at if cfg.stop_at is not None else cfg.steps
+    global_batch = cfg.batch_size * world
+
+    def save_all(step: int) -> None:
+        ema.copy_to(ema_params)
+        if main:
+            save_checkpoint(ema_model, out, extra_state={"step": step, "train_config": info["train_config"]})
+            save_train_state(out, TrainState("world_model", step, model.state_dict(), optimizer.state_dict(),
+                                             scheduler.state_dict(), ema.state_dict(), info))
+        accelerator.wait_for_everyone()
+
+    val_losses: dict[str, float] = {}
+    train_losses: dict[str, float] = {}
+    sums: dict[str, list[float]] = {}
+    progress.start("world model", cfg.steps, start)
+    model.train()
+    model.tokenizer.eval()
+    train_time, train_samples = 0.0, 0
+    for step in range(start, end):
+        t0 = time.perf_counter()
+        torch.manual_seed(_step_seed(cfg.seed, 2, step, rank))
+        items = [train_set[int(i)] for i in sampler.indices(step, cfg.batch_size, rank, world)]
+        batch = _collate(items, device)
+        loss, logs = wrapped(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {float(loss)} at step {step + 1}; lower --lr or check the data")
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.step(params)
+        train_time += time.perf_counter() - t0
+        train_samples += global_batch
+        mode = str(logs.get("mode", "all"))
+        s = sums.setdefault(mode, [0.0, 0.0])
+        s[0] += float(loss.detach())
+        s[1] += 1
+        done = step + 1
+        if done % cfg.log_every == 0 or done == end:
+            means = _reduce_mode_sums(accelerator, sums, list(mode_names))
+            sums.clear()
+            for name, v in means.items():  # running loss: exponential average over logging intervals
+                train_losses[name] = v if name not in train_losses else 0.7 * train_losses[name] + 0.3 * v
+            log.write(stage="world_model", step=done, lr=scheduler.get_last_lr()[0], **{f"loss/{k}": v for k, v in means.items()},
+                      samples_per_second=train_samples / max(train_time, 1e-9), time=time.time())
+            progress.update(done, train_losses)
+        if done % cfg.val_every == 0 or done == end:
+            ema.copy_to(ema_params)
+            if main:
+                val_losses = _validate(ema_model, val_set, cfg, mode_names, device)
+                log.write(stage="world_model", step=done, split="val", **{f"loss/{k}": v for k, v in val_losses.items()}, time=time.time())
+                progress.print(f"step {done}: val  {_format_losses(val_losses)}")
+            accelerator.wait_for_everyone()
+        if done % cfg.save_every == 0 or done == end:
+            save_all(done)
+
+    progress.stop()
+    if cfg.replica_digest_dir:
+        Path(cfg.replica_digest_dir).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.replica_digest_dir) / f"rank{rank}.sha256").write_text(_weights_digest(model, ema) + "\n")
+    accelerator.wait_for_everyone()
+    sps = train_samples / max(train_time, 1e-9)
+    return TrainResult(out, end, train_losses, val_losses, {}, sps, world, main)
+
+
+def _validate(model, val_set, cfg, mode_names, device) -> dict[str, float]:
+    """Loss of each mode on the same held-out windows and the same noise at every validation, so the
+    curve shows the model changing, not the draw."""
+    n = len(val_set)
+    k = min(n, cfg.val_batches * cfg.batch_size)
+    ids = np.random.default_rng([cfg.seed, 9]).choice(n, size=k, replace=False)
+    batches = [_collate([val_set[int(i)] for i in ids[s : s + cfg.batch_size]], device) for s in range(0, k, cfg.batch_size)]
+    losses = {}
+    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for j, mode in enumerate(mode_names):
+            torch.manual_seed(_step_seed(cfg.seed, 3, j, 0))
+            total = 0.0
+            for b in batches:
+                loss, _ = model.loss(b, mode=mode)
+                total += float(loss) * len(next(iter(b.values())))
+            losses[mode] = total / k
+    return losses
+
+
+__all__ = ["CONFIG_NAMES", "PRESETS", "EpochSampler", "TrainConfig", "TrainResult", "TrainingPreset", "train"]
