@@ -1,0 +1,235 @@
+"""Scripted policies: data collection, baselines and protocol goals.
+
+`make_policy(env_name, kind, seed, **options)` returns an object with `reset(state, goal_state=None)` and
+`__call__(state) -> action float32 [A]`. Policies read only the state (never the image) and draw all
+randomness from their own seeded generator, so a (seed, start state) pair gives one trajectory.
+
+Wall: `random` (uniform velocities), `expert` (door-aware; reaches any goal), `greedy` (straight at the
+goal, ignoring the wall: the baseline). PushT: `random` (uniform targets), `pusher` (noisy, block-aimed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from uva_plan.envs import env_name as canonical_env_name
+from uva_plan.envs import wall_geometry as geo
+from uva_plan.envs.pusht import WORKSPACE, block_center
+from uva_plan.envs.wall import room_of, sample_position
+from uva_plan.errors import UserInputError
+
+POLICY_KINDS = {"wall": ("random", "expert", "greedy"), "pusht": ("random", "pusher")}
+
+
+def _towards(dx: float, dy: float) -> np.ndarray:
+    """Fastest Wall velocity along (dx, dy) that stops on the target: scaled so no axis exceeds the limit."""
+    largest = max(abs(dx), abs(dy))
+    scale = 1.0 if largest <= geo.MAX_SPEED else geo.MAX_SPEED / largest
+    return np.array([dx * scale, dy * scale])
+
+
+class _WallGoalPolicy:
+    """Shared goal handling: with no goal given, draw one (in the other room with probability
+    `p_other_room`), and draw a new one once it is reached, so collected episodes keep moving."""
+
+    def __init__(self, seed: int, noise: float = 0.0, p_other_room: float = 0.7):
+        if not 0.0 <= noise <= 1.0:
+            raise UserInputError(f"policy noise is {noise}; expected a value in [0, 1] (fraction of the top speed)")
+        self.rng = np.random.default_rng(seed)
+        self.noise = float(noise)
+        self.p_other_room = float(p_other_room)
+        self.goal: np.ndarray | None = None
+        self._own_goal = False
+
+    def reset(self, state, goal_state=None) -> None:
+        state = np.asarray(state, dtype=np.float64)
+        if goal_state is None:
+            self._own_goal = True
+            self.goal = self._draw_goal(state)
+        else:
+            self._own_goal = False
+            self.goal = np.asarray(goal_state, dtype=np.float64)[:2].copy()
+
+    def _draw_goal(self, state: np.ndarray) -> np.ndarray:
+        room = room_of(float(state[0]))
+        if self.rng.random() < self.p_other_room:
+            room = 1 - room
+        return np.array(sample_position(self.rng, room))
+
+    def _goal_for(self, state: np.ndarray) -> np.ndarray:
+        if self.goal is None:
+            self.reset(state)
+        if self._own_goal and math.hypot(state[0] - self.goal[0], state[1] - self.goal[1]) < 1.0:
+            self.goal = self._draw_goal(state)
+        return self.goal
+
+    def _finish(self, velocity: np.ndarray) -> np.ndarray:
+        if self.noise > 0:
+            velocity = velocity + self.rng.normal(0.0, self.noise * geo.MAX_SPEED, size=2)
+        return np.clip(velocity, -geo.MAX_SPEED, geo.MAX_SPEED).astype(np.float32)
+
+
+class WallExpert(_WallGoalPolicy):
+    """Door-aware expert: straight to the goal when the way is clear, else through the door.
+
+    The door is entered and left along its centre line from points DOOR_APPROACH units outside the wall,
+    so the disc never grazes the door's corners even with action noise."""
+
+    DOOR_APPROACH = 5.0  # units from the wall face to the door's entry/exit points
+    ALIGNED = 1.5  # units off the door's centre line that still count as lined up with it
+
+    def __call__(self, state) -> np.ndarray:
+        s = np.asarray(state, dtype=np.float64)
+        x, y, door = float(s[0]), float(s[1]), float(s[2])
+        gx, gy = self._goal_for(s)
+        # Keep a little clearance from the door's corners, but never more than the endpoints have.
+        margin = min(0.25, geo.clearance(x, y, door) - geo.AGENT_RADIUS, geo.clearance(gx, gy, door) - geo.AGENT_RADIUS)
+        if geo.segment_is_free(x, y, gx, gy, door, margin=max(margin, 0.0)):
+            return self._finish(_towards(gx - x, gy - y))
+        goal_side = 1.0 if gx >= geo.WALL_CENTER_X else -1.0
+        half = (geo.WALL_X1 - geo.WALL_X0) / 2 + geo.AGENT_RADIUS + self.DOOR_APPROACH
+        entry_x = geo.WALL_CENTER_X - goal_side * half
+        exit_x = geo.WALL_CENTER_X + goal_side * half
+        in_door = abs(x - geo.WALL_CENTER_X) <= (geo.WALL_X1 - geo.WALL_X0) / 2 + geo.AGENT_RADIUS
+        in_lane = abs(y - door) <= self.ALIGNED and (x - entry_x) * goal_side >= -0.5
+        on_goal_side = (x - geo.WALL_CENTER_X) * goal_side > 0
+        if in_door or in_lane or on_goal_side:
+            if math.hypot(exit_x - x, door - y) < 0.5:
+                # Out of the door and still no straight line (a goal tucked beside the door): slide along.
+                return self._finish(_towards(gx - x, gy - y))
+            return self._finish(_towards(exit_x - x, door - y))
+        return self._finish(_towards(entry_x - x, door - y))
+
+
+class WallGreedy(_WallGoalPolicy):
+    """Straight line at the goal, blind to the wall: the baseline the planners must beat."""
+
+    def __call__(self, state) -> np.ndarray:
+        s = np.asarray(state, dtype=np.float64)
+        gx, gy = self._goal_for(s)
+        return self._finish(_towards(gx - s[0], gy - s[1]))
+
+
+class WallRandom:
+    """Uniform random velocities in the action box."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, state, goal_state=None) -> None:
+        pass
+
+    def __call__(self, state) -> np.ndarray:
+        return self.rng.uniform(-geo.MAX_SPEED, geo.MAX_SPEED, size=2).astype(np.float32)
+
+
+class PushTRandom:
+    """Uniform random agent targets over the reachable workspace."""
+
+    MARGIN = 20.0
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, state, goal_state=None) -> None:
+        pass
+
+    def __call__(self, state) -> np.ndarray:
+        return self.rng.uniform(self.MARGIN, WORKSPACE - self.MARGIN, size=2).astype(np.float32)
+
+
+class PushTPusher:
+    """Noisy block-aimed pusher: makes contact often so the block moves in most short windows.
+
+    Repeats: pick a destination for the block's centre 40-120 px away inside a safe central box, circle
+    round the block (outside its reach) to the side opposite the destination, then drive the agent
+    through the block towards the destination. Aiming pushes at a fixed point inside the box, rather
+    than pushing "forward" without end, matters: a kinematic agent that pins the T against gym-pusht's
+    thin walls squeezes it out of the arena (seen in 26 of 30 episodes with an unbounded pusher).
+    Gaussian noise on every target adds diversity.
+    """
+
+    MARGIN = 25.0  # agent targets stay this far inside the workspace
+    SAFE_BOX = (150.0, 362.0)  # where block-centre destinations are drawn
+    PUSH_DISTANCE = (40.0, 120.0)
+    ORBIT_RADIUS = 100.0  # the T reaches 76 px from its centre, the agent has radius 15
+    ORBIT_STEP = math.radians(40)  # chords of this angle stay outside the T's reach
+    ORBIT_STEPS = 12  # then push from wherever the agent is
+    PUSH_STEPS = (6, 16)
+
+    def __init__(self, seed: int, noise: float = 8.0):
+        if not 0.0 <= noise <= 100.0:
+            raise UserInputError(f"pusher noise is {noise}; expected a standard deviation in [0, 100] px")
+        self.rng = np.random.default_rng(seed)
+        self.noise = float(noise)
+        self._phase = "orbit"
+        self._timer = 0
+        self._direction = np.array([1.0, 0.0])
+        self._target = np.array([WORKSPACE / 2, WORKSPACE / 2])
+
+    def reset(self, state, goal_state=None) -> None:
+        self._new_push(np.asarray(state, dtype=np.float64))
+
+    def _new_push(self, state: np.ndarray) -> None:
+        center = block_center(state)
+        lo, hi = self.SAFE_BOX
+        destination = None
+        for _ in range(20):
+            candidate = self.rng.uniform(lo, hi, size=2)
+            if self.PUSH_DISTANCE[0] <= np.hypot(*(candidate - center)) <= self.PUSH_DISTANCE[1]:
+                destination = candidate
+                break
+        if destination is None:  # block far outside the box: head for the box's centre
+            destination = np.array([(lo + hi) / 2, (lo + hi) / 2])
+        offset = destination - center
+        self._direction = offset / max(np.hypot(*offset), 1e-9)
+        self._target = destination  # the agent runs to where the block's centre should go
+        self._phase = "orbit"
+        self._timer = self.ORBIT_STEPS
+
+    def __call__(self, state) -> np.ndarray:
+        s = np.asarray(state, dtype=np.float64)
+        center = block_center(s)
+        target = None
+        if self._phase == "orbit":
+            agent = s[0:2] - center
+            here = math.atan2(agent[1], agent[0])
+            behind = math.atan2(-self._direction[1], -self._direction[0])
+            delta = (behind - here + math.pi) % (2 * math.pi) - math.pi
+            self._timer -= 1
+            if abs(delta) < math.radians(25) or self._timer <= 0:
+                self._phase = "push"
+                self._timer = int(self.rng.integers(*self.PUSH_STEPS))
+            else:
+                step = here + float(np.clip(delta, -self.ORBIT_STEP, self.ORBIT_STEP))
+                target = center + self.ORBIT_RADIUS * np.array([math.cos(step), math.sin(step)])
+        if self._phase == "push":
+            target = self._target
+            self._timer -= 1
+            if self._timer <= 0 or np.hypot(*(s[0:2] - self._target)) < 10.0:
+                self._new_push(s)
+        target = target + self.rng.normal(0.0, self.noise, size=2)
+        return np.clip(target, self.MARGIN, WORKSPACE - self.MARGIN).astype(np.float32)
+
+
+def make_policy(env_name: str, kind: str, seed: int = 0, **options):
+    """Scripted policy `kind` for `env_name` (see POLICY_KINDS), seeded with `seed`.
+
+    Options: wall expert/greedy `noise` (std of velocity noise as a fraction of the top speed, default 0)
+    and `p_other_room`; pusht pusher `noise` (std in px, default 8).
+    """
+    name = canonical_env_name(env_name)
+    if kind not in POLICY_KINDS[name]:
+        raise UserInputError(
+            f"unknown policy {kind!r} for env {name!r}; expected one of: {', '.join(POLICY_KINDS[name])}"
+        )
+    seed = int(seed)
+    if name == "wall":
+        if kind == "random":
+            return WallRandom(seed, **options)
+        return (WallExpert if kind == "expert" else WallGreedy)(seed, **options)
+    if kind == "random":
+        return PushTRandom(seed, **options)
+    return PushTPusher(seed, **options)

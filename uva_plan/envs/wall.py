@@ -1,0 +1,165 @@
+"""Wall: two rooms split by a wall with one door, a disc agent with bounded 2-D velocity actions.
+
+The door's height is drawn per episode and is visible in the image, so a policy must look to find it.
+State `[agent_x, agent_y, door_center_y]` (world units, 64x64 world, y downwards); action
+`[vx, vy]` in `[-2, 2]^2` units per step. Episodes never terminate; they are truncated at
+`max_episode_steps` (goal-reaching is judged from the final state by the caller, per the protocol).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from uva_plan.envs import wall_geometry as geo
+from uva_plan.envs.checks import as_action, as_vector, check_image_size, check_max_steps
+from uva_plan.envs.wall_render import WallRenderer
+from uva_plan.errors import UserInputError
+
+STATE_NAMES = ("agent_x", "agent_y", "door_center_y")
+STATE_LAYOUT = "[agent_x, agent_y, door_center_y]"
+
+
+def sample_door_y(rng: np.random.Generator) -> float:
+    return float(rng.uniform(geo.DOOR_Y_MIN, geo.DOOR_Y_MAX))
+
+
+def sample_position(rng: np.random.Generator, room: int) -> tuple[float, float]:
+    """A uniformly drawn agent centre strictly inside room 0 (left) or 1 (right)."""
+    if room == 0:
+        x = rng.uniform(geo.ARENA_MIN, geo.LEFT_ROOM_MAX_X)
+    else:
+        x = rng.uniform(geo.RIGHT_ROOM_MIN_X, geo.ARENA_MAX)
+    y = rng.uniform(geo.ARENA_MIN, geo.ARENA_MAX)
+    return float(x), float(y)
+
+
+def room_of(x: float) -> int:
+    """0 for the left room, 1 for the right one (a centre inside the door belongs to its nearer side)."""
+    return 0 if x < geo.WALL_CENTER_X else 1
+
+
+class WallEnv(gym.Env):
+    """Gymnasium env `uva_plan/Wall-v0`. Observations `uint8 [S, S, 3]`, see the module docstring."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    name = "wall"
+    state_names = STATE_NAMES
+    state_dim = 3
+
+    def __init__(self, image_size: int = 64, max_episode_steps: int = 100, render_mode: str | None = "rgb_array"):
+        self.image_size = check_image_size(image_size)
+        self.max_episode_steps = check_max_steps(max_episode_steps)
+        self.render_mode = render_mode
+        self.action_low = np.full(2, -geo.MAX_SPEED, dtype=np.float32)
+        self.action_high = np.full(2, geo.MAX_SPEED, dtype=np.float32)
+        self.action_space = spaces.Box(self.action_low, self.action_high, dtype=np.float32)
+        self.observation_space = spaces.Box(0, 255, (self.image_size, self.image_size, 3), dtype=np.uint8)
+        self._renderer = WallRenderer(self.image_size)
+        self._state = np.array([16.0, 32.0, 32.0])
+        self._goal: np.ndarray | None = None
+        self._steps = 0
+
+    # -- state -------------------------------------------------------------------------------------------
+
+    def check_state(self, state) -> np.ndarray:
+        """A valid Wall state as float64 `[3]`, or a UserInputError saying what is wrong."""
+        s = as_vector(state, 3, "Wall state", STATE_LAYOUT)
+        x, y, door = s
+        if not geo.DOOR_Y_MIN - 1e-6 <= door <= geo.DOOR_Y_MAX + 1e-6:
+            raise UserInputError(
+                f"Wall state has door_center_y={door:g}; expected a value in [{geo.DOOR_Y_MIN:g}, {geo.DOOR_Y_MAX:g}]"
+            )
+        if not geo.is_free(x, y, door):
+            raise UserInputError(
+                f"Wall state puts the agent at ({x:g}, {y:g}), overlapping the wall or outside the arena; expected "
+                f"a centre in [{geo.ARENA_MIN:g}, {geo.ARENA_MAX:g}]^2 at least {geo.AGENT_RADIUS:g} units from the wall"
+            )
+        return s
+
+    def get_state(self) -> np.ndarray:
+        """Current state, float64 `[3]`."""
+        return self._state.copy()
+
+    def set_state(self, state) -> None:
+        """Put the world exactly into `state` (the dynamics are Markov in it)."""
+        self._state = self.check_state(state).copy()
+
+    # -- gymnasium API -------------------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        if options.get("state") is not None:
+            self.set_state(options["state"])
+        else:
+            door = sample_door_y(self.np_random)
+            x, y = sample_position(self.np_random, int(self.np_random.integers(2)))
+            self._state = np.array([x, y, door])
+        goal = options.get("goal_state")
+        self._goal = None if goal is None else self.check_state(goal)
+        self._steps = 0
+        return self._observe(), self._info()
+
+    def step_state(self, action) -> np.ndarray:
+        """Dynamics only: apply `action [2]` to the current state and return the new state `[3]`.
+
+        No image, no step counting: this is what simulators-as-models (oracles) and goal generation use.
+        """
+        vx, vy = as_action(action, self.action_low, self.action_high)
+        x, y, door = self._state
+        x, y = geo.move(float(x), float(y), float(vx), float(vy), float(door))
+        self._state = np.array([x, y, door])
+        return self._state.copy()
+
+    def step(self, action):
+        self.step_state(action)
+        self._steps += 1
+        info = self._info()
+        reward = float(info.get("is_success", False))
+        truncated = self._steps >= self.max_episode_steps
+        return self._observe(), reward, False, truncated, info
+
+    def render(self):
+        return self._observe()
+
+    def _observe(self) -> np.ndarray:
+        x, y, door = self._state
+        return self._renderer.render(float(x), float(y), float(door))
+
+    def _info(self) -> dict:
+        info = {"state": self._state.copy()}
+        if self._goal is not None:
+            info["is_success"] = self.is_success(self._state, self._goal)
+            info["distance"] = self.state_distance(self._state, self._goal)
+        return info
+
+    # -- state-space queries (pure functions of their arguments) ---------------------------------------------
+
+    def render_state(self, state) -> np.ndarray:
+        """Observation of any valid state, `uint8 [S, S, 3]`; equals what `step`/`reset` return there."""
+        x, y, door = self.check_state(state)
+        return self._renderer.render(float(x), float(y), float(door))
+
+    def is_success(self, state, goal_state) -> bool:
+        """Agent centre within SUCCESS_RADIUS (4) units of the goal's agent centre."""
+        return self.state_distance(state, goal_state) < geo.SUCCESS_RADIUS
+
+    def state_distance(self, state, goal_state) -> float:
+        """Straight-line distance between the agent centres, in world units (the tables' final distance)."""
+        s = as_vector(state, 3, "Wall state", STATE_LAYOUT)
+        g = as_vector(goal_state, 3, "Wall goal state", STATE_LAYOUT)
+        return float(np.hypot(s[0] - g[0], s[1] - g[1]))
+
+    def routed_distance(self, state, goal_state) -> float:
+        """Length of the shortest path of the agent's centre to the goal's, through the door of `state`."""
+        s = self.check_state(state)
+        g = as_vector(goal_state, 3, "Wall goal state", STATE_LAYOUT)
+        g = self.check_state([g[0], g[1], s[2]])  # the world's door is the one of `state`
+        return geo.routed_distance(s[0], s[1], g[0], g[1], s[2])
+
+    def room(self, state) -> int:
+        """0 if the agent is in the left room, 1 if in the right room."""
+        s = as_vector(state, 3, "Wall state", STATE_LAYOUT)
+        return room_of(float(s[0]))
