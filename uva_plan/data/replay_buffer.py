@@ -175,9 +175,10 @@ class ReplayBufferWriter:
 
     def add_episode(self, img, action, state) -> None:
         """Append one episode: `img uint8 [T,S,S,3]`, `action [T,A]`, `state [T,D]`."""
-        img = np.asarray(img)
-        action = np.asarray(action, dtype=np.float32)
-        state = np.asarray(state, dtype=np.float32)
+        # Copies: callers (collection) refill the same arrays for the next episode.
+        img = np.array(img, copy=True)
+        action = np.array(action, dtype=np.float32, copy=True)
+        state = np.array(state, dtype=np.float32, copy=True)
         t = img.shape[0]
         if img.shape[1:] != (self.image_size, self.image_size, 3) or img.dtype != np.uint8 or t == 0:
             raise UserInputError(
