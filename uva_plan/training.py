@@ -207,10 +207,16 @@ class EpochSampler:
             self._cache[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.n)
         return self._cache[epoch]
 
-    def indices(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    def draw(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Item indices `[batch_size]` of this process at `step`, and the epoch each belongs to."""
         start = (step * world + rank) * batch_size
         positions = np.arange(start, start + batch_size)
-        return np.array([self._perm(int(g // self.n))[g % self.n] for g in positions], dtype=np.int64)
+        epochs = positions // self.n
+        ids = np.array([self._perm(int(e))[p % self.n] for p, e in zip(positions, epochs)], dtype=np.int64)
+        return ids, epochs
+
+    def indices(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> np.ndarray:
+        return self.draw(step, batch_size, rank, world)[0]
 
 
 def _step_seed(seed: int, stage: int, step: int, rank: int) -> int:
@@ -243,30 +249,9 @@ def _episode_frame_ids(episode_ends: np.ndarray, episodes) -> np.ndarray:
     return np.concatenate([np.arange(starts[e], episode_ends[e]) for e in episodes]).astype(np.int64)
 
 
-def _action_bounds(buffer) -> tuple[list[float], list[float]]:
-    """The action limits stored with the data (they define the dataset's [-1, 1] normalisation)."""
-    attrs = getattr(buffer, "attrs", {}) or {}
-    low, high = attrs.get("action_low"), attrs.get("action_high")
-    if low is None or high is None:
-        from world_model.actions import ActionNormalizer
-
-        norm = ActionNormalizer.from_data(buffer.action)
-        return norm.low.tolist(), norm.high.tolist()
-    return [float(v) for v in low], [float(v) for v in high]
-
-
-LATENT_KEYS = ("history", "future", "goal")
-
-
 def _collate(items: list[dict], device):
-    """Stack dataset items into a batch of tensors. Windows cut from the latent array carry latents in
-    their frame slots; UVA.loss takes those as `<slot>_latents`."""
-    batch = {}
-    for key in items[0]:
-        arr = np.stack([np.asarray(it[key]) for it in items])
-        name = f"{key}_latents" if key in LATENT_KEYS and arr.dtype != np.uint8 else key
-        batch[name] = torch.from_numpy(arr).to(device)
-    return batch
+    """Dataset items (dicts of numpy arrays) -> one batch of tensors on `device`."""
+    return {key: torch.from_numpy(np.stack([it[key] for it in items])).to(device) for key in items[0]}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -404,12 +389,12 @@ def train(config: TrainConfig) -> TrainResult:
     accelerator, device_name = _make_accelerator(cfg.device)
     world, main, device = accelerator.num_processes, accelerator.is_main_process, accelerator.device
 
-    from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer, split_episodes
+    from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer, normalizer_for, split_episodes
     from world_model import UVA, save_checkpoint
     from world_model.config import MODE_NAMES, make_config
 
     buffer = load_replay_buffer(cfg.data)
-    n_episodes = len(buffer.episode_ends)
+    n_episodes = buffer.n_episodes
     if n_episodes < 2:
         raise UserInputError(f"{cfg.data} has {n_episodes} episode(s); expected at least 2 (validation holds out whole episodes)")
     fingerprint = _data_fingerprint(buffer, cfg.data)
@@ -431,12 +416,12 @@ def train(config: TrainConfig) -> TrainResult:
             if saved.get(key) != getattr(cfg, key):
                 raise UserInputError(f"--resume with {key}={getattr(cfg, key)!r} but the run used {saved.get(key)!r}; expected the same value")
 
-    low, high = _action_bounds(buffer)
-    image_size = int(buffer.img.shape[1])
+    # The model's normaliser must be the one the windows were normalised with.
+    normalizer = normalizer_for(buffer)
     spec = WindowSpec()
     model_config = make_config(
-        cfg.config, low, high, env_name=str((buffer.attrs or {}).get("env_name", "")),
-        image_size=image_size, n_history=spec.n_history, n_future=spec.n_future, frame_stride=spec.frame_stride,
+        cfg.config, normalizer.low.tolist(), normalizer.high.tolist(), env_name=str(buffer.attrs.get("env_name", "")),
+        image_size=buffer.image_size, n_history=spec.n_history, n_future=spec.n_future, frame_stride=spec.frame_stride,
         **cfg.model_overrides,
     )
     _seed_everything(cfg.seed)
@@ -634,7 +619,10 @@ def _train_world_model(cfg, model, train_set, val_set, state, accelerator, log, 
     for step in range(start, end):
         t0 = time.perf_counter()
         torch.manual_seed(_step_seed(cfg.seed, 2, step, rank))
-        items = [train_set[int(i)] for i in sampler.indices(step, cfg.batch_size, rank, world)]
+        items = []
+        for i, epoch in zip(*sampler.draw(step, cfg.batch_size, rank, world)):
+            train_set.set_epoch(int(epoch))  # new hindsight goals each epoch, the same ones on resume
+            items.append(train_set[int(i)])
         batch = _collate(items, device)
         loss, logs = wrapped(batch)
         if not torch.isfinite(loss):

@@ -1,0 +1,134 @@
+"""End-to-end training runs on a tiny Wall dataset: checkpoint, exact resume, two processes, CLI errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from uva_plan.cli import main
+from uva_plan.train_state import load_train_state
+from uva_plan.training import METRICS_FILE, TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[2]
+MODES = {"video_prediction", "forward_dynamics", "policy", "inverse_dynamics", "joint"}
+
+
+@pytest.fixture(scope="module")
+def wall_data(tmp_path_factory):
+    from uva_plan.collection import collect_dataset
+
+    path = tmp_path_factory.mktemp("data") / "wall.zarr"
+    collect_dataset(env_name="wall", episodes=6, max_steps=40, policy="mixed", image_size=64, seed=0, out=str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The test machine is shared: one thread per process keeps these runs fast and steady.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _config(data, out, **kw):
+    base = dict(data=str(data), out=str(out), config="tiny", steps=6, tokenizer_steps=4, batch_size=4,
+                tokenizer_batch_size=8, val_every=3, val_batches=1, save_every=3, log_every=2, progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_a_run_writes_a_loadable_checkpoint_metrics_and_resume_state(wall_data, tmp_path):
+    import world_model
+
+    result = train(_config(wall_data, tmp_path / "run"))
+    assert result.step == 6 and result.num_processes == 1
+    assert set(result.val_losses) == MODES and all(v > 0 for v in result.val_losses.values())
+    model = world_model.load(tmp_path / "run")
+    assert model.config.env_name == "wall"
+    assert world_model.load_extra_state(tmp_path / "run")["step"] == 6
+    # The checkpoint holds the EMA weights, not the raw ones.
+    raw = load_train_state(tmp_path / "run").model
+    name = "backbone.fuse.weight"
+    assert not torch.equal(model.state_dict()[name], raw[name])
+    records = [json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).read_text().splitlines()]
+    val = [r for r in records if r.get("split") == "val" and r["stage"] == "world_model"]
+    assert [r["step"] for r in val] == [3, 6]
+    assert all({f"loss/{m}" for m in MODES} <= set(r) for r in val)
+    assert any(r["stage"] == "tokenizer" for r in records)
+
+
+def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(wall_data, tmp_path):
+    whole = train(_config(wall_data, tmp_path / "whole", steps=8, val_every=4, save_every=4))
+    first = train(_config(wall_data, tmp_path / "split", steps=8, val_every=4, save_every=4, stop_at=4))
+    assert first.step == 4 and load_train_state(tmp_path / "split").step == 4
+    second = train(_config(wall_data, tmp_path / "split", steps=8, val_every=4, save_every=4, resume=True))
+    assert second.step == 8
+
+    a, b = load_train_state(tmp_path / "whole"), load_train_state(tmp_path / "split")
+    assert a.step == b.step == 8
+    assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
+    assert all(torch.equal(x, y) for x, y in zip(a.ema["shadow_params"], b.ema["shadow_params"]))
+    assert whole.val_losses == second.val_losses
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / METRICS_FILE).read_text().splitlines()
+             if '"world_model"' in line and '"val"' not in line]
+    assert steps == [2, 4, 6, 8]
+
+
+def test_two_processes_keep_equal_replicas(wall_data, tmp_path):
+    digests = tmp_path / "digests"
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "uva_plan.cli", "train", "--data", str(wall_data), "--config", "tiny", "--steps", "4",
+        "--tokenizer-steps", "2", "--batch-size", "2", "--val-every", "4", "--save-every", "4",
+        "--out", str(tmp_path / "run"), "--replica-digest-dir", str(digests),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on 2 process(es)" in proc.stdout
+    files = sorted(digests.iterdir())
+    assert [f.name for f in files] == ["rank0.sha256", "rank1.sha256"]
+    assert files[0].read_text() == files[1].read_text()
+    info = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert info["num_processes"] == 2
+
+
+def _cli(args):
+    result = CliRunner().invoke(main, ["train", *args])
+    return result.exit_code, result.output.strip()
+
+
+def test_cli_refuses_bad_input_with_one_line(wall_data, tmp_path):
+    code, out = _cli(["--data", str(tmp_path / "nope.zarr"), "--steps", "2", "--out", str(tmp_path / "r1")])
+    assert code == 2 and "does not exist" in out and len(out.splitlines()) == 1
+
+    corrupt = tmp_path / "corrupt.zarr"
+    corrupt.mkdir()
+    (corrupt / "zarr.json").write_text("{broken")
+    code, out = _cli(["--data", str(corrupt), "--steps", "2", "--config", "tiny", "--out", str(tmp_path / "r2")])
+    assert code == 2 and str(corrupt) in out and len(out.splitlines()) == 1
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "something.txt").write_text("x")
+    code, out = _cli(["--data", str(wall_data), "--steps", "2", "--out", str(busy)])
+    assert code == 2 and "not empty" in out and len(out.splitlines()) == 1
+
+    code, out = _cli(["--data", str(wall_data), "--steps", "2", "--out", str(tmp_path / "fresh"), "--resume"])
+    assert code == 2 and "no resume state" in out and len(out.splitlines()) == 1
+
+    code, out = _cli(["--data", str(wall_data), "--steps", "0", "--out", str(tmp_path / "r3")])
+    assert code == 2 and "--steps" in out
+
+    code, out = _cli(["--data", str(wall_data), "--steps", "2", "--config", "huge", "--out", str(tmp_path / "r4")])
+    assert code == 2 and "--config" in out
+
+    if not torch.cuda.is_available():
+        code, out = _cli(["--data", str(wall_data), "--steps", "2", "--device", "cuda", "--out", str(tmp_path / "r5")])
+        assert code == 2 and "no CUDA GPU" in out and len(out.splitlines()) == 1
