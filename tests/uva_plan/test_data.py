@@ -58,6 +58,12 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     save_replay_buffer(make_buffer(), path, overwrite=True)
     assert load_replay_buffer(path).n_steps == 29
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr"]
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("x")
+    with pytest.raises(UserInputError, match="is a folder but not a zarr store"):
+        save_replay_buffer(make_buffer(), precious, overwrite=True)
+    assert (precious / "keep.txt").exists()
 
 
 def write_foreign_v2(path, n=20, float_images=False):

@@ -229,7 +229,7 @@ def test_wall_lets_the_agent_through_the_door(wall):
 )
 def test_wall_agent_never_enters_the_wall(door, start_y, actions):
     env = make_env("wall", image_size=16)
-    env.reset(options={"state": [geo.LEFT_ROOM_MAX_X, start_y, door]} if geo.is_free(27.0, start_y, door) else None)
+    env.reset(options={"state": [geo.LEFT_ROOM_MAX_X - 0.5, start_y, door]})  # right next to the wall
     start_room = env.room(env.get_state())
     for action in actions:
         x, y, _ = env.step_state(action)
@@ -303,8 +303,8 @@ def test_bad_actions_and_states_raise_clear_errors(wall, pusht):
         wall.set_state([10.0, 5.0, 60.0])
     with pytest.raises(UserInputError, match=r"PushT state has shape \(5,\); expected \(10,\)"):
         pusht.set_state([1.0, 2.0, 3.0, 4.0, 0.0])
-    with pytest.raises(UserInputError, match=r"positions in \[0, 512\]"):
-        pusht.render_state([600.0, 2.0, 3.0, 4.0, 0.0, 0, 0, 0, 0, 0])
+    with pytest.raises(UserInputError, match=r"positions in px, within \[-512, 1024\]"):
+        pusht.render_state([6000.0, 2.0, 3.0, 4.0, 0.0, 0, 0, 0, 0, 0])
     with pytest.raises(UserInputError, match="unknown policy 'expert' for env 'pusht'"):
         make_policy("pusht", "expert")
     pusht.reset(seed=0)

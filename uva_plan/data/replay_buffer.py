@@ -105,6 +105,9 @@ def _prepare_target(path: Path, overwrite: bool) -> list[Path]:
     """Check the target and create its missing parent folders; returns the folders created."""
     if path.exists() and not overwrite:
         raise UserInputError(f"output {path} already exists; expected a new path (or overwrite to replace it)")
+    if path.is_dir() and not ((path / "zarr.json").exists() or (path / ".zgroup").exists()):
+        # overwrite replaces a dataset, never an arbitrary folder (`--out data --overwrite` must not wipe data/)
+        raise UserInputError(f"output {path} is a folder but not a zarr store; expected a new path or an existing .zarr")
     created = []
     parent = path.parent
     missing = []

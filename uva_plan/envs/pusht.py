@@ -103,9 +103,11 @@ class PushTEnv(gym.Env):
     def check_state(self, state) -> np.ndarray:
         """A valid PushT state as float64 `[10]` (angle wrapped), or a UserInputError."""
         s = as_vector(state, 10, "PushT state", STATE_LAYOUT).copy()
-        if np.any(s[:4] < 0) or np.any(s[:4] > WORKSPACE):
+        # A loose sanity bound (wrong units, garbage): pushes can squeeze the T a little past the thin walls.
+        if np.any(s[:4] < -WORKSPACE) or np.any(s[:4] > 2 * WORKSPACE):
             raise UserInputError(
-                f"PushT state has positions {s[:4].tolist()}; expected agent and block positions in [0, 512] px"
+                f"PushT state has positions {s[:4].tolist()}; expected agent and block positions in px, within "
+                "[-512, 1024] (the workspace is [0, 512])"
             )
         s[4] = s[4] % (2 * math.pi)
         return s

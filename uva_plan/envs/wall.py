@@ -71,7 +71,7 @@ class WallEnv(gym.Env):
             raise UserInputError(
                 f"Wall state has door_center_y={door:g}; expected a value in [{geo.DOOR_Y_MIN:g}, {geo.DOOR_Y_MAX:g}]"
             )
-        if not geo.is_free(x, y, door):
+        if not geo.is_free(x, y, door, tol=1e-4):  # tolerant of float32 round-off (stored datasets)
             raise UserInputError(
                 f"Wall state puts the agent at ({x:g}, {y:g}), overlapping the wall or outside the arena; expected "
                 f"a centre in [{geo.ARENA_MIN:g}, {geo.ARENA_MAX:g}]^2 at least {geo.AGENT_RADIUS:g} units from the wall"
