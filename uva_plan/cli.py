@@ -135,5 +135,157 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
         click.echo(f"Checkpoint: {result.run_dir} (load with world_model.load)")
 
 
+def _plan_options(fn):
+    """Options shared by `plan` and `demo`: the planner, its budget and the goal cost."""
+    from uva_plan.plan_settings import COST_NAMES, PlanSettings
+
+    d = PlanSettings()
+    options = [
+        click.option("--planner", type=click.Choice(["cem", "icem", "mppi", "cmaes", "gradient", "random"]),
+                     default=d.planner, show_default=True),
+        click.option("--samples", type=click.IntRange(min=4), default=d.samples, show_default=True,
+                     help="Candidates per planner iteration."),
+        click.option("--iters", type=click.IntRange(min=1), default=d.iters, show_default=True,
+                     help="Planner iterations per replan."),
+        click.option("--horizon", type=click.IntRange(min=1), default=d.horizon, show_default=True,
+                     help="Planned actions (a multiple of the model's chunk length)."),
+        click.option("--execute", type=click.IntRange(min=1), default=d.execute, show_default=True,
+                     help="Actions executed before replanning."),
+        click.option("--prior-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=d.prior_fraction,
+                     show_default=True, help="Share of each population drawn from the UVA policy head."),
+        click.option("--budget-steps", type=click.IntRange(min=1), default=None,
+                     help="Env steps per episode [default: 64 on Wall, 50 on PushT]."),
+        click.option("--time-budget", type=click.FloatRange(min=0.0, min_open=True), default=None,
+                     help="Wall-clock seconds per replan (best found so far is used)."),
+        click.option("--cost", type=click.Choice(list(COST_NAMES)), default=d.cost, show_default=True,
+                     help="Goal cost."),
+        click.option("--denoise-steps", type=click.IntRange(1, 100), default=d.denoise_steps, show_default=True,
+                     help="DDIM steps of the diffusion heads."),
+        click.option("--model-samples", type=click.IntRange(min=1), default=d.model_samples, show_default=True,
+                     help="Score each candidate this many times and average (stochastic model)."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, budget_steps, time_budget, cost,
+              denoise_steps, model_samples, seed):
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
+
+    return PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
+                        prior_fraction=prior_fraction, budget_steps=budget_steps or BUDGET_STEPS[env_name],
+                        time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
+                        model_samples=model_samples, seed=seed)
+
+
+@main.command()
+@click.option("--checkpoint", type=click.Path(), default=None, help="RUN_DIR of `uva-plan train` [default: shipped].")
+@click.option("--env", "env_name", type=ENV_CHOICES, default="wall", show_default=True)
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--goals", "goals_file", type=click.Path(), default=None, help="Goal file from `uva-plan goals`.")
+@click.option("--goal-image", type=click.Path(), default=None, help="Plan towards your own picture.")
+@click.option("--start-state", type=str, default=None, help="Comma-separated start state (with --goal-image).")
+@click.option("--baselines", is_flag=True, help="Also run random, greedy, policy-only, no-prior and oracles.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@_plan_options
+@user_errors
+def plan(checkpoint, env_name, episodes, goals_file, goal_image, start_state, baselines, out, planner, samples, iters,
+         horizon, execute, prior_fraction, budget_steps, time_budget, cost, denoise_steps, model_samples, seed, device):
+    """Goal-image MPC: UVA imagines each candidate's future, the planner picks the best, replans."""
+    from uva_plan.errors import UserInputError
+    from uva_plan.planning import run_planning
+
+    settings = _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, budget_steps,
+                         time_budget, cost, denoise_steps, model_samples, seed)
+    state = None
+    if start_state is not None:
+        try:
+            state = [float(x) for x in start_state.split(",")]
+        except ValueError:
+            raise UserInputError(f"--start-state {start_state!r} is not a comma-separated list of numbers") from None
+    if goal_image and goals_file:
+        raise UserInputError("give either --goals or --goal-image, not both")
+    methods = (["random", "greedy", "policy", "planner", "planner+prior", "oracle-image", "oracle-state"]
+               if baselines else ["planner+prior" if prior_fraction > 0 else "planner"])
+    run_planning(env_name=env_name, checkpoint=checkpoint, settings=settings, episodes=episodes, methods=methods,
+                 out=out, goals_file=goals_file, goal_image=goal_image, start_state=state, device=device)
+
+
+@main.command()
+@click.option("--env", "env_name", type=ENV_CHOICES, required=True)
+@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of goal pairs.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output FILE.json.")
+@user_errors
+def goals(env_name, n, seed, out):
+    """Write the evaluation protocol's start/goal pairs to a JSON file."""
+    from uva_plan.envs.goals import protocol_goals, save_goals
+
+    save_goals(out, protocol_goals(env_name, n, seed))
+    click.echo(f"Wrote {n} {env_name} goal pairs to {out}")
+
+
+@main.command()
+@click.option("--episodes", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="uva-plan-demo", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@user_errors
+def demo(episodes, out, seed):
+    """The main job in one command: goal-image planning with the shipped Wall checkpoint on a handful of
+    cross-room goals, against random, greedy and policy-only baselines."""
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
+    from uva_plan.planning import run_planning
+
+    settings = PlanSettings(seed=seed, budget_steps=BUDGET_STEPS["wall"])
+    run_planning(env_name="wall", checkpoint=None, settings=settings, episodes=episodes,
+                 methods=["random", "greedy", "policy", "planner+prior"], out=out)
+
+
+
+@main.command()
+@click.option("--checkpoint", type=click.Path(), default=None, help="RUN_DIR of `uva-plan train` [default: shipped].")
+@click.option("--video", type=click.Path(), required=True,
+              help="Demonstration without actions: MP4/GIF, a folder of PNG frames or a .zarr episode.")
+@click.option("--mode", type=click.Choice(["label", "replay", "track", "bc"]), required=True,
+              help="label: infer actions; replay: run them open-loop; track: MPC towards the video's frames; "
+                   "bc: fine-tune the policy on the labels and run it.")
+@click.option("--env", "env_name", type=ENV_CHOICES, required=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option("--start-state", type=str, default=None,
+              help="Comma-separated env state the video starts from [default: the zarr episode's first state].")
+@click.option("--episode", type=click.IntRange(min=0), default=0, show_default=True, help="Episode of a .zarr video.")
+@click.option("--subgoal-every", type=click.IntRange(min=1), default=None,
+              help="Env steps between the subgoal frames tracked [default: the model's frame stride].")
+@click.option("--samples", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Inverse-dynamics samples per window (their spread is the uncertainty).")
+@click.option("--bc-steps", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Fine-tuning steps of the policy in bc mode.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@user_errors
+def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoal_every, samples, bc_steps, seed,
+            device):
+    """Imitate an action-free video: infer its actions with UVA's inverse dynamics, then replay them,
+    track the video with goal-image MPC, or clone them into the policy. Writes actions.npz/.csv,
+    results.json and a demo|executed GIF to --out."""
+    import os
+
+    # Before torch loads OpenMP: spinning idle threads slow everything ~20x on a busy shared CPU.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from uva_plan.errors import UserInputError
+    from uva_plan.imitation import ImitationOptions, parse_state, run_imitation
+    from world_model.errors import WorldModelError
+
+    options = ImitationOptions(label_samples=samples, subgoal_every=subgoal_every, bc_steps=bc_steps, seed=seed)
+    try:
+        run_imitation(checkpoint=checkpoint, video=video, mode=mode, env_name=env_name, out=out,
+                      start_state=parse_state(start_state), episode=episode, options=options, device=device)
+    except WorldModelError as exc:
+        # e.g. a damaged checkpoint; user_errors picks its handled types before this command imports world_model.
+        raise UserInputError(str(exc)) from None
+
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from uva_plan.errors import UserInputError
+from uva_plan.plan_settings import COST_NAMES
 
 REDUCTIONS = ("final", "sum", "min")
 
@@ -158,18 +159,6 @@ class WeightedSum(GoalCost):
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
         return sum(w * c(traj) for w, c in self.terms)
-
-
-COST_NAMES = (
-    "latent_l2",
-    "latent_l2_sum",
-    "multiscale",
-    "multiscale_sum",
-    "distance",
-    "distance_sum",
-    "subgoal",
-    "distance+latent",
-)
 
 
 def make_cost(name: str) -> GoalCost:

@@ -1,0 +1,102 @@
+"""Goal-image planning end to end on a tiny untrained model: the plumbing, the files, the protocol.
+
+Quality figures come from benchmarks/, not from here; these tests check that every method runs on the
+same goals, that results.json carries what it promises, and that bad input is one clear line."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from uva_plan.cli import main
+from uva_plan.envs import make_env
+from uva_plan.envs.goals import protocol_goals, save_goals
+
+FAST = ["--samples", "8", "--iters", "1", "--budget-steps", "8", "--denoise-steps", "1"]
+
+
+def tiny_checkpoint(path, env_name="wall"):
+    from world_model import UVA, make_config, save_checkpoint
+
+    env = make_env(env_name)
+    torch.manual_seed(0)
+    save_checkpoint(UVA(make_config("tiny", env.action_low, env.action_high, env_name=env_name)), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wall_ckpt(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "wall")
+
+
+def test_plan_with_baselines_writes_results_gifs_and_plot(wall_ckpt, tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--env", "wall", "--episodes", "2",
+                                    "--baselines", "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["methods"]) == {"random", "greedy", "policy", "planner", "planner+prior", "oracle-image",
+                                    "oracle-state"}
+    for summary in data["methods"].values():
+        assert 0.0 <= summary["success_rate"] <= 1.0
+        assert summary["mean_final_distance"] >= 0
+        assert len(summary["episodes"]) == 2
+    # Every method saw the same goals: the random baseline and the oracle report the same goal indices.
+    assert [e["goal_index"] for e in data["methods"]["random"]["episodes"]] == [0, 1]
+    assert data["methods"]["planner"]["objective_calls"] > 0
+    assert (out / "episode_000.gif").exists() and (out / "episode_001.gif").exists()
+    assert (out / "cost_per_iteration.png").exists()
+
+
+def test_goal_file_and_goal_image_sources(wall_ckpt, tmp_path):
+    goals = tmp_path / "goals.json"
+    save_goals(goals, protocol_goals("wall", 1, seed=3))
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--goals", str(goals),
+                                    "--out", str(tmp_path / "a"), *FAST])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["goal_source"] == "file"
+
+    import imageio.v3 as iio
+
+    env = make_env("wall", image_size=128)
+    env.reset(seed=5)
+    iio.imwrite(tmp_path / "goal.png", env.render())  # another size: resized, unambiguous
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--goal-image", str(tmp_path / "goal.png"),
+                                    "--seed", "4", "--out", str(tmp_path / "b"), *FAST])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "b" / "results.json").read_text())["methods"]["planner+prior"]
+    # No goal state: success cannot be judged; the image distances are reported instead.
+    assert summary["success_rate"] is None
+    assert np.isfinite(summary["final_pixel_distance"]) and np.isfinite(summary["final_latent_distance"])
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--samples", "2"], "samples"),
+        (["--horizon", "12"], "multiple of the model's chunk length"),
+        (["--execute", "40"], "execute"),
+        (["--prior-fraction", "1.5"], "prior-fraction"),
+        (["--planner", "nope"], "planner"),
+    ],
+)
+def test_bad_planner_options_exit_2_with_one_line(wall_ckpt, tmp_path, args, match):
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--out", str(tmp_path / "o"), *args])
+    assert res.exit_code == 2, res.output
+    assert match in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_checkpoint_of_another_env_is_rejected(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "pusht", "pusht")
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(ckpt), "--env", "wall", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "trained on env 'pusht'" in res.output
+
+
+def test_missing_checkpoint_is_one_line(tmp_path):
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1

@@ -1,0 +1,57 @@
+"""B environments stepped in lock-step, each keeping the frame log that UVA's history windows need.
+
+Planners solve all B problems in one objective call, so evaluation runs episodes side by side; this
+class is the executor that the MPC loop's ``step`` callable drives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class EnvBatch:
+    """Episodes started from given states. ``frames[b]`` holds every observation of episode ``b``
+    (step 0 = the start), so history stacks and GIFs come from one place."""
+
+    def __init__(self, env_name: str, start_states, image_size: int = 64):
+        from uva_plan.envs import make_env
+
+        self.env_name = env_name
+        self.envs = [make_env(env_name, image_size=image_size) for _ in start_states]
+        self.frames: list[list[np.ndarray]] = []
+        for env, state in zip(self.envs, start_states):
+            obs, _ = env.reset(options={"state": np.asarray(state, dtype=np.float64)})
+            self.frames.append([obs])
+        self.steps = 0
+        env = self.envs[0]
+        self.action_low = np.asarray(env.action_low, dtype=np.float32)
+        self.action_high = np.asarray(env.action_high, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.envs)
+
+    def history(self, n_history: int, frame_stride: int) -> torch.Tensor:
+        """``[B, n_history, H, W, 3]`` uint8: frames at ``t - (n_history-1)*stride, ..., t``, the first
+        frame repeated before the episode's start (as the training windows pad)."""
+        t = self.steps
+        idx = [max(t - k * frame_stride, 0) for k in range(n_history - 1, -1, -1)]
+        return torch.from_numpy(np.stack([np.stack([f[i] for i in idx]) for f in self.frames]))
+
+    def current_frames(self) -> np.ndarray:
+        """``[B, H, W, 3]`` uint8, the latest observation of each episode."""
+        return np.stack([f[-1] for f in self.frames])
+
+    def step(self, actions) -> None:
+        """Execute ``actions [B, n, A]`` (env units), clipped to the action box."""
+        actions = np.asarray(actions.detach().cpu() if torch.is_tensor(actions) else actions, dtype=np.float32)
+        actions = np.clip(actions, self.action_low, self.action_high)
+        for b, env in enumerate(self.envs):
+            for a in actions[b]:
+                obs, *_ = env.step(a)
+                self.frames[b].append(obs)
+        self.steps += actions.shape[1]
+
+    def states(self) -> np.ndarray:
+        """``[B, D]`` the true simulator states (for judging after the episode, never during)."""
+        return np.stack([env.get_state() for env in self.envs])

@@ -1,0 +1,290 @@
+"""Goal-image planning evaluation: the methods, the episode loop and the results.
+
+Every method is run on the SAME goals with the SAME env-step budget, episodes side by side (one
+planner call covers all of a batch's problems). Success is judged from the true env state after the
+episode only: nothing in the loop looks at it (REFERENCE section 2: early stopping on true success
+inflates figures).
+
+Methods (``METHODS``):
+- ``random``: uniform random actions (lower bound);
+- ``greedy``: straight at the goal's agent position, ignoring obstacles;
+- ``policy``: UVA's goal-conditioned policy alone, re-queried every ``execute`` steps;
+- ``planner``: MPC with UVA forward dynamics + goal cost, no policy prior;
+- ``planner+prior``: the same with a fraction of each population drawn from the policy head;
+- ``oracle-image``: the same planner with the true simulator as the world model and the SAME goal cost
+  (separates cost error from model error);
+- ``oracle-state``: the true simulator and the true state distance (the upper bound).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from uva_plan.env_batch import EnvBatch
+from uva_plan.errors import UserInputError
+from uva_plan.goal_costs import make_cost
+from uva_plan.plan_settings import PLANNER_NAMES, PlanSettings  # noqa: F401  (re-exported)
+
+METHODS = ("random", "greedy", "policy", "planner", "planner+prior", "oracle-image", "oracle-state")
+
+
+def make_planner(settings: PlanSettings, prior_fraction: float):
+    """The planner named in the settings, at the settings' population and iteration count."""
+    from planners import CEM, CMAES, ICEM, MPPI, GradientPlanner, RandomShooting
+
+    n, it = settings.samples, settings.iters
+    elites = max(2, n // 8)
+    if settings.planner == "cem":
+        return CEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction)
+    if settings.planner == "icem":
+        return ICEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction)
+    if settings.planner == "mppi":
+        return MPPI(population=n, iterations=it, prior_fraction=prior_fraction)
+    if settings.planner == "cmaes":
+        return CMAES(population=n, iterations=it, prior_fraction=prior_fraction)
+    if settings.planner == "gradient":
+        return GradientPlanner(n_starts=max(1, n // 16), iterations=it, prior_fraction=prior_fraction)
+    return RandomShooting(population=n, iterations=it, prior_fraction=prior_fraction)
+
+
+@dataclass
+class EpisodeRow:
+    goal_index: int
+    success: bool | None
+    final_distance: float | None
+    seconds_per_replan: float
+    objective_calls: int
+    final_latent_distance: float
+    final_pixel_distance: float
+    coverage: float | None = None
+
+
+@dataclass
+class MethodResult:
+    method: str
+    rows: list[EpisodeRow] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        def mean(key):
+            vals = [getattr(r, key) for r in self.rows if getattr(r, key) is not None]
+            return float(np.mean(vals)) if vals else None
+
+        success = [r.success for r in self.rows if r.success is not None]
+        return {
+            "success_rate": float(np.mean(success)) if success else None,
+            "mean_final_distance": mean("final_distance"),
+            "seconds_per_replan": mean("seconds_per_replan"),
+            "objective_calls": mean("objective_calls"),
+            "final_latent_distance": mean("final_latent_distance"),
+            "final_pixel_distance": mean("final_pixel_distance"),
+            "coverage": mean("coverage"),
+            "episodes": [asdict(r) for r in self.rows],
+        }
+
+
+@dataclass
+class EpisodeTrace:
+    """What a GIF and a cost plot need of one batch: frames, imagined plans and planner statistics."""
+
+    imagined: list[list[tuple[int, np.ndarray]]]  # per episode: (replan step, imagined frames [F, H, W, 3])
+    cost_stats: list[dict]  # per replan of episode 0: {"best": [...], "mean": [...]}
+
+
+class Evaluator:
+    """Runs methods on goals for one model and env. ``model`` may be None for model-free methods
+    (random, greedy, oracle-state)."""
+
+    def __init__(self, model, env_name: str, settings: PlanSettings, image_size: int = 64):
+        self.model = model
+        self.env_name = env_name
+        self.settings = settings
+        self.image_size = image_size
+        if model is not None:
+            settings.validate(model.config.chunk_len)
+            self.n_history = model.config.n_history
+            self.frame_stride = model.config.frame_stride
+        else:
+            self.n_history, self.frame_stride = 4, 4
+        self.cost = make_cost(settings.cost)
+
+    # ----------------------------------------------------------------------------------- helpers
+    def _generator(self, offset: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.settings.seed * 1_000_003 + offset)
+
+    def _goal_frames(self, goals) -> np.ndarray:
+        from uva_plan.envs import make_env
+
+        env = make_env(self.env_name, image_size=self.image_size)
+        env.reset(seed=0)
+        return np.stack([env.render_state(np.asarray(g.goal_state)) for g in goals])
+
+    def _judge(self, batch: EnvBatch, goals, goal_frames: np.ndarray, seconds: float, calls: int,
+               start_index: int) -> list[EpisodeRow]:
+        """Success and distances from the true state, after the episode."""
+        states = batch.states()
+        final = batch.current_frames()
+        pixel = ((final.astype(np.float32) - goal_frames.astype(np.float32)) / 255.0) ** 2
+        pixel = pixel.reshape(len(final), -1).mean(1)
+        if self.model is not None:
+            with torch.no_grad():
+                z = self.model.encode(torch.from_numpy(np.stack([final, goal_frames], axis=1)))
+            latent = (z[:, 0] - z[:, 1]).pow(2).flatten(1).mean(1).numpy()
+        else:
+            latent = np.full(len(final), np.nan)
+        env = batch.envs[0]
+        rows = []
+        for b, g in enumerate(goals):
+            goal_state = None if g.goal_state is None else np.asarray(g.goal_state)
+            rows.append(EpisodeRow(
+                goal_index=start_index + b,
+                success=None if goal_state is None else bool(env.is_success(states[b], goal_state)),
+                final_distance=None if goal_state is None else float(env.state_distance(states[b], goal_state)),
+                seconds_per_replan=seconds,
+                objective_calls=calls,
+                final_latent_distance=float(latent[b]),
+                final_pixel_distance=float(pixel[b]),
+                coverage=float(env.coverage(states[b])) if hasattr(env, "coverage") else None,
+            ))
+        return rows
+
+    # ------------------------------------------------------------------------------ the methods
+    def run(self, method: str, goals: Sequence, goal_frames: np.ndarray | None = None,
+            on_batch: Callable[[int, EnvBatch, EpisodeTrace | None], None] | None = None,
+            progress: Callable[[int], None] | None = None) -> MethodResult:
+        """Run one method on all goals. ``goals`` are ``GoalPair``-like objects (``start_state``,
+        ``goal_state`` or None when the goal is a user's picture); ``goal_frames [G, S, S, 3]``
+        overrides the rendered goal images. ``on_batch(first_index, batch, trace)`` sees each finished
+        batch (GIFs); ``progress(n)`` is told how many episodes just finished."""
+        if method not in METHODS:
+            raise UserInputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        if self.model is None and method in ("policy", "planner", "planner+prior", "oracle-image"):
+            raise UserInputError(f"method {method!r} needs a world-model checkpoint")
+        if goal_frames is None:
+            goal_frames = self._goal_frames(goals)
+        result = MethodResult(method)
+        step = self.settings.batch_episodes
+        for first in range(0, len(goals), step):
+            chunk = goals[first:first + step]
+            frames = goal_frames[first:first + step]
+            batch = EnvBatch(self.env_name, [g.start_state for g in chunk], image_size=self.image_size)
+            seconds, calls, trace = self._run_batch(method, batch, chunk, frames, first)
+            result.rows.extend(self._judge(batch, chunk, frames, seconds, calls, first))
+            if on_batch is not None:
+                on_batch(first, batch, trace)
+            if progress is not None:
+                progress(len(chunk))
+        return result
+
+    def _run_batch(self, method, batch: EnvBatch, goals, goal_frames, first):
+        s = self.settings
+        if method in ("random", "greedy", "policy"):
+            return self._run_reactive(method, batch, goals, goal_frames, first)
+        from planners import run_mpc
+
+        prior = s.prior_fraction if method == "planner+prior" else 0.0
+        planner = make_planner(s, prior)
+        goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
+        gen = self._generator(first)
+        calls = [0]
+        imagined: list[list[tuple[int, np.ndarray]]] = [[] for _ in goals]
+        cost_stats: list[dict] = []
+        objectives = []
+
+        def make_objective():
+            if method.startswith("oracle"):
+                from uva_plan.simulator_objective import SimulatorObjective
+
+                cost = "state" if method == "oracle-state" else self.cost
+                obj = SimulatorObjective(self.env_name, batch.states(), [g.goal_state for g in goals], cost=cost,
+                                         frame_stride=self.frame_stride, model=self.model,
+                                         goal_images=goal_frames, image_size=self.image_size)
+            else:
+                from uva_plan.objective import UVAObjective
+
+                obj = UVAObjective(self.model, batch.history(self.n_history, self.frame_stride), goal_tensor,
+                                   self.cost, num_steps=s.denoise_steps, model_samples=s.model_samples,
+                                   generator=gen)
+            objectives.append(obj)
+            return obj
+
+        def proposals_fn():
+            if prior == 0.0:
+                return None
+            from uva_plan.objective import PolicyProposals
+
+            sampler = PolicyProposals(self.model, batch.history(self.n_history, self.frame_stride), goal_tensor,
+                                      num_steps=s.denoise_steps, generator=gen)
+            return lambda b, m: sampler(b, m, s.horizon)
+
+        def on_replan(i, result):
+            calls[0] += result.n_calls
+            cost_stats.append({"best": result.history.best[:, 0].tolist(), "mean": result.history.mean[:, 0].tolist()})
+            obj = objectives[-1]
+            if hasattr(obj, "imagine"):
+                with torch.no_grad():
+                    frames = obj.imagine(result.actions).numpy()
+                for b in range(len(goals)):
+                    imagined[b].append((batch.steps, frames[b]))
+
+        env = batch.envs[0]
+        t0 = time.perf_counter()
+        out = run_mpc(
+            planner, make_objective, batch.step, batch_size=len(goals), horizon=s.horizon,
+            action_dim=len(env.action_low), low=torch.as_tensor(env.action_low), high=torch.as_tensor(env.action_high),
+            n_execute=s.execute, budget_steps=s.budget_steps, proposals_fn=proposals_fn,
+            seed=s.seed * 7919 + first, on_replan=on_replan, time_budget=s.time_budget,
+        )
+        seconds = (time.perf_counter() - t0) / max(out.n_replans, 1)
+        return seconds, calls[0], EpisodeTrace(imagined, cost_stats)
+
+    def _run_reactive(self, method, batch: EnvBatch, goals, goal_frames, first):
+        s = self.settings
+        env = batch.envs[0]
+        rng = np.random.default_rng(s.seed * 7919 + first)
+        controllers = None
+        if method == "greedy":
+            from uva_plan.envs.policies import make_policy
+
+            controllers = []
+            for i, g in enumerate(goals):
+                pol = make_policy(self.env_name, "greedy", seed=s.seed + first + i)
+                pol.reset(np.asarray(g.start_state), goal_state=np.asarray(g.goal_state))
+                controllers.append(pol)
+        goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
+        gen = self._generator(first)
+        replans, t_total = 0, 0.0
+        while batch.steps < s.budget_steps:
+            n = min(s.execute, s.budget_steps - batch.steps)
+            t0 = time.perf_counter()
+            if method == "greedy":
+                # Re-aimed every step: the greedy controller is cheap and reactive by design.
+                for _ in range(n):
+                    batch.step(np.stack([pol(e.get_state()) for pol, e in zip(controllers, batch.envs)])[:, None])
+                replans += 1
+                continue
+            if method == "random":
+                acts = rng.uniform(env.action_low, env.action_high, size=(len(goals), n, len(env.action_low)))
+            else:
+                with torch.no_grad():
+                    chunk = self.model.policy(batch.history(self.n_history, self.frame_stride), goal=goal_tensor,
+                                              num_samples=1, num_steps=s.denoise_steps, generator=gen)
+                acts = chunk[:, 0, :n].numpy()
+            t_total += time.perf_counter() - t0
+            replans += 1
+            batch.step(acts)
+        return t_total / max(replans, 1), 0, None
+
+
+def summarise(results: Sequence[MethodResult]) -> dict:
+    """``{method: summary}`` with the fields results.json promises."""
+    return {r.method: r.summary() for r in results}
+
+
+def is_nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))

@@ -1,0 +1,156 @@
+"""UVA as a planner's world model: the objective that imagines and scores candidate action sequences,
+and the proposal sampler that draws candidates from the goal-conditioned policy head.
+
+Planners only see ``objective(actions [B, N, H, A]) -> costs [B, N]`` and
+``proposals(B, M) -> [B, M, H, A]``; everything UVA-specific stays here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from uva_plan.errors import UserInputError
+from uva_plan.goal_costs import GoalCost, Trajectory
+
+
+def _check_history_and_goal(model, history: torch.Tensor, goal: torch.Tensor) -> None:
+    cfg = model.config
+    s = cfg.image_size
+    if history.ndim != 5 or tuple(history.shape[1:]) != (cfg.n_history, s, s, 3):
+        raise UserInputError(
+            f"history has shape {tuple(history.shape)}; expected [B, {cfg.n_history}, {s}, {s}, 3] "
+            f"({cfg.n_history} history frames of {s}x{s} RGB)"
+        )
+    if goal.ndim != 4 or tuple(goal.shape[1:]) != (s, s, 3) or goal.shape[0] != history.shape[0]:
+        raise UserInputError(
+            f"goal has shape {tuple(goal.shape)}; expected [{history.shape[0]}, {s}, {s}, 3] (one goal image per problem)"
+        )
+
+
+class UVAObjective:
+    """Scores candidate action sequences by imagining their rollouts with UVA's forward-dynamics mode.
+
+    One call covers all ``B`` problems and ``N`` candidates; the rollouts are batched through the model
+    in slices of ``max_batch`` sequences to bound memory. ``model_samples > 1`` scores each candidate
+    several times with fresh model noise and averages (NWM's remedy for a stochastic model).
+
+    history: ``[B, Th, H, W, 3]`` uint8 frames; goal: ``[B, H, W, 3]`` uint8 goal images.
+    """
+
+    def __init__(
+        self,
+        model,
+        history: torch.Tensor,
+        goal: torch.Tensor,
+        cost: GoalCost,
+        *,
+        num_steps: int | None = None,
+        model_samples: int = 1,
+        subgoals: torch.Tensor | None = None,
+        max_batch: int = 1024,
+        generator: torch.Generator | None = None,
+    ):
+        _check_history_and_goal(model, history, goal)
+        if model_samples < 1:
+            raise UserInputError(f"model_samples must be >= 1, got {model_samples}")
+        if cost.needs_subgoals and subgoals is None:
+            raise UserInputError(f"the {cost.name} cost needs subgoal latents [B, T, h, w, c]; none were given")
+        self.model = model
+        self.cost = cost
+        self.num_steps = num_steps
+        self.model_samples = model_samples
+        self.max_batch = max_batch
+        self.generator = generator
+        self.history_latents = model.encode(history)
+        self.goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
+        self.subgoals = subgoals
+        self.n_calls = 0
+
+    def __call__(self, actions: torch.Tensor) -> torch.Tensor:
+        """``actions [B, N, H, A]`` in env units -> costs ``[B, N]``."""
+        b, n, h, a = actions.shape
+        if b != self.history_latents.shape[0]:
+            raise UserInputError(f"actions cover {b} problems; this objective was built for {self.history_latents.shape[0]}")
+        self.n_calls += 1
+        flat = actions.reshape(b * n, h, a)
+        index = torch.arange(b, device=flat.device).repeat_interleave(n)
+        total = torch.zeros(b * n, dtype=torch.float32)
+        for _ in range(self.model_samples):
+            total += self._score(flat, index)
+        return (total / self.model_samples).reshape(b, n)
+
+    def _score(self, flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        out = []
+        for start in range(0, flat.shape[0], self.max_batch):
+            sl = slice(start, start + self.max_batch)
+            idx = index[sl]
+            result = self.model.forward_dynamics(
+                history_latents=self.history_latents[idx],
+                actions=flat[sl],
+                goal_latents=self.goal_latents[idx],
+                sample_latents=self.cost.needs_latents or self.cost.needs_subgoals,
+                num_steps=self.num_steps,
+                generator=self.generator,
+            )
+            traj = Trajectory(
+                latents=result.latents,
+                goal=self.goal_latents[idx],
+                distance=result.distance,
+                subgoals=None if self.subgoals is None else self.subgoals[idx],
+            )
+            out.append(self.cost(traj).float().cpu())
+        return torch.cat(out)
+
+    def imagine(self, actions: torch.Tensor) -> torch.Tensor:
+        """Decoded imagined frames of one plan per problem: ``[B, H, A] -> [B, T, H, W, 3]`` uint8,
+        for visualising what the planner believed would happen."""
+        result = self.model.forward_dynamics(
+            history_latents=self.history_latents,
+            actions=actions,
+            goal_latents=self.goal_latents,
+            decode=True,
+            num_steps=self.num_steps,
+            generator=self.generator,
+        )
+        return (result.frames.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+class PolicyProposals:
+    """Candidate action sequences from UVA's goal-conditioned policy head: the planner's prior.
+
+    For a horizon of several chunks the policy is applied chunk by chunk on histories imagined by the
+    forward-dynamics mode, so every proposal is a whole ``[H, A]`` sequence.
+    history: ``[B, Th, H, W, 3]`` uint8; goal: ``[B, H, W, 3]`` uint8.
+    """
+
+    def __init__(self, model, history: torch.Tensor, goal: torch.Tensor, *, num_steps: int | None = None,
+                 generator: torch.Generator | None = None):
+        _check_history_and_goal(model, history, goal)
+        self.model = model
+        self.history_latents = model.encode(history)
+        self.goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
+        self.num_steps = num_steps
+        self.generator = generator
+
+    def __call__(self, batch_size: int, num: int, horizon: int | None = None) -> torch.Tensor:
+        """``-> [B, num, horizon, A]`` in env units (horizon defaults to one chunk)."""
+        chunk = self.model.config.chunk_len
+        horizon = horizon or chunk
+        if horizon % chunk:
+            raise UserInputError(f"proposal horizon {horizon} must be a multiple of the model's chunk length {chunk}")
+        if batch_size != self.history_latents.shape[0]:
+            raise UserInputError(f"asked for proposals for {batch_size} problems; built for {self.history_latents.shape[0]}")
+        b = batch_size
+        hist = self.history_latents.repeat_interleave(num, dim=0)
+        goal = self.goal_latents.repeat_interleave(num, dim=0)
+        chunks = []
+        for k in range(horizon // chunk):
+            acts = self.model.policy(history_latents=hist, goal_latents=goal, num_samples=1,
+                                     num_steps=self.num_steps, generator=self.generator)[:, 0]
+            chunks.append(acts)
+            if k + 1 < horizon // chunk:
+                hist = self.model.forward_dynamics(history_latents=hist, actions=acts, goal_latents=goal,
+                                                   num_steps=self.num_steps, generator=self.generator).latents
+                hist = hist[:, -self.model.config.n_history:]
+        out = torch.cat(chunks, dim=1)
+        return out.reshape(b, num, horizon, -1)

@@ -1,0 +1,62 @@
+"""The knobs of a goal-image planning run, kept free of heavy imports so the CLI can show their
+defaults in `--help` without loading torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from uva_plan.errors import UserInputError
+
+PLANNER_NAMES = ("cem", "icem", "mppi", "cmaes", "gradient", "random")
+COST_NAMES = (
+    "latent_l2",
+    "latent_l2_sum",
+    "multiscale",
+    "multiscale_sum",
+    "distance",
+    "distance_sum",
+    "subgoal",
+    "distance+latent",
+)
+# Env-step budget per episode: PushT follows the peers' 50 steps (REFERENCE section 2).
+BUDGET_STEPS = {"wall": 64, "pusht": 50}
+
+
+@dataclass
+class PlanSettings:
+    """Knobs of one evaluation. Defaults are the measured CPU defaults (see the README's figures)."""
+
+    planner: str = "cem"
+    samples: int = 64
+    iters: int = 3
+    horizon: int = 16
+    execute: int = 8
+    prior_fraction: float = 0.25
+    budget_steps: int = 64
+    time_budget: float | None = None
+    cost: str = "distance+latent"
+    denoise_steps: int = 4
+    model_samples: int = 1
+    batch_episodes: int = 8
+    seed: int = 0
+
+    def validate(self, chunk_len: int) -> None:
+        """Raise UserInputError naming the first knob out of range and what it should be."""
+        if self.planner not in PLANNER_NAMES:
+            raise UserInputError(f"unknown planner {self.planner!r}; expected one of {', '.join(PLANNER_NAMES)}")
+        if self.cost not in COST_NAMES:
+            raise UserInputError(f"unknown goal cost {self.cost!r}; expected one of {', '.join(COST_NAMES)}")
+        for name in ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples",
+                     "batch_episodes"):
+            if getattr(self, name) < 1:
+                raise UserInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.samples < 4:
+            raise UserInputError(f"samples must be >= 4 (a population needs elites), got {self.samples}")
+        if self.horizon % chunk_len:
+            raise UserInputError(f"horizon {self.horizon} must be a multiple of the model's chunk length {chunk_len}")
+        if self.execute > self.horizon:
+            raise UserInputError(f"execute ({self.execute}) must be <= horizon ({self.horizon})")
+        if not 0.0 <= self.prior_fraction < 1.0:
+            raise UserInputError(f"prior_fraction must be in [0, 1), got {self.prior_fraction}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise UserInputError(f"time_budget must be > 0 seconds, got {self.time_budget}")

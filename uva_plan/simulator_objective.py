@@ -1,0 +1,76 @@
+"""The true simulator as the planner's world model: the oracles of the evaluation.
+
+Two oracles bracket the UVA planner (issue 5): with the SAME image cost as the UVA planner (true
+frames, encoded by UVA's tokenizer and scored by the same goal cost) it separates cost error from model
+error; with the true state distance (routed around the wall for Wall) it is the upper bound.
+Candidates are replayed from each problem's current state by exact state restore.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from uva_plan.goal_costs import GoalCost, Trajectory
+
+
+class SimulatorObjective:
+    """``objective(actions [B, N, H, A]) -> costs [B, N]`` from true rollouts.
+
+    start_states: ``[B, D]`` current true states; goal_states: ``[B, D]``;
+    cost: ``"state"`` (true distance of the final state) or a ``GoalCost`` scored on the true frames
+    at the model's frame times (every ``frame_stride`` steps), which then needs ``model`` and
+    ``goal_images [B, S, S, 3]`` uint8.
+    """
+
+    def __init__(self, env_name: str, start_states, goal_states, *, cost: str | GoalCost = "state",
+                 frame_stride: int = 4, model=None, goal_images=None, image_size: int = 64):
+        from uva_plan.envs import make_env
+
+        self.env = make_env(env_name, image_size=image_size)
+        self.env.reset(seed=0)
+        self.start_states = np.asarray(start_states, dtype=np.float64)
+        self.goal_states = np.asarray(goal_states, dtype=np.float64)
+        self.cost = cost
+        self.frame_stride = frame_stride
+        self.model = model
+        self.n_calls = 0
+        if isinstance(cost, GoalCost):
+            if model is None or goal_images is None:
+                raise ValueError("an image cost needs the model (for its tokenizer) and the goal images")
+            self.goal_latents = model.encode(torch.as_tensor(np.asarray(goal_images)).unsqueeze(1))[:, 0]
+        self._distance = getattr(self.env, "routed_distance", self.env.state_distance)
+
+    def rollout(self, start_state, actions: np.ndarray) -> list[np.ndarray]:
+        """States after each ``frame_stride`` steps of ``actions [H, A]`` from ``start_state``."""
+        self.env.set_state(start_state)
+        states = []
+        advance = getattr(self.env, "step_state", self.env.step)  # dynamics only: no image per step
+        for t, a in enumerate(actions, start=1):
+            advance(a)
+            if t % self.frame_stride == 0 or t == len(actions):
+                states.append(self.env.get_state())
+        return states
+
+    def __call__(self, actions: torch.Tensor) -> torch.Tensor:
+        self.n_calls += 1
+        acts = actions.detach().cpu().numpy()
+        b, n = acts.shape[:2]
+        if self.cost == "state":
+            costs = np.empty((b, n))
+            for i in range(b):
+                for j in range(n):
+                    final = self.rollout(self.start_states[i], acts[i, j])[-1]
+                    costs[i, j] = self._distance(final, self.goal_states[i])
+            return torch.as_tensor(costs, dtype=torch.float32)
+        frames = np.stack([
+            np.stack([self.env.render_state(s) for s in self.rollout(self.start_states[i], acts[i, j])])
+            for i in range(b) for j in range(n)
+        ])
+        latents = self.model.encode(torch.from_numpy(frames))
+        goal = self.goal_latents.repeat_interleave(n, dim=0)
+        distance = None
+        if self.cost.needs_distance:
+            distance = self.model.temporal_distance(latents=latents, goal_latents=goal)
+        traj = Trajectory(latents=latents, goal=goal, distance=distance)
+        return self.cost(traj).float().reshape(b, n).cpu()
