@@ -22,9 +22,8 @@ FRAME_COSTS = ("latent_l2", "multiscale", "distance", "distance+latent")
 
 def sample_pairs(n: int, seed: int, image_size: int):
     """Random agent positions and goals on held-out door positions; returns states and routed distances."""
-    from uva_plan.envs.goals import EVAL_SEED_OFFSET
-
     from uva_plan.envs import make_env
+    from uva_plan.envs.goals import EVAL_SEED_OFFSET
     from uva_plan.envs.wall import sample_position
 
     env = make_env("wall", image_size=image_size)
