@@ -274,25 +274,44 @@ def routed_path(ax: float, ay: float, bx: float, by: float, door_y: float) -> Ro
     a, b = (ax, ay), (bx, by)
     if segment_is_free(ax, ay, bx, by, door_y):
         return RoutedPath(math.hypot(bx - ax, by - ay), (a, b))
-    candidates = []
+    found = _shortest_valid(a, b, _likely_sequences(ax, bx, door_y), door_y)
+    if found is None:  # not expected; the exhaustive search keeps the answer exact regardless
+        found = _shortest_valid(a, b, _all_sequences(door_y), door_y)
+    if found is None:
+        raise UserInputError(f"no path from {a} to {b} with the door at y={door_y}: an endpoint is inside the wall")
+    return found
+
+
+def _likely_sequences(ax: float, bx: float, door_y: float) -> list:
+    """The 8 corner sequences a taut path can take when it moves monotonically in x (always, here): at
+    most one corner on each face of the wall, visited in x order, each wrapped on its door side."""
+    tl, tr, bl, br = door_corners(door_y)
+    d = 1 if bx >= ax else -1
+    top, bottom = -d, d  # turning sense round the top piece's corners and the bottom piece's corners
+    near = [(tl, top), (bl, bottom)] if d > 0 else [(tr, top), (br, bottom)]
+    far = [(tr, top), (br, bottom)] if d > 0 else [(tl, top), (bl, bottom)]
+    return [[c] for c in near + far] + [[c1, c2] for c1 in near for c2 in far]
+
+
+def _all_sequences(door_y: float) -> list:
     corners = door_corners(door_y)
-    for c in corners:
-        for o in (1, -1):
-            candidates.append(_candidate(a, b, [(c, o)], door_y))
+    seqs = [[(c, o)] for c in corners for o in (1, -1)]
     for i, c1 in enumerate(corners):
         for j, c2 in enumerate(corners):
-            if i == j:
-                continue
-            for o1 in (1, -1):
-                for o2 in (1, -1):
-                    candidates.append(_candidate(a, b, [(c1, o1), (c2, o2)], door_y))
+            if i != j:
+                seqs += [[(c1, o1), (c2, o2)] for o1 in (1, -1) for o2 in (1, -1)]
+    return seqs
+
+
+def _shortest_valid(a, b, sequences, door_y) -> RoutedPath | None:
+    candidates = (_candidate(a, b, seq, door_y) for seq in sequences)
     for cand in sorted((c for c in candidates if c is not None), key=lambda c: c[0]):
         length, points, (legs, arcs) = cand
         if all(segment_is_free(p[0], p[1], q[0], q[1], door_y) for p, q in legs) and all(
             _arc_is_free(c, th, sweep, o, door_y) for c, th, sweep, o in arcs
         ):
             return RoutedPath(length, tuple(points))
-    raise UserInputError(f"no path from {a} to {b} with the door at y={door_y}: an endpoint is inside the wall")
+    return None
 
 
 def routed_distance(ax: float, ay: float, bx: float, by: float, door_y: float) -> float:
