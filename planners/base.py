@@ -57,7 +57,7 @@ class PlanResult:
     wall_time: float  # seconds for the whole plan() call
     history: PlanHistory
     n_samples: int = 0  # candidates evaluated per problem, all iterations together
-    objective_time: float = 0.0  # seconds spent inside objective calls (host-side time)
+    objective_time: float = 0.0  # seconds inside objective calls (and their backward passes), host-side
     stop_reason: str = "iterations"  # iterations | time_budget | max_calls | callback | converged
     mean: torch.Tensor | None = None  # [B, H, A] final sampling mean: the natural warm start
     elites: torch.Tensor | None = None  # [B, K, H, A] final elites, best first (iCEM carries them)
@@ -177,6 +177,15 @@ def _pick_device_dtype(*candidates: Any) -> tuple[torch.device, torch.dtype]:
 
 
 def _bound(name: str, value: Any, action_dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # fast path (the common case): no tensor ops to validate a plain number
+        if math.isnan(value):
+            raise PlannerError(f"{name} contains NaN; expected finite numbers")
+        if math.isinf(value):
+            raise PlannerError(
+                f"{name} contains inf; expected finite bounds (planners sample inside the box)"
+            )
+        return torch.full((action_dim,), float(value), device=device, dtype=dtype)
     try:
         tensor = torch.as_tensor(value, device=device).to(dtype)
     except (TypeError, ValueError, RuntimeError):
@@ -187,9 +196,9 @@ def _bound(name: str, value: Any, action_dim: int, device: torch.device, dtype: 
         raise PlannerError(
             f"{name} has shape {tuple(tensor.shape)}; expected a scalar or [A] = [{action_dim}]"
         )
-    if torch.isnan(tensor).any():
-        raise PlannerError(f"{name} contains NaN; expected finite numbers")
     if not torch.isfinite(tensor).all():
+        if torch.isnan(tensor).any():
+            raise PlannerError(f"{name} contains NaN; expected finite numbers")
         raise PlannerError(f"{name} contains inf; expected finite bounds (planners sample inside the box)")
     return tensor.contiguous()
 
@@ -247,9 +256,8 @@ class PlanRun:
         self.device, self.dtype = _pick_device_dtype(init, low, high)
         self.low = _bound("low", low, self.A, self.device, self.dtype)
         self.high = _bound("high", high, self.A, self.device, self.dtype)
-        bad = (self.low >= self.high).nonzero()
-        if len(bad):
-            i = int(bad[0, 0])
+        if (self.low >= self.high).any():
+            i = int((self.low >= self.high).nonzero()[0, 0])
             raise PlannerError(
                 f"low must be < high in every action dimension; got low[{i}]={float(self.low[i]):g} >= "
                 f"high[{i}]={float(self.high[i]):g}"
@@ -275,12 +283,14 @@ class PlanRun:
         self.stop_reason = "iterations"
         self._stop_requested = False
         self._sync = self.device.type == "cuda" and self.time_budget is not None
-        self.best_costs = torch.full((self.B,), math.inf, device=self.device, dtype=self.dtype)
-        self.best_actions = (
-            self.init.clone() if self.init is not None else self.center.expand(self.B, self.H, self.A).clone()
-        )
         self._batch_index = torch.arange(self.B, device=self.device)
-        self._best, self._mean, self._elite = [], [], []
+        # Per iteration: the best cost [B] and its candidate [B, H, A], all costs [B, N] and the elite
+        # costs [B, K]. Reduced once in finish() rather than every iteration: fewer small tensor ops in
+        # the loop (they dominate the planner's own time at populations of a few hundred).
+        self._best: list[torch.Tensor] = []
+        self._winners: list[torch.Tensor] = []
+        self._costs: list[torch.Tensor] = []
+        self._elite: list[torch.Tensor] = []
         self._n_samples: list[int] = []
         self._elapsed: list[float] = []
         self.populations: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if return_populations else None
@@ -356,11 +366,11 @@ class PlanRun:
 
     def evaluate(self, actions: torch.Tensor, n_elites: int, *, grad: bool = False) -> Evaluation:
         """Call the objective once on `actions [B, N, H, A]` (projected onto the box first), turn NaN/inf
-        costs into WORST_COST, track the best candidate, record statistics and run the callback."""
+        costs into WORST_COST, keep this iteration's best candidate and statistics, run the callback."""
         actions = self.clamp(actions)
         n = actions.shape[1]
         t0 = time.perf_counter()
-        if grad:
+        if grad or not torch.is_grad_enabled():  # sampling planners already run in inference mode
             costs = self.objective(actions)
         else:
             with torch.no_grad():
@@ -382,22 +392,16 @@ class PlanRun:
                 f"objective returned costs of shape {tuple(costs.shape)}; expected [B, N] = [{self.B}, {n}] "
                 "(one cost per candidate)"
             )
-        if costs.device != self.device or costs.dtype != self.dtype:
+        if costs.dtype != self.dtype or costs.device != self.device:
             costs = costs.to(self.device, self.dtype)
-        costs = torch.where(torch.isfinite(costs), costs, WORST_COST)
+        costs = torch.nan_to_num(costs, nan=WORST_COST, posinf=WORST_COST, neginf=WORST_COST)
 
         flat = costs.detach()
-        k = min(n_elites, n)
-        elite_costs, elite_index = torch.topk(flat, k, dim=1, largest=False, sorted=True)
-        best_now = elite_costs[:, 0]
-        better = best_now < self.best_costs
-        winner = actions.detach()[self._batch_index, elite_index[:, 0]]
-        self.best_actions = torch.where(better[:, None, None], winner, self.best_actions)
-        self.best_costs = torch.where(better, best_now, self.best_costs)
-
-        self._best.append(best_now)
-        self._mean.append(flat.mean(dim=1))
-        self._elite.append(elite_costs.mean(dim=1))
+        elite_costs, elite_index = torch.topk(flat, min(n_elites, n), dim=1, largest=False, sorted=True)
+        self._best.append(elite_costs[:, 0])
+        self._winners.append(actions.detach()[self._batch_index, elite_index[:, 0]])
+        self._costs.append(flat)
+        self._elite.append(elite_costs)
         self._n_samples.append(n)
         now = time.perf_counter()
         self.last_iteration_time = now - self._last_mark
@@ -406,12 +410,20 @@ class PlanRun:
         if self.populations is not None:
             self.populations.append((actions.detach(), flat))
         if self.callback is not None:
+            best_costs, best_actions = self.best_so_far()
             info = IterationInfo(
-                self.n_calls - 1, actions.detach(), flat, self.best_costs, self.best_actions, now - self.start
+                self.n_calls - 1, actions.detach(), flat, best_costs, best_actions, now - self.start
             )
             if self.callback(info) is True:
                 self._stop_requested = True
         return Evaluation(actions, costs, elite_costs, elite_index)
+
+    def best_so_far(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(costs [B], actions [B, H, A]) of the best candidate evaluated so far, per problem."""
+        best = torch.stack(self._best)  # [I, B]
+        costs, iteration = best.min(dim=0)
+        actions = torch.stack(self._winners)[iteration, self._batch_index]
+        return costs, actions
 
     def should_stop(self) -> bool:
         """True when the next iteration would break a budget. The time budget is kept by predicting
@@ -430,25 +442,35 @@ class PlanRun:
         return False
 
     def finish(self, *, mean: torch.Tensor | None = None, elites: torch.Tensor | None = None) -> PlanResult:
+        best_costs, best_actions = self.best_so_far()
+        same_n = len(set(self._n_samples)) == 1
+        same_k = len({e.shape[1] for e in self._elite}) == 1
         history = PlanHistory(
-            best=torch.stack(self._best) if self._best else torch.empty(0, self.B),
-            mean=torch.stack(self._mean) if self._mean else torch.empty(0, self.B),
-            elite=torch.stack(self._elite) if self._elite else torch.empty(0, self.B),
+            best=torch.stack(self._best),
+            mean=torch.stack(self._costs).mean(dim=-1)
+            if same_n
+            else torch.stack([c.mean(dim=1) for c in self._costs]),
+            elite=torch.stack(self._elite).mean(dim=-1)
+            if same_k
+            else torch.stack([e.mean(dim=1) for e in self._elite]),
             n_samples=self._n_samples,
             elapsed=self._elapsed,
         )
         return PlanResult(
-            actions=self.best_actions,
-            costs=self.best_costs,
+            actions=best_actions,
+            costs=best_costs,
             n_calls=self.n_calls,
             wall_time=time.perf_counter() - self.start,
             history=history,
             n_samples=self.n_samples,
             objective_time=self.objective_time,
             stop_reason=self.stop_reason,
+            # clone/clamp outside inference mode: the caller gets ordinary tensors it may edit in place
             mean=None if mean is None else self.clamp(mean.detach()),
-            elites=None if elites is None else elites.detach(),
-            populations=self.populations,
+            elites=None if elites is None else elites.detach().clone(),
+            populations=None
+            if self.populations is None
+            else [(a.clone(), c.clone()) for a, c in self.populations],
         )
 
 
@@ -463,6 +485,7 @@ class Planner(ABC):
 
     iterations: int
     n_elites: int  # how many of each population count as elites (for statistics and updates)
+    _mode = staticmethod(torch.no_grad)  # autograd mode of _start (and of _step for sampling planners)
 
     def plan(
         self,
@@ -510,7 +533,7 @@ class Planner(ABC):
             callback=callback,
             return_populations=return_populations,
         )
-        with torch.no_grad():
+        with self._mode():
             state = self._start(run)
         for iteration in range(self.iterations):
             if iteration > 0 and run.should_stop():
@@ -538,14 +561,22 @@ class Planner(ABC):
 
 
 class SamplingPlanner(Planner):
-    """A planner whose iteration is: propose a population, evaluate it once, update from the costs."""
+    """A planner whose iteration is: propose a population, evaluate it once, update from the costs.
+
+    Its iterations, objective calls included, run under torch.inference_mode (as stable-worldmodel's
+    solvers do): the cheapest mode for the many small tensor ops of a rollout objective (~20% faster
+    than no_grad on the Pendulum rollout objective of benchmarks/planners_vs_peers.py here). So an objective must not keep tensors it creates
+    during a call for later autograd use. Everything a plan returns is an ordinary tensor.
+    """
+
+    _mode = staticmethod(torch.inference_mode)
 
     def _elite_count(self, state: Any) -> int:
         """Elites per population (for statistics, and the update of elite-based planners)."""
         return self.n_elites
 
     def _step(self, run: PlanRun, state: Any, iteration: int) -> Any:
-        with torch.no_grad():
+        with torch.inference_mode():
             population = self._propose(run, state, iteration)
             evaluation = run.evaluate(population, self._elite_count(state))
             return self._update(run, state, iteration, population, evaluation)

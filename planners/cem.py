@@ -82,7 +82,7 @@ class CEM(SamplingPlanner):
         fixed = fixed_part(state.mean[:, None], state.proposals, state.carried)
         n_fixed = sum(p.shape[1] for p in fixed)
         noise = run.randn(run.B, self.population - n_fixed, run.H, run.A)
-        sampled = state.mean[:, None] + state.std[:, None] * noise
+        sampled = torch.addcmul(state.mean[:, None], state.std[:, None], noise)
         return assemble(fixed, sampled)
 
     def _update(
@@ -94,10 +94,9 @@ class CEM(SamplingPlanner):
         evaluation: Evaluation,
     ) -> GaussianState:
         elites = run.take(evaluation.actions, evaluation.elite_index)  # [B, K, H, A]
-        fit_mean = elites.mean(dim=1)
-        fit_std = elites.std(dim=1, unbiased=False)
+        fit_std, fit_mean = torch.std_mean(elites, dim=1, correction=0)
         m = self.momentum
-        mean = fit_mean if m == 0 else m * state.mean + (1 - m) * fit_mean
-        std = fit_std if m == 0 else m * state.std + (1 - m) * fit_std
+        mean = fit_mean if m == 0 else torch.lerp(fit_mean, state.mean, m)  # m * old + (1 - m) * fit
+        std = fit_std if m == 0 else torch.lerp(fit_std, state.std, m)
         std = torch.maximum(std, self.min_std * run.half_range)
         return GaussianState(mean, std, state.proposals, None, elites)

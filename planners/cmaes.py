@@ -85,16 +85,30 @@ class CMAES(SamplingPlanner):
     def popsize_for(self, dim: int) -> int:
         return self.population if self.population is not None else 4 + int(3 * math.log(dim))
 
+    @staticmethod
+    def _search_dim(run: PlanRun) -> int:
+        """pycma cannot run in one dimension: a 1-D problem gets a dummy second coordinate that the
+        objective never sees."""
+        return max(2, run.H * run.A)
+
     def _normalise(self, run: PlanRun, actions: torch.Tensor) -> np.ndarray:
-        """[B, ..., H, A] actions -> float64 [B, ..., H*A] in [-1, 1]."""
+        """[B, ..., H, A] actions -> float64 [B, ..., D] in [-1, 1] (D = H*A, or 2 when H*A = 1)."""
         z = ((actions - run.center) / run.half_range).reshape(*actions.shape[:-2], run.H * run.A)
         # clip in float64: float32 rounding can put a point on a face 1e-7 outside, which pycma rejects
-        return np.clip(z.double().cpu().numpy(), -1.0, 1.0)
+        z = np.clip(z.double().cpu().numpy(), -1.0, 1.0)
+        if run.H * run.A == 1:
+            z = np.concatenate([z, np.zeros_like(z)], axis=-1)
+        return z
+
+    def _actions(self, run: PlanRun, z: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+        """Inverse of _normalise: float64 [..., D] -> actions [*shape, H, A] in the box."""
+        z_t = torch.as_tensor(z[..., : run.H * run.A], device=run.device, dtype=run.dtype)
+        return run.center + run.half_range * z_t.reshape(*shape, run.H, run.A)
 
     def _start(self, run: PlanRun) -> CMAState:
         import cma  # lazy: pycma takes ~1.5 s to import here
 
-        dim = run.H * run.A
+        dim = self._search_dim(run)
         popsize = self.popsize_for(dim)
         diagonal = dim > self.diagonal_above if self.diagonal == "auto" else bool(self.diagonal)
         x0 = self._normalise(run, run.initial_mean())  # [B, D]
@@ -140,8 +154,7 @@ class CMAES(SamplingPlanner):
                 es.inject(state.first[b], force=True)
             asked.append(es.ask())
         state.asked = asked
-        z = torch.as_tensor(np.asarray(asked), device=run.device, dtype=run.dtype)  # [B, P, D]
-        return run.center + run.half_range * z.view(run.B, state.popsize, run.H, run.A)
+        return self._actions(run, np.asarray(asked), (run.B, state.popsize))  # asked: [B, P, D]
 
     def _update(
         self, run: PlanRun, state: CMAState, iteration: int, population: torch.Tensor, evaluation: Evaluation
@@ -157,7 +170,5 @@ class CMAES(SamplingPlanner):
 
     def _finish(self, run: PlanRun, state: CMAState) -> PlanResult:
         # xfavorite: the distribution mean mapped through the bound transform (phenotype space)
-        mean = np.stack([es.result.xfavorite for es in state.strategies])
-        mean = torch.as_tensor(mean, device=run.device, dtype=run.dtype)
-        mean = run.center + run.half_range * mean.view(run.B, run.H, run.A)
+        mean = self._actions(run, np.stack([es.result.xfavorite for es in state.strategies]), (run.B,))
         return run.finish(mean=mean, elites=state.elites)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -65,7 +66,9 @@ class GradientPlanner(Planner):
                 )
             state.optimizer.zero_grad(set_to_none=True)
             # Starts are independent, so the gradient of the sum is each start's own gradient.
+            t0 = time.perf_counter()
             evaluation.costs.sum().backward()
+            run.objective_time += time.perf_counter() - t0  # the backward pass is the objective's cost too
         with torch.no_grad():
             if state.z.grad is not None:
                 # A NaN cost somewhere must not poison the other starts (nor this one's position).

@@ -100,7 +100,7 @@ class ICEM(SamplingPlanner):
         n_fixed = sum(p.shape[1] for p in fixed)
         n_new = max(1, n_total - n_fixed)
         noise = powerlaw_noise((run.B, n_new, run.A), run.H, self.beta, run.generator, run.device, run.dtype)
-        sampled = state.mean[:, None] + state.std[:, None] * noise.transpose(-1, -2)
+        sampled = torch.addcmul(state.mean[:, None], state.std[:, None], noise.transpose(-1, -2))
         return assemble(fixed, sampled)
 
     def _update(
@@ -113,8 +113,9 @@ class ICEM(SamplingPlanner):
     ) -> GaussianState:
         elites = run.take(evaluation.actions, evaluation.elite_index)  # [B, K, H, A], best first
         m = self.momentum
-        mean = m * state.mean + (1 - m) * elites.mean(dim=1)
-        std = m * state.std + (1 - m) * elites.std(dim=1, unbiased=False)
+        fit_std, fit_mean = torch.std_mean(elites, dim=1, correction=0)
+        mean = torch.lerp(fit_mean, state.mean, m)  # m * old + (1 - m) * fit
+        std = torch.lerp(fit_std, state.std, m)
         std = torch.maximum(std, self.min_std * run.half_range)
         carried = elites[:, : self.n_keep] if self.n_keep > 0 else None
         return GaussianState(mean, std, state.proposals, carried, elites)

@@ -94,7 +94,7 @@ class MPPI(SamplingPlanner):
         fixed = fixed_part(state.mean[:, None], state.proposals, state.carried)
         n_fixed = sum(p.shape[1] for p in fixed)
         noise = run.randn(run.B, self.population - n_fixed, run.H, run.A)
-        return assemble(fixed, state.mean[:, None] + state.std[:, None] * noise)
+        return assemble(fixed, torch.addcmul(state.mean[:, None], state.std[:, None], noise))
 
     def _update(
         self,

@@ -8,9 +8,32 @@ normalised to exactly unit variance per time step in expectation.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
+
+
+@functools.lru_cache(maxsize=64)
+def _spectrum(horizon: int, beta: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """[F, 2] multipliers of the (real, imag) Gaussian Fourier coefficients, F = H // 2 + 1, such that
+    irfft gives unit-variance noise with power ~ 1/f^beta. Cached: iCEM asks for it every iteration."""
+    freqs = torch.fft.rfftfreq(horizon, dtype=torch.float64)
+    scale = freqs.clamp(min=1.0 / horizon).pow(-beta / 2.0)
+    mult = torch.stack([scale, scale], dim=-1)
+    # The DC term (and the Nyquist term for even H) must be real; their real part gets sqrt(2).
+    mult[0] = torch.tensor([math.sqrt(2.0) * scale[0], 0.0])
+    if horizon % 2 == 0:
+        mult[-1] = torch.tensor([math.sqrt(2.0) * scale[-1], 0.0])
+    # Exact standard deviation of each irfft output sample: the DC (and, for even H, the Nyquist) term
+    # contributes 2 s^2 / H^2, every other frequency 4 s^2 / H^2. (`colorednoise` uses an
+    # approximation of this that is off by up to 4x for short horizons such as H = 2.)
+    weights = torch.full_like(scale, 4.0)
+    weights[0] = 2.0
+    if horizon % 2 == 0:
+        weights[-1] = 2.0
+    sigma = math.sqrt(float((weights * scale * scale).sum())) / horizon
+    return (mult / sigma).to(device=device, dtype=dtype)
 
 
 def powerlaw_noise(
@@ -30,25 +53,7 @@ def powerlaw_noise(
         return torch.randn((*shape, horizon), generator=generator, device=device, dtype=dtype)
     # Work in at least float32: the FFT has no half-precision CPU kernel and needs the precision.
     work = torch.promote_types(dtype, torch.float32)
-    freqs = torch.fft.rfftfreq(horizon, device=device, dtype=work)  # [F], F = H // 2 + 1
-    scale = freqs.clamp(min=1.0 / horizon).pow(-beta / 2.0)
-    # Exact standard deviation of each irfft output sample: the DC (and, for even H, the Nyquist) term
-    # contributes 2 s^2 / H^2, every other frequency 4 s^2 / H^2. (`colorednoise` uses an
-    # approximation of this that is off by up to 4x for short horizons such as H = 2.)
-    weights = torch.full_like(scale, 4.0)
-    weights[0] = 2.0
-    if horizon % 2 == 0:
-        weights[-1] = 2.0
-    sigma = math.sqrt(float((weights * scale * scale).sum())) / horizon
-    n_freq = freqs.shape[0]
-    coeffs = torch.randn((*shape, n_freq, 2), generator=generator, device=device, dtype=work)
-    coeffs = coeffs * scale[:, None]
-    # The DC term (and the Nyquist term for even H) must be real; their real part gets sqrt(2).
-    real, imag = coeffs[..., 0].clone(), coeffs[..., 1].clone()
-    imag[..., 0] = 0.0
-    real[..., 0] = real[..., 0] * math.sqrt(2.0)
-    if horizon % 2 == 0:
-        imag[..., -1] = 0.0
-        real[..., -1] = real[..., -1] * math.sqrt(2.0)
-    signal = torch.fft.irfft(torch.complex(real, imag), n=horizon, dim=-1)
-    return (signal / sigma).to(dtype)
+    mult = _spectrum(horizon, float(beta), device, work)
+    coeffs = torch.randn((*shape, mult.shape[0], 2), generator=generator, device=device, dtype=work) * mult
+    signal = torch.fft.irfft(torch.view_as_complex(coeffs), n=horizon, dim=-1)
+    return signal if signal.dtype == dtype else signal.to(dtype)

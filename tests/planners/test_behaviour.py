@@ -237,3 +237,18 @@ def test_init_elites_are_evaluated_in_the_first_iteration(planner):
     carried = torch.cat([targets[:, None], torch.zeros(B, 4, H, A)], dim=1)  # best first
     result = plan(planner, quadratic(targets), init_elites=carried)
     assert torch.allclose(result.costs, torch.zeros(B), atol=1e-9)
+
+
+def test_cmaes_handles_a_one_dimensional_problem():
+    """pycma refuses 1-D problems; the planner pads a dummy coordinate the objective never sees."""
+    result = CMAES(iterations=40).plan(
+        lambda a: ((a - 0.3) ** 2).sum(dim=(-1, -2)),
+        batch_size=2,
+        horizon=1,
+        action_dim=1,
+        low=-1.0,
+        high=1.0,
+        seed=0,
+    )
+    assert result.actions.shape == (2, 1, 1)
+    assert torch.allclose(result.actions, torch.full((2, 1, 1), 0.3), atol=0.02)
