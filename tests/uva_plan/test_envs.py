@@ -56,6 +56,7 @@ def test_make_env_names_ids_and_unknown():
     assert obs.shape == (16, 16, 3) and obs.dtype == np.uint8
 
 
+@pytest.mark.filterwarnings("ignore:.*symmetric and normalized space")  # [-2, 2] velocities are the design
 def test_wall_passes_gymnasium_checker_and_truncates(wall):
     from gymnasium.utils.env_checker import check_env
 

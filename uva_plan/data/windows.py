@@ -91,6 +91,8 @@ class WindowDataset(torch.utils.data.Dataset):
         self.goal_max_steps = int(goal_max_steps)
         self.seed = int(seed)
         self.epoch = 0
+        self._offsets_epoch: int | None = None
+        self._offsets = np.zeros(0, dtype=np.int64)
         if frames is None:
             self._frames, self._keys = buffer.img, ("history", "future", "goal")
         else:
@@ -126,6 +128,15 @@ class WindowDataset(torch.utils.data.Dataset):
         """Draw different hindsight goals in each training epoch (same epoch, same draws)."""
         self.epoch = int(epoch)
 
+    def _goal_offsets(self) -> np.ndarray:
+        """Goal offsets of all windows for the current epoch, drawn at once from (seed, epoch): the
+        same draws whatever the access order or the DataLoader worker."""
+        if self._offsets_epoch != self.epoch:
+            rng = np.random.default_rng((self.seed, self.epoch))
+            self._offsets = rng.integers(1, self.goal_max_steps + 1, size=len(self))
+            self._offsets_epoch = self.epoch
+        return self._offsets
+
     def __len__(self) -> int:
         return int(self._step.shape[0])
 
@@ -138,8 +149,7 @@ class WindowDataset(torch.utils.data.Dataset):
         hist = np.clip(t + self._hist_offsets, first, last)
         fut = np.clip(t + self._fut_offsets, first, last)
         act = np.clip(t + self._act_offsets, first, last)
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        goal = min(t + int(rng.integers(1, self.goal_max_steps + 1)), last)
+        goal = min(t + int(self._goal_offsets()[index]), last)
         k_hist, k_fut, k_goal = self._keys
         return {
             k_hist: np.asarray(self._frames[hist]),
