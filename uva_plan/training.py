@@ -347,6 +347,41 @@ class LossModule(torch.nn.Module):
         return getattr(self.target, self.method)(*args, **kwargs)
 
 
+class _Meter:
+    """Sums of loss terms per group (mode) since the last read; a read averages over all processes."""
+
+    def __init__(self, groups, keys):
+        self.groups, self.keys = list(groups), list(keys)
+        self.sums = np.zeros((len(self.groups), len(self.keys), 2))
+
+    def add(self, group: str, logs: dict, weight: float = 1.0) -> None:
+        i = self.groups.index(group)
+        for j, key in enumerate(self.keys):
+            if key in logs:
+                self.sums[i, j] += (float(logs[key]) * weight, weight)
+
+    def read(self, accelerator=None) -> dict[str, dict[str, float]]:
+        """`{group: {key: mean}}` for the groups and keys seen, then reset."""
+        t = torch.tensor(self.sums)  # a copy: the sums are reset below
+        if accelerator is not None and accelerator.num_processes > 1:
+            t = accelerator.reduce(t.to(accelerator.device), reduction="sum").cpu()
+        self.sums[:] = 0
+        return {
+            g: {k: float(t[i, j, 0] / t[i, j, 1]) for j, k in enumerate(self.keys) if t[i, j, 1] > 0}
+            for i, g in enumerate(self.groups)
+            if t[i, :, 1].sum() > 0
+        }
+
+
+def _flat(means: dict[str, dict[str, float]]) -> dict[str, float]:
+    """`{mode: {term: v}}` -> `{"term/mode": v}` for metrics.jsonl."""
+    return {f"{key}/{group}": v for group, terms in means.items() for key, v in terms.items()}
+
+
+LOSS_TERMS = ("loss", "video_loss", "action_loss", "distance_loss")
+TOKENIZER_TERMS = ("tokenizer_loss", "recon", "kl", "mse")
+
+
 def _make_accelerator(device: str | None):
     from accelerate import Accelerator
 
@@ -360,13 +395,6 @@ def _make_accelerator(device: str | None):
     return Accelerator(cpu=device == "cpu"), device
 
 
-def _reduce_mode_sums(accelerator, sums: dict[str, list[float]], names) -> dict[str, float]:
-    """Mean loss per mode over all processes since the last call; `sums[name] = [total, count]`."""
-    t = torch.tensor([sums.get(n, [0.0, 0.0]) for n in names], dtype=torch.float64, device=accelerator.device)
-    t = accelerator.reduce(t, reduction="sum") if accelerator.num_processes > 1 else t
-    return {n: float(t[i, 0] / t[i, 1]) for i, n in enumerate(names) if t[i, 1] > 0}
-
-
 def _weights_digest(model, ema=None) -> str:
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -378,33 +406,58 @@ def _weights_digest(model, ema=None) -> str:
     return h.hexdigest()
 
 
+@dataclass
+class _Run:
+    """What both stages share: settings, processes, output and logs."""
+
+    cfg: TrainConfig
+    accelerator: Any
+    out: Path
+    log: _MetricsLog
+    progress: _Progress
+    info: dict
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def device(self):
+        return self.accelerator.device
+
+    def save_state(self, state: TrainState) -> None:
+        if self.main:
+            save_train_state(self.out, state)
+        self.accelerator.wait_for_everyone()
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train the tokenizer, then UVA, per `config`; write checkpoints, resume state and metrics.jsonl
-    to `config.out`. Returns the last losses and throughput (the same on every process)."""
+    to `config.out`. Returns the last losses and the throughput."""
     cfg = config.resolved()
     out = Path(cfg.out)
     if not Path(cfg.data).exists():
         raise UserInputError(f"--data {cfg.data} does not exist; expected a replay buffer PATH.zarr written by `uva-plan collect`")
     _check_run_dir(out, cfg.resume)
     accelerator, device_name = _make_accelerator(cfg.device)
-    world, main, device = accelerator.num_processes, accelerator.is_main_process, accelerator.device
 
     from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer, normalizer_for, split_episodes
-    from world_model import UVA, save_checkpoint
-    from world_model.config import MODE_NAMES, make_config
+    from world_model import UVA
+    from world_model.config import make_config
 
     buffer = load_replay_buffer(cfg.data)
-    n_episodes = buffer.n_episodes
-    if n_episodes < 2:
-        raise UserInputError(f"{cfg.data} has {n_episodes} episode(s); expected at least 2 (validation holds out whole episodes)")
+    if buffer.n_episodes < 2:
+        raise UserInputError(f"{cfg.data} has {buffer.n_episodes} episode(s); expected at least 2 (validation holds out whole episodes)")
     fingerprint = _data_fingerprint(buffer, cfg.data)
-    train_eps, val_eps = split_episodes(n_episodes, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    train_eps, val_eps = [int(e) for e in train_eps], [int(e) for e in val_eps]
-    if not train_eps or not val_eps:
-        raise UserInputError(
-            f"{cfg.data} splits into {len(train_eps)} train and {len(val_eps)} validation episodes; expected "
-            "at least one of each (collect more episodes or change val_fraction)"
-        )
+    train_eps, val_eps = (ids.tolist() for ids in split_episodes(buffer.n_episodes, cfg.val_fraction, cfg.seed))
 
     state = None
     if cfg.resume:
@@ -412,11 +465,11 @@ def train(config: TrainConfig) -> TrainResult:
         saved = state.info.get("train_config", {})
         if state.info.get("data_fingerprint") != fingerprint:
             raise UserInputError(f"--data {cfg.data} is not the data this run was trained on ({saved.get('data')}); expected the same replay buffer to resume")
-        for key in ("config", "seed", "val_fraction"):
-            if saved.get(key) != getattr(cfg, key):
+        for key in ("config", "seed", "val_fraction", "model_overrides"):
+            if saved.get(key) != _jsonable({key: getattr(cfg, key)})[key]:
                 raise UserInputError(f"--resume with {key}={getattr(cfg, key)!r} but the run used {saved.get(key)!r}; expected the same value")
 
-    # The model's normaliser must be the one the windows were normalised with.
+    # The model's normaliser must be the one the windows are normalised with.
     normalizer = normalizer_for(buffer)
     spec = WindowSpec()
     model_config = make_config(
@@ -424,50 +477,45 @@ def train(config: TrainConfig) -> TrainResult:
         image_size=buffer.image_size, n_history=spec.n_history, n_future=spec.n_future, frame_stride=spec.frame_stride,
         **cfg.model_overrides,
     )
-    _seed_everything(cfg.seed)
-    model = UVA(model_config).to(device)
+    _seed_everything(cfg.seed)  # the same initial weights in every process
+    model = UVA(model_config).to(accelerator.device)
     if state is not None:
-        model.load_state_dict({k: v.to(device) for k, v in state.model.items()})
+        model.load_state_dict(state.model)
 
+    main = accelerator.is_main_process
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        run_info = {"train_config": _jsonable(asdict(cfg)), "model_config": model_config.to_dict(), "num_processes": world,
-                    "device": device_name, "train_episodes": train_eps, "val_episodes": val_eps}
-        atomic_write_json(out / RUN_FILE, run_info)
+        atomic_write_json(out / RUN_FILE, {
+            "train_config": _jsonable(asdict(cfg)), "model_config": model_config.to_dict(),
+            "num_processes": accelerator.num_processes, "device": device_name,
+            "train_episodes": train_eps, "val_episodes": val_eps,
+        })
     accelerator.wait_for_everyone()
-    log = _MetricsLog(out / METRICS_FILE if main else None)
-    progress = _Progress(cfg.progress and main)
-    info = {"train_config": _jsonable(asdict(cfg)), "data_fingerprint": fingerprint}
-
-    images = np.asarray(buffer.img)
-    tokenizer_val: dict[str, float] = {}
+    run = _Run(cfg, accelerator, out, _MetricsLog(out / METRICS_FILE if main else None), _Progress(cfg.progress and main),
+               {"train_config": _jsonable(asdict(cfg)), "data_fingerprint": fingerprint})
     try:
-        # ---- stage 1: tokenizer ------------------------------------------------------------------
+        # Stage 1: the tokenizer, then frozen.
         if state is None or state.stage == "tokenizer":
-            tokenizer_val = _train_tokenizer(cfg, model, images, buffer.episode_ends, train_eps, val_eps, state,
-                                             accelerator, log, progress, info, out)
+            run.info["tokenizer_val"] = _train_tokenizer(run, model, buffer, train_eps, val_eps, state)
             state = None
         else:
             model.freeze_tokenizer()
-            tokenizer_val = state.info.get("tokenizer_val", {})
-        info["tokenizer_val"] = tokenizer_val
+            run.info["tokenizer_val"] = state.info.get("tokenizer_val", {})
 
-        # ---- stage 2: encode once, then masked multi-task training ------------------------------------
+        # Stage 2: every frame encoded once, then UVA's masked multi-task training on latent windows.
         latents = load_latents(out, fingerprint)
         if latents is None:
-            latents = _encode_all(model.tokenizer, images, accelerator)
+            latents = _encode_all(model.tokenizer, buffer.img, accelerator)
             if main:
                 save_latents(out, latents, fingerprint)
-        accelerator.wait_for_everyone()
-        latents_np = latents.numpy()
-
-        train_set = WindowDataset(buffer, spec, episodes=train_eps, seed=cfg.seed, frames=latents_np)
-        val_set = WindowDataset(buffer, spec, episodes=val_eps, seed=cfg.seed + 1, frames=latents_np)
-        result = _train_world_model(cfg, model, train_set, val_set, state, accelerator, log, progress, info, out,
-                                    MODE_NAMES, save_checkpoint)
+            accelerator.wait_for_everyone()
+        frames = latents.numpy()
+        train_set = WindowDataset(buffer, spec, episodes=train_eps, seed=cfg.seed, frames=frames)
+        val_set = WindowDataset(buffer, spec, episodes=val_eps, seed=cfg.seed + 1, frames=frames)
+        result = _train_world_model(run, model, train_set, val_set, state)
     finally:
-        progress.stop()
-    result.tokenizer_val = tokenizer_val
+        run.progress.stop()
+    result.tokenizer_val = run.info["tokenizer_val"]
     return result
 
 
@@ -475,116 +523,103 @@ def _jsonable(d: dict) -> dict:
     return json.loads(json.dumps(d, default=str))
 
 
-def _train_tokenizer(cfg, model, images, episode_ends, train_eps, val_eps, state, accelerator, log, progress, info, out):
-    """Stage 1. Returns the tokenizer's validation logs on held-out frames."""
+def _train_tokenizer(run: _Run, model, buffer, train_eps, val_eps, state: TrainState | None) -> dict[str, float]:
+    """Stage 1: the tokenizer's own loss, then its latent scale fitted on data and the tokenizer frozen.
+    Returns its losses on held-out frames."""
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
-    rank, world, main, device = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process, accelerator.device
-    tok = model.tokenizer
-    train_frames = _episode_frame_ids(np.asarray(episode_ends), train_eps)
-    val_frames = _episode_frame_ids(np.asarray(episode_ends), val_eps)
-    steps = cfg.tokenizer_steps
-    # The same frames on every process, so every replica computes the same background and scale.
-    fit_ids = np.random.default_rng([cfg.seed, 7]).choice(train_frames, size=min(len(train_frames), 2048), replace=False)
-    fit_ids.sort()
+    cfg, device, tok = run.cfg, run.device, model.tokenizer
+    images = buffer.img
+    train_frames = _episode_frame_ids(buffer.episode_ends, train_eps)
+    val_frames = _episode_frame_ids(buffer.episode_ends, val_eps)
+    # The same frames in every process, so every replica fits the same background and scale.
+    fit_ids = np.sort(np.random.default_rng([cfg.seed, 7]).choice(train_frames, min(len(train_frames), 2048), replace=False))
 
-    start = 0
+    steps = cfg.tokenizer_steps
     if steps > 0:
-        if state is None:
-            tok.fit_background(torch.from_numpy(images[fit_ids]).to(device))
         optimizer = torch.optim.AdamW(tok.parameters(), lr=cfg.tokenizer_lr, betas=(0.9, 0.999), weight_decay=0.0)
         scheduler = get_cosine_schedule_with_warmup(optimizer, min(100, max(1, steps // 20)), steps)
-        if state is not None:
+        start = 0
+        if state is None:
+            tok.fit_background(torch.from_numpy(images[fit_ids]).to(device))
+        else:
             optimizer.load_state_dict(state.optimizer)
             scheduler.load_state_dict(state.scheduler)
             start = state.step
-        wrapped, optimizer = accelerator.prepare(LossModule(tok), optimizer)
+        wrapped, optimizer = run.accelerator.prepare(LossModule(tok), optimizer)
         sampler = EpochSampler(len(train_frames), cfg.seed)
-        progress.start("tokenizer", steps, start)
-        running: dict[str, float] = {}
-        sums: dict[str, list[float]] = {}
+        meter = _Meter(["tokenizer"], TOKENIZER_TERMS)
+        run.progress.start("tokenizer", steps, start)
         tok.train()
         for step in range(start, steps):
-            torch.manual_seed(_step_seed(cfg.seed, 1, step, rank))
-            ids = train_frames[sampler.indices(step, cfg.tokenizer_batch_size, rank, world)]
-            ids.sort()
-            batch = torch.from_numpy(images[ids]).to(device)
-            loss, logs = wrapped(batch)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(tok.parameters(), cfg.grad_clip)
+            torch.manual_seed(_step_seed(cfg.seed, 1, step, run.rank))
+            ids = np.sort(train_frames[sampler.indices(step, cfg.tokenizer_batch_size, run.rank, run.world)])
+            loss, logs = wrapped(torch.from_numpy(images[ids]).to(device))
+            run.accelerator.backward(loss)
+            run.accelerator.clip_grad_norm_(tok.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            s = sums.setdefault("tokenizer", [0.0, 0.0])
-            s[0] += float(loss.detach())
-            s[1] += 1
+            meter.add("tokenizer", logs)
             done = step + 1
             if done % cfg.log_every == 0 or done == steps:
-                means = _reduce_mode_sums(accelerator, sums, ["tokenizer"])
-                sums.clear()
-                running = {"tokenizer": means["tokenizer"], "mse": float(logs["mse"])}
-                log.write(stage="tokenizer", step=done, lr=scheduler.get_last_lr()[0], loss=means["tokenizer"],
-                          mse=float(logs["mse"]), time=time.time())
-                progress.update(done, running)
+                means = meter.read(run.accelerator)["tokenizer"]
+                run.log.write(stage="tokenizer", step=done, lr=scheduler.get_last_lr()[0], **means, time=time.time())
+                run.progress.update(done, {"loss": means["tokenizer_loss"], "mse": means["mse"]})
             if done % cfg.save_every == 0 and done < steps:
-                if main:
-                    save_train_state(out, TrainState("tokenizer", done, model.state_dict(), optimizer.state_dict(),
-                                                     scheduler.state_dict(), None, info))
-                accelerator.wait_for_everyone()
-        progress.stop()
-        tok.eval()
+                run.save_state(TrainState("tokenizer", done, model.state_dict(), optimizer.state_dict(),
+                                          scheduler.state_dict(), None, run.info))
+        run.progress.stop()
+
     model.freeze_tokenizer()
     with torch.no_grad():
-        raw = torch.cat([tok.encode_raw(torch.from_numpy(images[c]).to(device)) for c in np.array_split(fit_ids, max(1, len(fit_ids) // 256))])
-        scale, shift = tok.fit_scale(raw)
-        val_ids = np.random.default_rng([cfg.seed, 8]).choice(val_frames, size=min(len(val_frames), 256), replace=False)
+        raw = torch.cat([tok.encode_raw(torch.from_numpy(images[c]).to(device)) for c in np.array_split(fit_ids, -(-len(fit_ids) // 256))])
+        scale, _ = tok.fit_scale(raw)
+        val_ids = np.sort(np.random.default_rng([cfg.seed, 8]).choice(val_frames, min(len(val_frames), 256), replace=False))
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)
-            _, val_logs = tok.loss(torch.from_numpy(images[np.sort(val_ids)]).to(device))
-    tokenizer_val = {k: float(v) for k, v in val_logs.items()}
-    tokenizer_val["scale_factor"] = float(scale)
-    log.write(stage="tokenizer", step=steps, split="val", **tokenizer_val, time=time.time())
-    progress.print(f"tokenizer: val mse {tokenizer_val.get('mse', float('nan')):.5f}, scale factor {scale:.3f}")
-    info["tokenizer_val"] = tokenizer_val
-    if accelerator.is_main_process:
-        save_train_state(out, TrainState("world_model", 0, model.state_dict(), None, None, None, info))
-    accelerator.wait_for_everyone()
+            _, val_logs = tok.loss(torch.from_numpy(images[val_ids]).to(device))
+    tokenizer_val = {k: float(v) for k, v in val_logs.items()} | {"scale_factor": float(scale)}
+    run.log.write(stage="tokenizer", step=steps, split="val", **tokenizer_val, time=time.time())
+    run.progress.print(f"tokenizer: held-out pixel MSE {tokenizer_val['mse']:.5f}, latent scale factor {scale:.3f}")
+    run.info["tokenizer_val"] = tokenizer_val
+    run.save_state(TrainState("world_model", 0, model.state_dict(), None, None, None, run.info))
     return tokenizer_val
 
 
-def _encode_all(tok, images: np.ndarray, accelerator, chunk: int = 256):
-    """Every frame `[N, H, W, 3]` -> latents `[N, h, w, c]` on CPU; each process encodes one contiguous
-    share and the shares are gathered, so all processes hold the same array."""
+def _encode_all(tok, images: np.ndarray, accelerator, chunk: int = 256) -> torch.Tensor:
+    """Every frame `[N, H, W, 3]` -> latents `[N, h, w, c]` on the CPU; each process encodes one
+    contiguous share and the shares are gathered, so all processes hold the same array."""
     n, world, rank = len(images), accelerator.num_processes, accelerator.process_index
     per = -(-n // world)
     lo, hi = min(n, rank * per), min(n, (rank + 1) * per)
-    parts = []
+    c = tok.config
+    mine = torch.zeros(per, c.latent_size, c.latent_size, c.latent_channels, device=accelerator.device)
     with torch.no_grad():
         for s in range(lo, hi, chunk):
-            parts.append(tok.encode(torch.from_numpy(images[s : min(hi, s + chunk)]).to(accelerator.device)))
-    c = tok.config
-    mine = torch.cat(parts) if parts else torch.zeros(0, c.latent_size, c.latent_size, c.latent_channels, device=accelerator.device)
+            e = min(hi, s + chunk)
+            mine[s - lo : e - lo] = tok.encode(torch.from_numpy(images[s:e]).to(accelerator.device))
     if world == 1:
-        return mine.cpu()
-    padded = torch.zeros(per, *mine.shape[1:], device=accelerator.device, dtype=mine.dtype)
-    padded[: len(mine)] = mine
-    gathered = accelerator.gather(padded)
-    return gathered[:n].cpu()
+        return mine[:n].cpu()
+    return accelerator.gather(mine)[:n].cpu()
 
 
-def _train_world_model(cfg, model, train_set, val_set, state, accelerator, log, progress, info, out, mode_names,
-                       save_checkpoint) -> TrainResult:
-    """Stage 2: UVA's masked multi-task training with EMA, validation and checkpoints."""
+def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState | None) -> TrainResult:
+    """Stage 2: UVA's masked multi-task training (one mode per step, drawn by the model) with EMA,
+    validation of the EMA weights per mode, and checkpoints of the EMA weights."""
     from diffusers.optimization import get_cosine_schedule_with_warmup
     from diffusers.training_utils import EMAModel
 
-    rank, world, main, device = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process, accelerator.device
+    from world_model import save_checkpoint
+    from world_model.config import MODE_NAMES
+
+    cfg, accelerator, device = run.cfg, run.accelerator, run.device
     params = model.world_parameters()
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
     ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=cfg.ema_power)
     start = 0
-    if state is not None and state.stage == "world_model" and state.optimizer is not None:
+    if state is not None and state.optimizer is not None:
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
         ema.load_state_dict(state.ema)
@@ -592,41 +627,30 @@ def _train_world_model(cfg, model, train_set, val_set, state, accelerator, log, 
         start = state.step
     if start >= cfg.steps:
         raise UserInputError(f"this run already finished {start} steps; expected --steps above {start} to train further")
-    ema_model = copy.deepcopy(model).eval()
+    ema_model = copy.deepcopy(model).eval()  # holds the EMA weights for validation and checkpoints
     ema_params = ema_model.world_parameters()
     ema_model.requires_grad_(False)
 
     wrapped, optimizer = accelerator.prepare(LossModule(model), optimizer)
     sampler = EpochSampler(len(train_set), cfg.seed)
     end = cfg.stop_at if cfg.stop_at is not None else cfg.steps
-    global_batch = cfg.batch_size * world
-
-    def save_all(step: int) -> None:
-        ema.copy_to(ema_params)
-        if main:
-            save_checkpoint(ema_model, out, extra_state={"step": step, "train_config": info["train_config"]})
-            save_train_state(out, TrainState("world_model", step, model.state_dict(), optimizer.state_dict(),
-                                             scheduler.state_dict(), ema.state_dict(), info))
-        accelerator.wait_for_everyone()
-
+    meter = _Meter(MODE_NAMES, LOSS_TERMS)
+    running: dict[str, float] = {}
     val_losses: dict[str, float] = {}
-    train_losses: dict[str, float] = {}
-    sums: dict[str, list[float]] = {}
-    progress.start("world model", cfg.steps, start)
+    train_time, train_samples = 0.0, 0
+    run.progress.start("world model", cfg.steps, start)
     model.train()
     model.tokenizer.eval()
-    train_time, train_samples = 0.0, 0
     for step in range(start, end):
         t0 = time.perf_counter()
-        torch.manual_seed(_step_seed(cfg.seed, 2, step, rank))
+        torch.manual_seed(_step_seed(cfg.seed, 2, step, run.rank))
         items = []
-        for i, epoch in zip(*sampler.draw(step, cfg.batch_size, rank, world)):
+        for i, epoch in zip(*sampler.draw(step, cfg.batch_size, run.rank, run.world)):
             train_set.set_epoch(int(epoch))  # new hindsight goals each epoch, the same ones on resume
             items.append(train_set[int(i)])
-        batch = _collate(items, device)
-        loss, logs = wrapped(batch)
+        loss, logs = wrapped(_collate(items, device))
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {float(loss)} at step {step + 1}; lower --lr or check the data")
+            raise FloatingPointError(f"training loss became {float(loss)} at step {step + 1} ({logs['mode']}); lower --lr or check the data")
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
@@ -634,56 +658,57 @@ def _train_world_model(cfg, model, train_set, val_set, state, accelerator, log, 
         optimizer.zero_grad(set_to_none=True)
         ema.step(params)
         train_time += time.perf_counter() - t0
-        train_samples += global_batch
-        mode = str(logs.get("mode", "all"))
-        s = sums.setdefault(mode, [0.0, 0.0])
-        s[0] += float(loss.detach())
-        s[1] += 1
+        train_samples += cfg.batch_size * run.world
+        meter.add(logs["mode"], logs)
         done = step + 1
+
         if done % cfg.log_every == 0 or done == end:
-            means = _reduce_mode_sums(accelerator, sums, list(mode_names))
-            sums.clear()
-            for name, v in means.items():  # running loss: exponential average over logging intervals
-                train_losses[name] = v if name not in train_losses else 0.7 * train_losses[name] + 0.3 * v
-            log.write(stage="world_model", step=done, lr=scheduler.get_last_lr()[0], **{f"loss/{k}": v for k, v in means.items()},
-                      samples_per_second=train_samples / max(train_time, 1e-9), time=time.time())
-            progress.update(done, train_losses)
+            means = meter.read(accelerator)
+            for mode, terms in means.items():  # the bar shows an exponential average over log intervals
+                running[mode] = terms["loss"] if mode not in running else 0.7 * running[mode] + 0.3 * terms["loss"]
+            run.log.write(stage="world_model", step=done, lr=scheduler.get_last_lr()[0], **_flat(means),
+                          samples_per_second=train_samples / train_time, time=time.time())
+            run.progress.update(done, running)
         if done % cfg.val_every == 0 or done == end:
             ema.copy_to(ema_params)
-            if main:
-                val_losses = _validate(ema_model, val_set, cfg, mode_names, device)
-                log.write(stage="world_model", step=done, split="val", **{f"loss/{k}": v for k, v in val_losses.items()}, time=time.time())
-                progress.print(f"step {done}: val  {_format_losses(val_losses)}")
+            if run.main:
+                val = _validate(ema_model, val_set, cfg, MODE_NAMES)
+                val_losses = {mode: terms["loss"] for mode, terms in val.items()}
+                run.log.write(stage="world_model", step=done, split="val", **_flat(val), time=time.time())
+                run.progress.print(f"step {done} validation: {_format_losses(val_losses)}")
             accelerator.wait_for_everyone()
         if done % cfg.save_every == 0 or done == end:
-            save_all(done)
+            ema.copy_to(ema_params)
+            if run.main:
+                save_checkpoint(ema_model, run.out, extra_state={"step": done, "train_config": run.info["train_config"]})
+            run.save_state(TrainState("world_model", done, model.state_dict(), optimizer.state_dict(),
+                                      scheduler.state_dict(), ema.state_dict(), run.info))
+    run.progress.stop()
 
-    progress.stop()
     if cfg.replica_digest_dir:
-        Path(cfg.replica_digest_dir).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.replica_digest_dir) / f"rank{rank}.sha256").write_text(_weights_digest(model, ema) + "\n")
+        folder = Path(cfg.replica_digest_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"rank{run.rank}.sha256").write_text(_weights_digest(model, ema) + "\n")
     accelerator.wait_for_everyone()
-    sps = train_samples / max(train_time, 1e-9)
-    return TrainResult(out, end, train_losses, val_losses, {}, sps, world, main)
+    return TrainResult(run.out, end, running, val_losses, {}, train_samples / max(train_time, 1e-9), run.world, run.main)
 
 
-def _validate(model, val_set, cfg, mode_names, device) -> dict[str, float]:
-    """Loss of each mode on the same held-out windows and the same noise at every validation, so the
-    curve shows the model changing, not the draw."""
+def _validate(model, val_set, cfg: TrainConfig, mode_names) -> dict[str, dict[str, float]]:
+    """Loss terms of every mode on the same held-out windows with the same noise at every validation,
+    so the curve shows the model changing, not the draw. Leaves the training RNG untouched."""
+    device = model.device
     n = len(val_set)
     k = min(n, cfg.val_batches * cfg.batch_size)
-    ids = np.random.default_rng([cfg.seed, 9]).choice(n, size=k, replace=False)
+    ids = np.sort(np.random.default_rng([cfg.seed, 9]).choice(n, size=k, replace=False))
     batches = [_collate([val_set[int(i)] for i in ids[s : s + cfg.batch_size]], device) for s in range(0, k, cfg.batch_size)]
-    losses = {}
+    meter = _Meter(mode_names, LOSS_TERMS)
     with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for j, mode in enumerate(mode_names):
             torch.manual_seed(_step_seed(cfg.seed, 3, j, 0))
-            total = 0.0
-            for b in batches:
-                loss, _ = model.loss(b, mode=mode)
-                total += float(loss) * len(next(iter(b.values())))
-            losses[mode] = total / k
-    return losses
+            for batch in batches:
+                _, logs = model.loss(batch, mode=mode)
+                meter.add(mode, logs, weight=len(batch["actions"]))
+    return meter.read()
 
 
 __all__ = ["CONFIG_NAMES", "PRESETS", "EpochSampler", "TrainConfig", "TrainResult", "TrainingPreset", "train"]

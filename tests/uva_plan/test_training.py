@@ -59,6 +59,9 @@ def test_a_run_writes_a_loadable_checkpoint_metrics_and_resume_state(wall_data, 
     val = [r for r in records if r.get("split") == "val" and r["stage"] == "world_model"]
     assert [r["step"] for r in val] == [3, 6]
     assert all({f"loss/{m}" for m in MODES} <= set(r) for r in val)
+    # Each mode's loss terms: video terms for video modes, action terms for action modes.
+    assert {"video_loss/video_prediction", "action_loss/policy", "action_loss/joint", "video_loss/joint"} <= set(val[0])
+    assert "action_loss/video_prediction" not in val[0] and "video_loss/policy" not in val[0]
     assert any(r["stage"] == "tokenizer" for r in records)
 
 
