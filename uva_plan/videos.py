@@ -120,9 +120,29 @@ def _read_video_file(p: Path) -> np.ndarray:
     except Exception as exc:  # imageio/ffmpeg/Pillow raise many types for a corrupt file
         raise UserInputError(f"cannot read video {p} ({_first_line(exc)}); expected a readable MP4 or GIF") from None
     frames = np.asarray(frames)
-    if frames.ndim in (2, 3) and p.suffix.lower() == ".gif":
-        frames = frames[None]  # a one-frame GIF reads as a single image
+    if p.suffix.lower() == ".gif":
+        if frames.ndim in (2, 3):
+            frames = frames[None]  # a one-frame GIF reads as a single image
+        frames = _expand_held_frames(frames, p)
     return frames
+
+
+def _expand_held_frames(frames: np.ndarray, p: Path) -> np.ndarray:
+    """GIF writers (Pillow, so imageio too) store a run of identical frames ONCE with a longer display
+    time: a demo whose agent rests for 20 steps comes back 19 frames short. Each frame is repeated by
+    its duration in units of the shortest one, restoring one frame per env step."""
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(p) as img:
+            durations = [int(f.info.get("duration") or 0) for f in ImageSequence.Iterator(img)]
+    except Exception:
+        return frames
+    if len(durations) != len(frames) or min(durations) <= 0:
+        return frames
+    unit = min(durations)
+    counts = np.maximum(1, np.rint(np.asarray(durations) / unit).astype(int))
+    return np.repeat(frames, counts, axis=0) if np.any(counts > 1) else frames
 
 
 def _natural_key(name: str):

@@ -32,6 +32,14 @@ def test_gif_round_trip_is_exact(tmp_path):
     assert video.note is None and video.states is None and video.actions is None
 
 
+def test_gif_frames_held_still_come_back_one_per_step(tmp_path):
+    frames = np.concatenate([moving_disc(8), np.repeat(moving_disc(8)[-1:], 6, axis=0)])  # 6 still steps
+    path = tmp_path / "rest.gif"
+    iio.imwrite(path, frames, extension=".gif", duration=100, loop=0)
+    assert len(iio.imread(path, index=None)) < len(frames)  # the writer merged the still frames
+    np.testing.assert_array_equal(load_video(path, 64).frames, frames)
+
+
 def test_mp4_is_read_and_close_to_the_original(tmp_path):
     frames = moving_disc()
     path = tmp_path / "demo.mp4"
