@@ -75,7 +75,7 @@ class CEM(SamplingPlanner):
         room = self.population - 2 - n_prop  # keep the mean and at least one sample of our own
         if carried is not None:
             carried = carried[:, :room] if room > 0 else None
-        std = (self.init_std * run.half_range).expand(run.B, run.H, run.A).clone()
+        std = run.spread(self.init_std)
         return GaussianState(run.initial_mean(), std, proposals, carried)
 
     def _propose(self, run: PlanRun, state: GaussianState, iteration: int) -> torch.Tensor:
@@ -93,7 +93,7 @@ class CEM(SamplingPlanner):
         population: torch.Tensor,
         evaluation: Evaluation,
     ) -> GaussianState:
-        elites = run.take(evaluation.actions, evaluation.elite_index)  # [B, K, H, A]
+        elites = evaluation.elite_actions()  # [B, K, H, A]
         fit_std, fit_mean = torch.std_mean(elites, dim=1, correction=0)
         m = self.momentum
         mean = fit_mean if m == 0 else torch.lerp(fit_mean, state.mean, m)  # m * old + (1 - m) * fit

@@ -164,7 +164,7 @@ class CMAES(SamplingPlanner):
             if state.active[b]:
                 es.tell(state.asked[b], costs[b].tolist())
                 state.active[b] = not es.stop()
-        state.elites = run.take(evaluation.actions, evaluation.elite_index)
+        state.elites = evaluation.elite_actions()
         state.converged = not any(state.active)
         return state
 

@@ -75,7 +75,7 @@ class GradientPlanner(Planner):
                 torch.nan_to_num_(state.z.grad, nan=0.0, posinf=0.0, neginf=0.0)
             state.optimizer.step()
             state.z.clamp_(-1.0, 1.0)
-        state.elites = run.take(evaluation.actions, evaluation.elite_index)
+        state.elites = evaluation.elite_actions()
         return state
 
     def _finish(self, run: PlanRun, state: GradientState) -> PlanResult:

@@ -88,7 +88,7 @@ class ICEM(SamplingPlanner):
         carried = None
         if run.init_elites is not None and self.n_keep > 0:
             carried = run.init_elites[:, : self.n_keep]
-        std = (self.init_std * run.half_range).expand(run.B, run.H, run.A).clone()
+        std = run.spread(self.init_std)
         return GaussianState(run.initial_mean(), std, proposals, carried)
 
     def _propose(self, run: PlanRun, state: GaussianState, iteration: int) -> torch.Tensor:
@@ -111,7 +111,7 @@ class ICEM(SamplingPlanner):
         population: torch.Tensor,
         evaluation: Evaluation,
     ) -> GaussianState:
-        elites = run.take(evaluation.actions, evaluation.elite_index)  # [B, K, H, A], best first
+        elites = evaluation.elite_actions()  # [B, K, H, A], best first
         m = self.momentum
         fit_std, fit_mean = torch.std_mean(elites, dim=1, correction=0)
         mean = torch.lerp(fit_mean, state.mean, m)  # m * old + (1 - m) * fit

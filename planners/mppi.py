@@ -87,7 +87,7 @@ class MPPI(SamplingPlanner):
         room = self.population - 2 - (0 if proposals is None else proposals.shape[1])
         if carried is not None:
             carried = carried[:, :room] if room > 0 else None
-        std = (self.noise_std * run.half_range).expand(run.B, run.H, run.A)
+        std = run.spread(self.noise_std)
         return GaussianState(run.initial_mean(), std, proposals, carried)
 
     def _propose(self, run: PlanRun, state: GaussianState, iteration: int) -> torch.Tensor:
@@ -105,7 +105,7 @@ class MPPI(SamplingPlanner):
         evaluation: Evaluation,
     ) -> GaussianState:
         if self.n_elites < self.population:
-            costs, candidates = evaluation.elite_costs, run.take(evaluation.actions, evaluation.elite_index)
+            costs, candidates = evaluation.elite_costs, evaluation.elite_actions()
         else:
             costs, candidates = evaluation.costs, evaluation.actions
         shifted = costs - costs.min(dim=1, keepdim=True).values
@@ -124,5 +124,5 @@ class MPPI(SamplingPlanner):
         elites = None
         if state.last is not None:
             k = min(self.n_elites, max(1, self.population // 10))
-            elites = run.take(state.last.actions, state.last.elite_index[:, :k])
+            elites = state.last.elite_actions(k)
         return run.finish(mean=state.mean, elites=elites)

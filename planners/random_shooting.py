@@ -59,6 +59,4 @@ class RandomShooting(SamplingPlanner):
         population: torch.Tensor,
         evaluation: Evaluation,
     ) -> ShootingState:
-        return ShootingState(
-            state.proposals, state.first, run.take(evaluation.actions, evaluation.elite_index)
-        )
+        return ShootingState(state.proposals, state.first, evaluation.elite_actions())
