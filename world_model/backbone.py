@@ -1,0 +1,77 @@
+"""UVA's joint video-action latent and its bidirectional transformer.
+
+One token per spatial position of every future frame. Each token fuses, channel-wise, (1) the future
+frame's latent token or a learned mask token where it is masked, (2) the history frame's token at the
+same position (history frame i pairs with future frame i), and (3) the embedding of the frame_stride
+actions that lead to that future frame (or a learned "no actions" embedding) - then ONE linear layer
+projects the concatenation to the model width. Learned temporal + spatial position embeddings are
+added, goal-image tokens (or a learned "no goal" set) are prepended as a condition, as UVA prepends
+language, and a bidirectional transformer mixes everything.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from world_model.config import UVAConfig
+
+
+class JointBackbone(nn.Module):
+    """``(future, history, mask, actions, goal) -> joint latent [B, Tf, S, width]``."""
+
+    def __init__(self, config: UVAConfig):
+        super().__init__()
+        self.config = config
+        d, s, w = config.token_dim, config.tokens_per_frame, config.width
+        action_slot = config.frame_stride * config.action_embed_dim
+        self.action_embed = nn.Linear(config.action_dim, config.action_embed_dim)
+        self.no_actions = nn.Parameter(torch.randn(action_slot) * 0.02)
+        self.mask_token = nn.Parameter(torch.randn(d) * 0.02)
+        self.fuse = nn.Linear(2 * d + action_slot, w)
+        self.temporal_pos = nn.Parameter(torch.randn(config.n_future, 1, w) * 0.02)
+        self.spatial_pos = nn.Parameter(torch.randn(1, s, w) * 0.02)
+        self.goal_embed = nn.Linear(d, w)
+        self.goal_pos = nn.Parameter(torch.randn(s, w) * 0.02)
+        self.no_goal = nn.Parameter(torch.randn(s, w) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            w, config.heads, int(w * config.mlp_ratio), dropout=0.0, activation="gelu",
+            batch_first=True, norm_first=True,
+        )
+        self.transformer = nn.TransformerEncoder(layer, config.depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(w)
+
+    def forward(
+        self,
+        future: torch.Tensor,
+        history: torch.Tensor,
+        future_mask: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        actions_given: torch.Tensor | None = None,
+        goal: torch.Tensor | None = None,
+        goal_given: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """future/history tokens ``[B, Tf, S, D]``; ``future_mask`` bool ``[B, Tf, S]`` (True = masked);
+        ``actions`` normalised ``[B, L, A]`` with ``actions_given`` bool ``[B]``; ``goal`` tokens
+        ``[B, S, D]`` with ``goal_given`` bool ``[B]``. Returns the future part ``[B, Tf, S, width]``."""
+        cfg = self.config
+        b, tf, s, _ = future.shape
+        fut = torch.where(future_mask.unsqueeze(-1), self.mask_token.to(future.dtype), future)
+        if actions is None:
+            act = self.no_actions.expand(b, tf, -1)
+        else:
+            act = self.action_embed(actions).reshape(b, tf, cfg.frame_stride * cfg.action_embed_dim)
+            if actions_given is not None:
+                act = torch.where(actions_given.view(b, 1, 1), act, self.no_actions)
+        act = act.unsqueeze(2).expand(b, tf, s, act.shape[-1])
+        x = self.fuse(torch.cat([fut, history, act], dim=-1)) + self.temporal_pos + self.spatial_pos
+        if goal is None:
+            cond = self.no_goal.expand(b, -1, -1)
+        else:
+            cond = self.goal_embed(goal)
+            if goal_given is not None:
+                cond = torch.where(goal_given.view(b, 1, 1), cond, self.no_goal)
+        cond = cond + self.goal_pos
+        tokens = torch.cat([cond, x.reshape(b, tf * s, -1)], dim=1)
+        out = self.norm(self.transformer(tokens))
+        return out[:, s:].reshape(b, tf, s, -1)

@@ -1,0 +1,314 @@
+"""Plain, JSON-serialisable configs for the frame tokenizer and the UVA model, and the tiny / small /
+base presets. Configs validate themselves on construction so a bad value fails where it is written,
+not deep inside a forward pass; ``from_dict`` is what checkpoints use, so it rejects unknown keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from world_model.errors import WorldModelError
+
+MODE_NAMES = ("video_prediction", "forward_dynamics", "policy", "inverse_dynamics", "joint")
+PREDICTION_TYPES = ("v_prediction", "sample")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise WorldModelError(message)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        f"{name} is {value!r}; expected a positive integer",
+    )
+
+
+def _number_in(name: str, value: Any, low: float, high: float) -> None:
+    _require(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high,
+        f"{name} is {value!r}; expected a number in [{low}, {high}]",
+    )
+
+
+@dataclass
+class TokenizerConfig:
+    """Frame autoencoder: ``[H, W, 3]`` frames -> ``[H/f, W/f, latent_channels]`` latents with
+    ``f = 2 ** len(channels)`` (one stride-2 stage per entry)."""
+
+    image_size: int = 64
+    latent_channels: int = 4
+    channels: tuple[int, ...] = (16, 32, 32)
+    kl_weight: float = 1e-4
+    # Pixels that differ from the dataset's median background by more than the threshold weigh
+    # (1 + foreground_weight) in the reconstruction loss, so small moving objects survive.
+    foreground_weight: float = 20.0
+    foreground_threshold: float = 0.1
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        self.validate()
+
+    def validate(self) -> None:
+        _positive_int("tokenizer.image_size", self.image_size)
+        _positive_int("tokenizer.latent_channels", self.latent_channels)
+        _require(
+            len(self.channels) >= 1 and all(isinstance(c, int) and c > 0 for c in self.channels),
+            f"tokenizer.channels is {self.channels!r}; expected a non-empty list of positive integers",
+        )
+        factor = 2 ** len(self.channels)
+        _require(
+            self.image_size % factor == 0,
+            f"tokenizer.image_size {self.image_size} is not divisible by the downsampling factor {factor} "
+            f"(2 ** len(channels)); expected a multiple of {factor}",
+        )
+        _number_in("tokenizer.kl_weight", self.kl_weight, 0.0, 1.0)
+        _number_in("tokenizer.foreground_weight", self.foreground_weight, 0.0, 1e4)
+        _number_in("tokenizer.foreground_threshold", self.foreground_threshold, 0.0, 1.0)
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** len(self.channels)
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // self.downsample
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TokenizerConfig:
+        return _from_dict(cls, data, "tokenizer config")
+
+
+def _uniform_mode_weights() -> dict[str, float]:
+    return {name: 1.0 for name in MODE_NAMES}
+
+
+@dataclass
+class UVAConfig:
+    """Everything that fixes the UVA model's shapes and its training/sampling laws.
+
+    Frames are ``image_size`` square RGB; ``n_history`` past frames and ``n_future`` future frames are
+    ``frame_stride`` env steps apart, so one action chunk is ``chunk_len = n_future * frame_stride``
+    actions. ``env_name`` lets callers reject a checkpoint trained on another environment.
+    """
+
+    action_low: list[float] = field(default_factory=lambda: [-1.0, -1.0])
+    action_high: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    action_dim: int = 2
+    env_name: str = ""
+    image_size: int = 64
+    n_history: int = 4
+    n_future: int = 4
+    frame_stride: int = 4
+    patch_size: int = 2
+    # transformer
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    action_embed_dim: int = 16
+    # heads
+    video_head_width: int = 128
+    video_head_depth: int = 3
+    action_head_width: int = 128
+    action_head_depth: int = 3
+    distance_head_width: int = 128
+    # diffusion
+    train_timesteps: int = 1000
+    sample_steps: int = 4
+    prediction_type: str = "v_prediction"
+    temperature: float = 1.0
+    eta: float = 0.0
+    # Each masked token / action is noised this many times per step (MAR's diffusion_batch_mul): the
+    # heads are cheap next to the backbone, so extra noise draws lower the loss variance for little cost.
+    diffusion_batch_mul: int = 1
+    # masked multi-task training
+    goal_dropout: float = 0.1
+    # With this probability an item's history is its current frame repeated (as at an episode start),
+    # so the model - and temporal_distance, which scores single frames - is trained for that case.
+    static_history_prob: float = 0.05
+    mode_weights: dict[str, float] = field(default_factory=_uniform_mode_weights)
+    mask_ratio_mean: float = 1.0
+    mask_ratio_std: float = 0.25
+    mask_ratio_min: float = 0.7
+    mask_ratio_max: float = 1.0
+    distance_loss_weight: float = 0.25
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+
+    def __post_init__(self):
+        if isinstance(self.tokenizer, dict):
+            self.tokenizer = TokenizerConfig.from_dict(self.tokenizer)
+        self.action_low = [float(v) for v in _as_list("action_low", self.action_low)]
+        self.action_high = [float(v) for v in _as_list("action_high", self.action_high)]
+        self.mode_weights = dict(self.mode_weights)
+        self.validate()
+
+    def validate(self) -> None:
+        for name in (
+            "action_dim", "image_size", "n_history", "n_future", "frame_stride", "patch_size", "width", "depth",
+            "heads", "action_embed_dim", "video_head_width", "video_head_depth", "action_head_width",
+            "action_head_depth", "distance_head_width", "train_timesteps", "sample_steps", "diffusion_batch_mul",
+        ):
+            _positive_int(name, getattr(self, name))
+        _require(isinstance(self.env_name, str), f"env_name is {self.env_name!r}; expected a string")
+        _require(
+            len(self.action_low) == self.action_dim and len(self.action_high) == self.action_dim,
+            f"action_low/action_high have {len(self.action_low)}/{len(self.action_high)} entries; expected "
+            f"action_dim={self.action_dim} each",
+        )
+        _require(
+            all(math.isfinite(lo) and math.isfinite(hi) and lo < hi for lo, hi in zip(self.action_low, self.action_high)),
+            f"action bounds low={self.action_low} high={self.action_high}; expected finite values with low < high",
+        )
+        # UVA pairs history frame i with future frame i inside one joint token.
+        _require(
+            self.n_history == self.n_future,
+            f"n_history={self.n_history} and n_future={self.n_future}; expected them equal (history frame i "
+            "is fused with future frame i in the joint latent)",
+        )
+        _require(
+            self.tokenizer.image_size == self.image_size,
+            f"tokenizer.image_size={self.tokenizer.image_size} but image_size={self.image_size}; expected equal",
+        )
+        _require(
+            self.tokenizer.latent_size % self.patch_size == 0,
+            f"latent size {self.tokenizer.latent_size} is not divisible by patch_size {self.patch_size}",
+        )
+        _require(self.width % self.heads == 0, f"width {self.width} is not divisible by heads {self.heads}")
+        _number_in("mlp_ratio", self.mlp_ratio, 0.25, 64.0)
+        _require(
+            self.sample_steps <= self.train_timesteps,
+            f"sample_steps={self.sample_steps}; expected at most train_timesteps={self.train_timesteps}",
+        )
+        _require(
+            self.prediction_type in PREDICTION_TYPES,
+            f"prediction_type is {self.prediction_type!r}; expected one of {PREDICTION_TYPES}",
+        )
+        _number_in("temperature", self.temperature, 0.0, 10.0)
+        _number_in("eta", self.eta, 0.0, 1.0)
+        _number_in("goal_dropout", self.goal_dropout, 0.0, 1.0)
+        _number_in("static_history_prob", self.static_history_prob, 0.0, 1.0)
+        _number_in("distance_loss_weight", self.distance_loss_weight, 0.0, 1e3)
+        _require(
+            isinstance(self.mode_weights, dict) and set(self.mode_weights) == set(MODE_NAMES),
+            f"mode_weights has keys {sorted(self.mode_weights) if isinstance(self.mode_weights, dict) else self.mode_weights!r}; "
+            f"expected exactly {list(MODE_NAMES)}",
+        )
+        for name, w in self.mode_weights.items():
+            _number_in(f"mode_weights[{name!r}]", w, 0.0, 1e6)
+        _require(sum(self.mode_weights.values()) > 0, "mode_weights are all zero; expected at least one positive weight")
+        _number_in("mask_ratio_min", self.mask_ratio_min, 0.0, 1.0)
+        _number_in("mask_ratio_max", self.mask_ratio_max, 0.0, 1.0)
+        _number_in("mask_ratio_mean", self.mask_ratio_mean, -10.0, 10.0)
+        _number_in("mask_ratio_std", self.mask_ratio_std, 1e-6, 10.0)
+        _require(
+            self.mask_ratio_min < self.mask_ratio_max,
+            f"mask ratio range [{self.mask_ratio_min}, {self.mask_ratio_max}]; expected min < max",
+        )
+
+    # derived sizes
+    @property
+    def chunk_len(self) -> int:
+        """Actions per chunk ``L``: one ``frame_stride`` group per future frame."""
+        return self.n_future * self.frame_stride
+
+    @property
+    def latent_size(self) -> int:
+        return self.tokenizer.latent_size
+
+    @property
+    def latent_channels(self) -> int:
+        return self.tokenizer.latent_channels
+
+    @property
+    def grid_size(self) -> int:
+        """Tokens per side of one frame's token grid."""
+        return self.latent_size // self.patch_size
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.grid_size**2
+
+    @property
+    def token_dim(self) -> int:
+        return self.patch_size**2 * self.latent_channels
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["tokenizer"] = self.tokenizer.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any) -> UVAConfig:
+        return _from_dict(cls, data, "model config")
+
+
+def _as_list(name: str, value: Any) -> list:
+    try:
+        return list(value)
+    except TypeError:
+        raise WorldModelError(f"{name} is {value!r}; expected a list of numbers") from None
+
+
+def _from_dict(cls, data: Any, what: str):
+    if not isinstance(data, dict):
+        raise WorldModelError(f"{what} is a {type(data).__name__}; expected a JSON object")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise WorldModelError(f"{what} has unknown keys {unknown}; expected only {sorted(names)}")
+    try:
+        return cls(**data)
+    except WorldModelError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise WorldModelError(f"{what} is invalid ({exc}); expected the fields of {cls.__name__}") from None
+
+
+def _preset(defaults: dict[str, Any], tokenizer: dict[str, Any]):
+    def make(action_low, action_high, env_name: str = "", **overrides) -> UVAConfig:
+        low, high = list(action_low), list(action_high)
+        params = {**defaults, **overrides}
+        tok_overrides = params.pop("tokenizer", {})
+        if isinstance(tok_overrides, TokenizerConfig):
+            tok_overrides = tok_overrides.to_dict()
+        tok = {**tokenizer, "image_size": params.get("image_size", 64), **tok_overrides}
+        return UVAConfig(
+            action_low=low, action_high=high, action_dim=len(low), env_name=env_name,
+            tokenizer=TokenizerConfig(**tok), **params,
+        )
+
+    return make
+
+
+# tiny: tests (< 1M parameters, a few hundred steps in < 2 min on 2 CPU cores).
+# small: the CPU default (~80 tokens of width 128, 4 layers; ~20 min to useful quality).
+# base: for GPUs.
+CONFIGS = {
+    "tiny": _preset(
+        dict(width=64, depth=2, heads=2, action_embed_dim=8, video_head_width=64, video_head_depth=2,
+             action_head_width=64, action_head_depth=2, distance_head_width=64),
+        dict(channels=(8, 16, 16)),
+    ),
+    "small": _preset(dict(), dict(channels=(16, 32, 32))),
+    "base": _preset(
+        dict(width=512, depth=8, heads=8, action_embed_dim=32, video_head_width=512, video_head_depth=3,
+             action_head_width=512, action_head_depth=3, distance_head_width=256, diffusion_batch_mul=4),
+        dict(channels=(64, 128, 128)),
+    ),
+}
+
+
+def make_config(name: str, action_low, action_high, env_name: str = "", **overrides) -> UVAConfig:
+    """``CONFIGS[name](...)`` with a clear error for an unknown preset name."""
+    if name not in CONFIGS:
+        raise WorldModelError(f"unknown config {name!r}; expected one of {sorted(CONFIGS)}")
+    return CONFIGS[name](action_low, action_high, env_name, **overrides)

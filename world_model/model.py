@@ -1,0 +1,482 @@
+"""UVA: one joint video-action latent, three light heads, masked multi-task training, and the
+inference API (policy, forward dynamics, inverse dynamics, video prediction, temporal distance).
+
+Shapes: frames ``[B, T, H, W, 3]`` (uint8, or float in [0, 1]); latents ``[B, T, h, w, c]``; actions in
+ENV units ``[B, L, A]`` at the public API (normalised to [-1, 1] internally; ``loss`` takes the
+dataset's already normalised actions). ``L = chunk_len = n_future * frame_stride``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from world_model.actions import ActionNormalizer
+from world_model.backbone import JointBackbone
+from world_model.config import UVAConfig
+from world_model.errors import WorldModelError
+from world_model.heads import ActionHead, DistanceHead, VideoHead, check_sampling
+from world_model.modes import (
+    MaskLaw,
+    Mode,
+    cosine_mask_counts,
+    future_mask,
+    mask_first,
+    random_orders,
+    resolve_mode,
+)
+from world_model.tokenizer import FrameTokenizer
+
+ENCODE_BATCH = 256
+
+
+@dataclass
+class ForwardResult:
+    """Imagined future: ``latents [B, T, h, w, c]`` (None when not sampled), ``frames [B, T, H, W, 3]``
+    float in [0, 1] (when decoded), ``distance [B, T]`` predicted env steps from each imagined frame
+    to the goal (when a goal was given)."""
+
+    latents: torch.Tensor | None
+    frames: torch.Tensor | None = None
+    distance: torch.Tensor | None = None
+
+
+def _rand(shape, generator, device):
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def _shape(x) -> str:
+    return str(tuple(x.shape)) if hasattr(x, "shape") else type(x).__name__
+
+
+class UVA(nn.Module):
+    """The Unified Video Action model (see the package docs for the contract)."""
+
+    def __init__(self, config: UVAConfig):
+        super().__init__()
+        if not isinstance(config, UVAConfig):
+            raise WorldModelError(f"config is a {type(config).__name__}; expected a UVAConfig")
+        self.config = config
+        self.tokenizer = FrameTokenizer(config.tokenizer, config.patch_size)
+        self.normalizer = ActionNormalizer(config.action_low, config.action_high)
+        self.backbone = JointBackbone(config)
+        self.video_head = VideoHead(config)
+        self.action_head = ActionHead(config)
+        self.distance_head = DistanceHead(config)
+        self.mask_law = MaskLaw.from_config(config)
+
+    # ---- housekeeping -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.fuse.weight.device
+
+    def freeze_tokenizer(self) -> None:
+        """End of the tokenizer stage: its weights stop training (UVA keeps its VAE frozen)."""
+        self.tokenizer.requires_grad_(False)
+        self.tokenizer.eval()
+
+    def world_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained by ``loss`` (everything but the tokenizer)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("tokenizer.")]
+
+    # ---- input checks -------------------------------------------------------------------------
+    def _as_tensor(self, x, name: str) -> torch.Tensor:
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        if not isinstance(x, torch.Tensor):
+            raise WorldModelError(f"{name} is a {type(x).__name__}; expected a torch tensor or numpy array")
+        return x
+
+    def _frames(self, x, name: str, n_frames: int | None = None, single: bool = False) -> torch.Tensor:
+        """Validated frames as float in [0, 1] on the model device: ``[B, T, H, W, 3]`` (or ``[B, H, W, 3]``
+        when ``single``)."""
+        s = self.config.image_size
+        x = self._as_tensor(x, name)
+        t = "" if single else (f"{n_frames}, " if n_frames is not None else "T, ")
+        expected = f"[B, {t}{s}, {s}, 3]"
+        ndim = 4 if single else 5
+        ok = x.ndim == ndim and tuple(x.shape[-3:]) == (s, s, 3) and x.shape[0] >= 1
+        if ok and not single and n_frames is not None:
+            ok = x.shape[1] == n_frames
+        if ok and not single and x.shape[1] < 1:
+            ok = False
+        if not ok:
+            what = f"{n_frames} frames" if n_frames is not None and not single else ("one frame" if single else "frames")
+            raise WorldModelError(f"{name} has shape {_shape(x)}; expected {expected} ({what} of {s}x{s} RGB per item)")
+        if x.dtype == torch.uint8:
+            return x.to(self.device).float() / 255.0
+        if not x.is_floating_point():
+            raise WorldModelError(f"{name} has dtype {x.dtype}; expected uint8 or float in [0, 1]")
+        x = x.to(self.device, torch.float32)
+        if not torch.isfinite(x).all():
+            raise WorldModelError(f"{name} contains NaN or infinite values; expected finite pixel values in [0, 1]")
+        if x.min() < -1e-3 or x.max() > 1.0 + 1e-3:
+            raise WorldModelError(
+                f"{name} has float values in [{float(x.min()):.3g}, {float(x.max()):.3g}]; expected [0, 1] "
+                "(pass uint8 frames for 0..255)"
+            )
+        return x.clamp(0.0, 1.0)
+
+    def _latents(self, x, name: str, n_frames: int | None = None, single: bool = False) -> torch.Tensor:
+        h, c = self.config.latent_size, self.config.latent_channels
+        x = self._as_tensor(x, name)
+        ndim = 4 if single else 5
+        ok = x.ndim == ndim and tuple(x.shape[-3:]) == (h, h, c) and x.shape[0] >= 1
+        if ok and not single:
+            ok = x.shape[1] >= 1 and (n_frames is None or x.shape[1] == n_frames)
+        if not ok:
+            t = "" if single else (f"{n_frames}, " if n_frames is not None else "T, ")
+            raise WorldModelError(f"{name} has shape {_shape(x)}; expected [B, {t}{h}, {h}, {c}] (frame latents)")
+        if not x.is_floating_point():
+            raise WorldModelError(f"{name} has dtype {x.dtype}; expected floating-point latents")
+        x = x.to(self.device, torch.float32)
+        if not torch.isfinite(x).all():
+            raise WorldModelError(f"{name} contains NaN or infinite values; expected finite latents")
+        return x
+
+    def _either(self, frames, latents, name: str, n_frames=None, single=False, required=True):
+        if frames is not None and latents is not None:
+            raise WorldModelError(f"both {name} and {name}_latents were given; expected only one of them")
+        if frames is not None:
+            return self._encode_checked(self._frames(frames, name, n_frames, single))
+        if latents is not None:
+            return self._latents(latents, f"{name}_latents", n_frames, single)
+        if required:
+            raise WorldModelError(f"neither {name} nor {name}_latents was given; expected one of them")
+        return None
+
+    def _actions(self, actions, name: str, normalise: bool) -> torch.Tensor:
+        a = self.config.action_dim
+        x = self._as_tensor(actions, name)
+        if x.ndim != 3 or x.shape[-1] != a or x.shape[0] < 1 or x.shape[1] < 1:
+            raise WorldModelError(f"{name} has shape {_shape(x)}; expected [B, L, {a}] ({a}-D actions)")
+        if not x.is_floating_point():
+            x = x.float()
+        x = x.to(self.device, torch.float32)
+        if not torch.isfinite(x).all():
+            raise WorldModelError(f"{name} contain NaN or infinite values; expected finite actions")
+        return self.normalizer.normalize(x) if normalise else x
+
+    @staticmethod
+    def _check_count(value, name: str, low: int, high: int | None = None) -> None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+        if not ok:
+            rng = f"[{low}, {high}]" if high is not None else f">= {low}"
+            raise WorldModelError(f"{name} is {value!r}; expected an integer {rng}")
+
+    def _check_sampling(self, num_steps, temperature) -> None:
+        check_sampling(self.config.sample_steps if num_steps is None else num_steps,
+                       self.config.temperature if temperature is None else temperature)
+
+    @staticmethod
+    def _broadcast(x: torch.Tensor | None, b: int, name: str) -> torch.Tensor | None:
+        if x is None or x.shape[0] == b:
+            return x
+        if x.shape[0] == 1:
+            return x.expand(b, *x.shape[1:])
+        raise WorldModelError(f"{name} has batch size {x.shape[0]}; expected {b} (or 1 to share it)")
+
+    # ---- tokenizer ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def _encode_checked(self, frames: torch.Tensor) -> torch.Tensor:
+        lead = frames.shape[:-3]
+        flat = frames.reshape(-1, *frames.shape[-3:])
+        out = [self.tokenizer.encode(flat[i : i + ENCODE_BATCH]) for i in range(0, flat.shape[0], ENCODE_BATCH)]
+        lat = torch.cat(out)
+        return lat.reshape(*lead, *lat.shape[1:])
+
+    @torch.no_grad()
+    def encode(self, frames) -> torch.Tensor:
+        """Frames ``[B, T, H, W, 3]`` (or ``[B, H, W, 3]``) -> latents ``[B, T, h, w, c]`` (or ``[B, h, w, c]``)."""
+        x = self._as_tensor(frames, "frames")
+        single = x.ndim == 4
+        return self._encode_checked(self._frames(x, "frames", single=single))
+
+    @torch.no_grad()
+    def decode(self, latents) -> torch.Tensor:
+        """Latents ``[B, T, h, w, c]`` (or ``[B, h, w, c]``) -> frames float in [0, 1] ``[B, T, H, W, 3]``."""
+        x = self._as_tensor(latents, "latents")
+        lat = self._latents(x, "latents", single=x.ndim == 4)
+        lead = lat.shape[:-3]
+        flat = lat.reshape(-1, *lat.shape[-3:])
+        out = [self.tokenizer.decode(flat[i : i + ENCODE_BATCH]) for i in range(0, flat.shape[0], ENCODE_BATCH)]
+        frames = torch.cat(out)
+        return frames.reshape(*lead, *frames.shape[1:])
+
+    # ---- training -----------------------------------------------------------------------------
+    def _batch_latents(self, batch: dict):
+        cfg = self.config
+        if not isinstance(batch, dict):
+            raise WorldModelError(f"batch is a {type(batch).__name__}; expected a dict of tensors")
+        hist = self._either(batch.get("history"), batch.get("history_latents"), "history", cfg.n_history)
+        fut = self._either(batch.get("future"), batch.get("future_latents"), "future", cfg.n_future)
+        goal = self._either(batch.get("goal"), batch.get("goal_latents"), "goal", single=True, required=False)
+        b = hist.shape[0]
+        for name, x in (("future", fut), ("goal", goal)):
+            if x is not None and x.shape[0] != b:
+                raise WorldModelError(f"{name} has batch size {x.shape[0]}; expected {b} like history")
+        if "actions" not in batch:
+            raise WorldModelError(f"batch has no 'actions'; expected normalised actions [B, {cfg.chunk_len}, {cfg.action_dim}]")
+        actions = self._actions(batch["actions"], "actions", normalise=False)
+        if tuple(actions.shape[:2]) != (b, cfg.chunk_len):
+            raise WorldModelError(
+                f"actions have shape {tuple(actions.shape)}; expected [{b}, {cfg.chunk_len}, {cfg.action_dim}] "
+                "(one normalised chunk per item)"
+            )
+        steps = batch.get("goal_steps")
+        if steps is not None:
+            steps = self._as_tensor(steps, "goal_steps").to(self.device, torch.float32).reshape(-1)
+            if steps.shape[0] != b or not torch.isfinite(steps).all() or (steps < 0).any():
+                raise WorldModelError(
+                    f"goal_steps has shape {tuple(steps.shape)} (min {float(steps.min()):.3g}); expected [{b}] "
+                    "finite env-step counts >= 0"
+                )
+        return hist, fut, goal, actions, steps
+
+    def loss(self, batch: dict, mode: str | Mode | None = None, generator: torch.Generator | None = None):
+        """Masked multi-task loss for one batch; one mode per call (drawn with the configured weights
+        when ``mode`` is None). Returns ``(loss, logs)``; logs hold floats and ``"mode"``.
+
+        batch: ``history [B, Th, H, W, 3]`` / ``future [B, Tf, H, W, 3]`` / ``goal [B, H, W, 3]`` frames
+        or ``history_latents`` / ``future_latents`` / ``goal_latents``; ``actions [B, L, A]``
+        normalised; optional ``goal_steps [B]`` (env steps to the goal, trains the distance head).
+        Every trainable parameter enters the graph (a zero-weighted term for the unused heads) so data
+        parallel training works without ``find_unused_parameters``.
+        """
+        cfg = self.config
+        hist, fut, goal, actions, steps = self._batch_latents(batch)
+        mode = resolve_mode(mode, cfg.mode_weights, generator)
+        b, dev = hist.shape[0], self.device
+        if cfg.static_history_prob > 0:
+            static = _rand((b,), generator, dev) < cfg.static_history_prob
+            hist = torch.where(static.view(b, 1, 1, 1, 1), hist[:, -1:].expand_as(hist), hist)
+        tok = self.tokenizer
+        hist_t, fut_t = tok.patchify(hist), tok.patchify(fut)
+        goal_t = tok.patchify(goal) if goal is not None else None
+        goal_given = None
+        if goal_t is not None:
+            goal_given = _rand((b,), generator, dev) >= cfg.goal_dropout
+        mask = future_mask(mode, b, cfg.n_future, cfg.tokens_per_frame, self.mask_law, generator, dev)
+        actions_given = torch.full((b,), mode.actions_given, dtype=torch.bool, device=dev)
+        z = self.backbone(fut_t, hist_t, mask, actions, actions_given, goal_t, goal_given)
+
+        logs: dict = {"mode": mode.name}
+        total = torch.zeros((), device=dev)
+        if mode.video_loss:
+            video = self.video_head.loss(fut_t[mask], z[mask], generator, cfg.diffusion_batch_mul).mean()
+            total = total + video
+            logs["video_loss"] = video.item()
+        if mode.action_loss:
+            action = self.action_head.loss(z, actions, generator, cfg.diffusion_batch_mul).mean()
+            total = total + action
+            logs["action_loss"] = action.item()
+        if steps is not None and goal_given is not None and bool(goal_given.any()):
+            offsets = torch.arange(cfg.n_future + 1, device=dev, dtype=torch.float32) * cfg.frame_stride
+            target = torch.log1p((steps.view(b, 1) - offsets).clamp(min=0.0))
+            err = (self.distance_head(z) - target).pow(2).mean(dim=1)
+            dist = err[goal_given].mean()
+            total = total + cfg.distance_loss_weight * dist
+            logs["distance_loss"] = dist.item()
+        touched = [p.sum() for p in self.world_parameters() if p.requires_grad]
+        if touched:
+            total = total + 0.0 * torch.stack(touched).sum()
+        logs["loss"] = total.item()
+        return total, logs
+
+    # ---- inference internals ------------------------------------------------------------------
+    def _goal_inputs(self, goal_latents: torch.Tensor | None, b: int):
+        if goal_latents is None:
+            return None, None
+        goal_latents = self._broadcast(goal_latents, b, "goal")
+        return self.tokenizer.patchify(goal_latents), torch.ones(b, dtype=torch.bool, device=self.device)
+
+    def _distance_steps(self, z: torch.Tensor) -> torch.Tensor:
+        """Joint latent -> predicted env steps to the goal ``[B, 1 + Tf]`` (current frame, then futures)."""
+        return torch.expm1(self.distance_head(z).clamp(min=0.0))
+
+    def _generate(self, hist_lat, goal_lat, actions_norm, num_iters, num_steps, temperature, generator,
+                  sample_latents=True):
+        """One chunk of MAR-style generation: ``num_iters`` passes, each revealing spatial positions
+        (the same in every future frame) in a random order on a cosine schedule. Returns
+        (future latents ``[B, Tf, h, w, c]`` or None, joint latent of the last pass)."""
+        cfg, tok = self.config, self.tokenizer
+        b, tf, s, d = hist_lat.shape[0], cfg.n_future, cfg.tokens_per_frame, cfg.token_dim
+        hist_t = tok.patchify(hist_lat)
+        goal_t, goal_given = self._goal_inputs(goal_lat, b)
+        given = None if actions_norm is None else torch.ones(b, dtype=torch.bool, device=self.device)
+        fut = torch.zeros(b, tf, s, d, device=self.device)
+        spatial = torch.ones(b, s, dtype=torch.bool, device=self.device)
+        if not sample_latents:
+            z = self.backbone(fut, hist_t, spatial.unsqueeze(1).expand(b, tf, s), actions_norm, given, goal_t, goal_given)
+            return None, z
+        orders = random_orders(b, s, generator, self.device)
+        for keep in cosine_mask_counts(num_iters, s):
+            mask = spatial.unsqueeze(1).expand(b, tf, s)
+            z = self.backbone(fut, hist_t, mask, actions_norm, given, goal_t, goal_given)
+            nxt = mask_first(orders, torch.full((b,), keep, device=self.device))
+            sel = (spatial & ~nxt).unsqueeze(1).expand(b, tf, s)
+            fut = fut.clone()
+            fut[sel] = self.video_head.sample(z[sel], num_steps, temperature, generator)
+            spatial = nxt
+        return tok.unpatchify(fut), z
+
+    # ---- public inference ---------------------------------------------------------------------
+    @torch.no_grad()
+    def policy(self, history=None, goal=None, *, history_latents=None, goal_latents=None, num_samples: int = 1,
+               num_steps: int | None = None, temperature: float | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Action chunks from ONE transformer pass + the action head (never the video head or the
+        decoder): history ``[B, Th, H, W, 3]`` (or ``history_latents``), optional goal ``[B, H, W, 3]``
+        -> ``[B, K, L, A]`` in env units, ``K = num_samples``."""
+        cfg = self.config
+        self._check_count(num_samples, "num_samples", 1)
+        self._check_sampling(num_steps, temperature)
+        hist = self._either(history, history_latents, "history", cfg.n_history)
+        goal_lat = self._either(goal, goal_latents, "goal", single=True, required=False)
+        b = hist.shape[0]
+        goal_t, goal_given = self._goal_inputs(goal_lat, b)
+        fut = torch.zeros(b, cfg.n_future, cfg.tokens_per_frame, cfg.token_dim, device=self.device)
+        mask = torch.ones(b, cfg.n_future, cfg.tokens_per_frame, dtype=torch.bool, device=self.device)
+        z = self.backbone(fut, self.tokenizer.patchify(hist), mask, None, None, goal_t, goal_given)
+        actions = self.action_head.sample(z, num_samples, num_steps, temperature, generator)
+        return self.normalizer.unnormalize(actions)
+
+    @torch.no_grad()
+    def forward_dynamics(self, history=None, actions=None, goal=None, *, history_latents=None, goal_latents=None,
+                         decode: bool = False, sample_latents: bool = True, num_iters: int = 1,
+                         num_steps: int | None = None, temperature: float | None = None,
+                         generator: torch.Generator | None = None) -> ForwardResult:
+        """Imagine the frames that ``actions [B, n*L, A]`` (env units) lead to from history
+        ``[B, Th, H, W, 3]`` (or ``history_latents [B, Th, h, w, c]``; a batch of 1 is shared by all
+        action sequences). Chunk by chunk: each chunk's predicted frames become the next history.
+        Returns ``ForwardResult(latents [B, n*Tf, h, w, c], frames if decode, distance [B, n*Tf] if a
+        goal is given)``. ``sample_latents=False`` skips the video head where nothing needs the
+        latents (only the distance is then returned; earlier chunks are still sampled to roll on)."""
+        cfg = self.config
+        self._check_count(num_iters, "num_iters", 1, cfg.tokens_per_frame)
+        self._check_sampling(num_steps, temperature)
+        if actions is None:
+            raise WorldModelError(f"actions were not given; expected [B, n*{cfg.chunk_len}, {cfg.action_dim}] in env units")
+        acts = self._actions(actions, "actions", normalise=True)
+        b, total = acts.shape[0], acts.shape[1]
+        if total % cfg.chunk_len:
+            raise WorldModelError(
+                f"actions have {total} steps; expected a multiple of the chunk length {cfg.chunk_len} "
+                f"(shape [B, n*{cfg.chunk_len}, {cfg.action_dim}])"
+            )
+        hist = self._broadcast(self._either(history, history_latents, "history", cfg.n_history), b, "history")
+        goal_lat = self._either(goal, goal_latents, "goal", single=True, required=False)
+        n_chunks = total // cfg.chunk_len
+        latents, distances = [], []
+        for k in range(n_chunks):
+            need = sample_latents or decode or k < n_chunks - 1
+            chunk = acts[:, k * cfg.chunk_len : (k + 1) * cfg.chunk_len]
+            fut, z = self._generate(hist, goal_lat, chunk, num_iters, num_steps, temperature, generator, need)
+            if goal_lat is not None:
+                distances.append(self._distance_steps(z)[:, 1:])
+            if fut is not None:
+                latents.append(fut)
+                hist = fut[:, -cfg.n_history :]
+        lat = torch.cat(latents, dim=1) if (sample_latents or decode) else None
+        return ForwardResult(
+            latents=lat,
+            frames=self.decode(lat) if decode else None,
+            distance=torch.cat(distances, dim=1) if distances else None,
+        )
+
+    @torch.no_grad()
+    def predict_video(self, history=None, goal=None, *, history_latents=None, goal_latents=None, num_iters: int = 1,
+                      decode: bool = False, num_steps: int | None = None, temperature: float | None = None,
+                      generator: torch.Generator | None = None) -> ForwardResult:
+        """Video prediction without actions (MAR iterative unmasking, ``num_iters`` in 1..8 typical):
+        history ``[B, Th, H, W, 3]`` -> ``ForwardResult(latents [B, Tf, h, w, c], ...)``."""
+        cfg = self.config
+        self._check_count(num_iters, "num_iters", 1, cfg.tokens_per_frame)
+        self._check_sampling(num_steps, temperature)
+        hist = self._either(history, history_latents, "history", cfg.n_history)
+        goal_lat = self._either(goal, goal_latents, "goal", single=True, required=False)
+        fut, z = self._generate(hist, goal_lat, None, num_iters, num_steps, temperature, generator)
+        return ForwardResult(
+            latents=fut,
+            frames=self.decode(fut) if decode else None,
+            distance=self._distance_steps(z)[:, 1:] if goal_lat is not None else None,
+        )
+
+    @torch.no_grad()
+    def inverse_dynamics(self, frames=None, *, latents=None, num_samples: int = 1, return_std: bool = False,
+                         num_steps: int | None = None, temperature: float | None = None,
+                         generator: torch.Generator | None = None, max_batch: int = 512):
+        """Actions between consecutive frames ``[B, T, H, W, 3]`` (or ``latents [B, T, h, w, c]``, one
+        frame per env step) -> ``[B, T-1, A]`` env units. Windows start every ``frame_stride`` steps
+        (history clamped at the first frame, future at the last, as in training); the overlapping
+        predictions of each step are averaged over windows and ``num_samples`` samples. With
+        ``return_std`` also returns their spread ``[B, T-1, A]`` (an uncertainty estimate)."""
+        cfg = self.config
+        self._check_count(num_samples, "num_samples", 1)
+        self._check_count(max_batch, "max_batch", 1)
+        self._check_sampling(num_steps, temperature)
+        lat = self._either(frames, latents, "frames", None)
+        b, t = lat.shape[:2]
+        if t < 2:
+            raise WorldModelError(f"frames have {t} frame(s) per item; expected at least 2 to infer actions between them")
+        s, L = cfg.frame_stride, cfg.chunk_len
+        starts = torch.arange(0, t - 1, s, device=self.device)
+        hist_idx = (starts.view(-1, 1) + s * torch.arange(-(cfg.n_history - 1), 1, device=self.device)).clamp(0, t - 1)
+        fut_idx = (starts.view(-1, 1) + s * torch.arange(1, cfg.n_future + 1, device=self.device)).clamp(0, t - 1)
+        n_win = starts.shape[0]
+        hist = lat[:, hist_idx].reshape(b * n_win, cfg.n_history, *lat.shape[2:])
+        fut = lat[:, fut_idx].reshape(b * n_win, cfg.n_future, *lat.shape[2:])
+        preds = []
+        mask_shape = (cfg.n_future, cfg.tokens_per_frame)
+        for i in range(0, b * n_win, max_batch):
+            h, f = hist[i : i + max_batch], fut[i : i + max_batch]
+            mask = torch.zeros(h.shape[0], *mask_shape, dtype=torch.bool, device=self.device)
+            z = self.backbone(self.tokenizer.patchify(f), self.tokenizer.patchify(h), mask)
+            preds.append(self.action_head.sample(z, num_samples, num_steps, temperature, generator))
+        pred = torch.cat(preds).reshape(b, n_win, num_samples, L, cfg.action_dim)
+        # Scatter every window's L predictions onto the steps they cover; drop steps past the video.
+        step = (starts.view(-1, 1) + torch.arange(L, device=self.device)).view(1, n_win, 1, L, 1)
+        valid = (step < t - 1).expand(b, n_win, num_samples, L, 1).float()
+        idx = step.clamp(max=t - 2).expand(b, n_win, num_samples, L, cfg.action_dim).reshape(b, -1, cfg.action_dim)
+        flat, w = (pred * valid).reshape(b, -1, cfg.action_dim), valid.reshape(b, -1, 1)
+        zeros = torch.zeros(b, t - 1, cfg.action_dim, device=self.device)
+        total = zeros.scatter_add(1, idx, flat)
+        sq = zeros.scatter_add(1, idx, flat.pow(2))
+        count = torch.zeros(b, t - 1, 1, device=self.device).scatter_add(1, idx[..., :1], w)
+        mean = total / count
+        actions = self.normalizer.unnormalize(mean)
+        if not return_std:
+            return actions
+        var = (sq / count - mean.pow(2)).clamp(min=0.0)
+        scale = torch.as_tensor((self.normalizer.high - self.normalizer.low) / 2.0, device=self.device)
+        return actions, var.sqrt() * scale
+
+    @torch.no_grad()
+    def temporal_distance(self, frames=None, goal=None, *, latents=None, goal_latents=None,
+                          max_batch: int = 512) -> torch.Tensor:
+        """Predicted env steps from each frame to the goal: frames ``[B, T, H, W, 3]`` (or latents) and
+        goal ``[B, H, W, 3]`` (or ``goal_latents``; a batch of 1 is shared) -> ``[B, T]``. Each frame is
+        scored alone as the current frame with a still history (its own frame repeated, as at an
+        episode start, which training covers), no actions, future masked - one transformer pass."""
+        cfg = self.config
+        self._check_count(max_batch, "max_batch", 1)
+        lat = self._either(frames, latents, "frames", None)
+        goal_lat = self._either(goal, goal_latents, "goal", single=True)
+        b, t = lat.shape[:2]
+        goal_lat = self._broadcast(goal_lat, b, "goal")
+        cur = lat.reshape(b * t, 1, *lat.shape[2:]).expand(b * t, cfg.n_history, *lat.shape[2:])
+        goals = goal_lat.repeat_interleave(t, dim=0)
+        out = []
+        for i in range(0, b * t, max_batch):
+            h, g = cur[i : i + max_batch], goals[i : i + max_batch]
+            n = h.shape[0]
+            goal_t, goal_given = self._goal_inputs(g, n)
+            fut = torch.zeros(n, cfg.n_future, cfg.tokens_per_frame, cfg.token_dim, device=self.device)
+            mask = torch.ones(n, cfg.n_future, cfg.tokens_per_frame, dtype=torch.bool, device=self.device)
+            z = self.backbone(fut, self.tokenizer.patchify(h), mask, None, None, goal_t, goal_given)
+            out.append(self._distance_steps(z)[:, 0])
+        return torch.cat(out).reshape(b, t)
