@@ -138,15 +138,16 @@ class UVA(nn.Module):
             raise WorldModelError(f"{name} contains NaN or infinite values; expected finite latents")
         return x
 
-    def _either(self, frames, latents, name: str, n_frames=None, single=False, required=True):
+    def _either(self, frames, latents, name: str, n_frames=None, single=False, required=True, latent_name=None):
+        latent_name = latent_name or f"{name}_latents"
         if frames is not None and latents is not None:
-            raise WorldModelError(f"both {name} and {name}_latents were given; expected only one of them")
+            raise WorldModelError(f"both {name} and {latent_name} were given; expected only one of them")
         if frames is not None:
             return self._encode_checked(self._frames(frames, name, n_frames, single))
         if latents is not None:
-            return self._latents(latents, f"{name}_latents", n_frames, single)
+            return self._latents(latents, latent_name, n_frames, single)
         if required:
-            raise WorldModelError(f"neither {name} nor {name}_latents was given; expected one of them")
+            raise WorldModelError(f"neither {name} nor {latent_name} was given; expected one of them")
         return None
 
     def _actions(self, actions, name: str, normalise: bool) -> torch.Tensor:
@@ -419,7 +420,7 @@ class UVA(nn.Module):
         self._check_count(num_samples, "num_samples", 1)
         self._check_count(max_batch, "max_batch", 1)
         self._check_sampling(num_steps, temperature)
-        lat = self._either(frames, latents, "frames", None)
+        lat = self._either(frames, latents, "frames", None, latent_name="latents")
         b, t = lat.shape[:2]
         if t < 2:
             raise WorldModelError(f"frames have {t} frame(s) per item; expected at least 2 to infer actions between them")
@@ -464,7 +465,7 @@ class UVA(nn.Module):
         episode start, which training covers), no actions, future masked - one transformer pass."""
         cfg = self.config
         self._check_count(max_batch, "max_batch", 1)
-        lat = self._either(frames, latents, "frames", None)
+        lat = self._either(frames, latents, "frames", None, latent_name="latents")
         goal_lat = self._either(goal, goal_latents, "goal", single=True)
         b, t = lat.shape[:2]
         goal_lat = self._broadcast(goal_lat, b, "goal")

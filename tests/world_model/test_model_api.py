@@ -198,6 +198,8 @@ def test_inverse_dynamics_averages_overlapping_windows(tiny_model, monkeypatch):
         (lambda m, b: m.predict_video(history_latents=torch.zeros(3, 4, 8, 8, 3)), "history_latents has shape"),
         (lambda m, b: m.predict_video(history_latents=torch.full((3, 4, 8, 8, 4), np.inf)), "NaN or infinite"),
         (lambda m, b: m.inverse_dynamics(b["history"][:, :1]), "at least 2"),
+        (lambda m, b: m.inverse_dynamics(latents=torch.zeros(2, 5, 8, 8, 3)), r"latents has shape \(2, 5, 8, 8, 3\)"),
+        (lambda m, b: m.inverse_dynamics(b["history"], latents=torch.zeros(3, 4, 8, 8, 4)), "both frames and latents"),
         (lambda m, b: m.temporal_distance(b["future"]), "neither goal nor goal_latents"),
         (lambda m, b: m.encode("frames"), "expected a torch tensor"),
         (lambda m, b: m.decode(torch.zeros(2, 4, 4, 4)), "latents has shape"),
