@@ -369,7 +369,7 @@ def finetune_policy(model, videos: Sequence[np.ndarray], actions: Sequence[np.nd
     tuned.train()
     tuned.tokenizer.eval()
     for step in range(steps):
-        dataset.set_epoch(step)
+        dataset.set_epoch(step * batch_size // len(dataset))  # new hindsight goals once per pass
         items = [dataset[int(i)] for i in rng.integers(len(dataset), size=batch_size)]
         batch = {key: torch.from_numpy(np.stack([it[key] for it in items])).to(device) for key in items[0]}
         loss, _ = tuned.loss(batch, mode="policy", generator=gen)
