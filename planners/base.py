@@ -300,7 +300,7 @@ class PlanRun:
         self.n_calls = 0
         self.n_samples = 0
         self.objective_time = 0.0
-        self.last_iteration_time = 0.0
+        self._durations: list[float] = []  # seconds per iteration, for the time-budget forecast
         self._last_mark = self.start
         self.stop_reason = "iterations"
         self._stop_requested = False
@@ -433,7 +433,7 @@ class PlanRun:
         self._elite.append(elite_costs)
         self._n_samples.append(n)
         now = time.perf_counter()
-        self.last_iteration_time = now - self._last_mark
+        self._durations.append(now - self._last_mark)
         self._last_mark = now
         self._elapsed.append(now - self.start)
         if self.populations is not None:
@@ -456,7 +456,8 @@ class PlanRun:
 
     def should_stop(self) -> bool:
         """True when the next iteration would break a budget. The time budget is kept by predicting
-        the next iteration to last as long as the previous one, so a plan ends at or just under it."""
+        the next iteration to last as long as the slowest of the last three, so a plan ends at or just
+        under it."""
         if self._stop_requested:
             self.stop_reason = "callback"
             return True
@@ -465,7 +466,8 @@ class PlanRun:
             return True
         if self.time_budget is not None:
             elapsed = time.perf_counter() - self.start
-            if elapsed + self.last_iteration_time > self.time_budget:
+            # the slowest of the last three iterations: robust to jitter on a loaded machine
+            if elapsed + max(self._durations[-3:]) > self.time_budget:
                 self.stop_reason = "time_budget"
                 return True
         return False
