@@ -113,7 +113,7 @@ def main() -> None:
         f"MLP objective width {args.width}, {args.iterations} iterations, {args.threads} torch thread(s), "
         "median of 3 plans; the gradient planner's backward pass counts as objective time)"
     )
-    Console().print(overhead_table(rows, title))
+    Console(width=130).print(overhead_table(rows, title))
 
 
 if __name__ == "__main__":
