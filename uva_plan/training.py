@@ -83,7 +83,7 @@ class TrainingPreset:
 # `base` (width 512, GPU-sized batches) keeps UVA's 1e-4.
 PRESETS: dict[str, TrainingPreset] = {
     "tiny": TrainingPreset(batch_size=16, tokenizer_steps=300, tokenizer_batch_size=32, lr=1e-3, tokenizer_lr=2e-3),
-    "small": TrainingPreset(batch_size=32, tokenizer_steps=1500, tokenizer_batch_size=64, lr=5e-4, tokenizer_lr=1e-3),
+    "small": TrainingPreset(batch_size=32, tokenizer_steps=500, tokenizer_batch_size=32, lr=5e-4, tokenizer_lr=1e-3),
     "base": TrainingPreset(batch_size=64, tokenizer_steps=5000, tokenizer_batch_size=64, lr=UVA_LR, tokenizer_lr=5e-4),
 }
 
@@ -634,7 +634,7 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
     wrapped, optimizer = accelerator.prepare(LossModule(model), optimizer)
     sampler = EpochSampler(len(train_set), cfg.seed)
     end = cfg.stop_at if cfg.stop_at is not None else cfg.steps
-    meter = _Meter(MODE_NAMES, LOSS_TERMS)
+    meter = _Meter([*MODE_NAMES, "all"], [*LOSS_TERMS, "grad_norm"])
     running: dict[str, float] = {}
     val_losses: dict[str, float] = {}
     train_time, train_samples = 0.0, 0
@@ -652,7 +652,7 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {float(loss)} at step {step + 1} ({logs['mode']}); lower --lr or check the data")
         accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, cfg.grad_clip)
+        grad_norm = float(accelerator.clip_grad_norm_(params, cfg.grad_clip))
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -660,14 +660,16 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
         train_time += time.perf_counter() - t0
         train_samples += cfg.batch_size * run.world
         meter.add(logs["mode"], logs)
+        meter.add("all", {"grad_norm": grad_norm})
         done = step + 1
 
         if done % cfg.log_every == 0 or done == end:
             means = meter.read(accelerator)
+            grad = means.pop("all")["grad_norm"]
             for mode, terms in means.items():  # the bar shows an exponential average over log intervals
                 running[mode] = terms["loss"] if mode not in running else 0.7 * running[mode] + 0.3 * terms["loss"]
             run.log.write(stage="world_model", step=done, lr=scheduler.get_last_lr()[0], **_flat(means),
-                          samples_per_second=train_samples / train_time, time=time.time())
+                          grad_norm=grad, samples_per_second=train_samples / train_time, time=time.time())
             run.progress.update(done, running)
         if done % cfg.val_every == 0 or done == end:
             ema.copy_to(ema_params)

@@ -1,0 +1,347 @@
+"""World-model quality and speed on held-out episodes (issue 3's benchmarks), printed as rich tables.
+
+Per (checkpoint, data) pair:
+- forward dynamics: latent MSE of the predicted future frames vs the "repeat the last history frame"
+  baseline, on windows whose whole future lies inside the episode (target ratio <= 0.5);
+- inverse dynamics: R^2 of the actions inferred from whole held-out episodes (target >= 0.9 on Wall);
+- policy: action error of one sampled chunk vs the dataset's chunk, without and with the window's
+  hindsight goal, next to a constant "mean action" baseline;
+- latency of one action chunk (batch 1): `policy` vs the video route, `predict_video` then
+  `inverse_dynamics` on the generated frames, same model, same run (target ratio >= 10).
+Then the training throughput of each config (tiny / small / base) on this machine.
+
+Held-out episodes: when --data is the file the checkpoint was trained on, only the run's validation
+episodes are used (train_config.json lists them); any other file is used whole (collect it with other
+seeds, e.g. `uva-plan collect --seed 5000`).
+
+    python benchmarks/world_model.py --checkpoint runs/wall --data data/wall_eval.zarr \
+        [--checkpoint runs/pusht --data data/pusht_eval.zarr] [--windows 256] [--throughput]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# This file is named like the `world_model` package and Python puts its folder first on sys.path, which
+# would make `import world_model` import this script: import from the repository root instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+# Idle OpenMP threads spin by default; on a shared CPU that distorts every timing (see uva_plan.cli).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+import world_model  # noqa: E402
+from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer, split_episodes  # noqa: E402
+from uva_plan.training import PRESETS  # noqa: E402
+
+CHUNK = 64
+
+
+def held_out_episodes(checkpoint: Path, data: Path, buffer) -> tuple[list[int], str]:
+    """The run's validation episodes if `data` is its training file, else every episode."""
+    info_path = checkpoint / "train_config.json"
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        trained_on = Path(info["train_config"]["data"]).resolve()
+        if trained_on == data.resolve():
+            return list(info["val_episodes"]), "the run's validation episodes"
+    if not info_path.is_file():
+        _, val = split_episodes(buffer.n_episodes, 0.1, 0)
+        return val.tolist(), "10% of the episodes (no train_config.json to tell the split)"
+    return list(range(buffer.n_episodes)), "all episodes (another file than the training data)"
+
+
+def full_future_windows(buffer, episodes, spec: WindowSpec, n: int, seed: int = 0) -> np.ndarray:
+    """Indices into WindowDataset(buffer, spec, episodes) whose future frames all lie inside the episode."""
+    starts, ends = buffer.episode_starts[episodes], buffer.episode_ends[episodes]
+    ids, offset = [], 0
+    for s, e in zip(starts, ends):
+        length = int(e - s)
+        usable = max(0, length - spec.n_future * spec.frame_stride)
+        ids.extend(offset + np.arange(usable))
+        offset += length
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) > n:
+        ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+    return ids
+
+
+def batches(dataset, ids):
+    for s in range(0, len(ids), CHUNK):
+        items = [dataset[int(i)] for i in ids[s : s + CHUNK]]
+        yield {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
+
+
+def forward_dynamics_mse(model, dataset, ids, num_iters: int) -> tuple[float, float]:
+    """(model MSE, repeat-last-frame MSE) of future latents, averaged over windows."""
+    g = torch.Generator().manual_seed(0)
+    model_err, copy_err = [], []
+    for b in batches(dataset, ids):
+        hist = model.encode(b["history"])
+        target = model.encode(b["future"])
+        actions = model.normalizer.unnormalize(b["actions"])
+        pred = model.forward_dynamics(
+            history_latents=hist, actions=actions, num_iters=num_iters, generator=g
+        ).latents
+        model_err.append((pred - target).pow(2).mean(dim=(1, 2, 3, 4)))
+        copy_err.append((hist[:, -1:] - target).pow(2).mean(dim=(1, 2, 3, 4)))
+    return float(torch.cat(model_err).mean()), float(torch.cat(copy_err).mean())
+
+
+def inverse_dynamics_r2(model, buffer, episodes) -> tuple[float, float]:
+    """(R^2 averaged over action dimensions, mean absolute error in env units) over whole episodes."""
+    g = torch.Generator().manual_seed(0)
+    pred, true = [], []
+    for e in episodes:
+        sl = buffer.episode(int(e))
+        frames = torch.from_numpy(buffer.img[sl]).unsqueeze(0)
+        if frames.shape[1] < 2:
+            continue
+        pred.append(model.inverse_dynamics(frames, generator=g)[0].numpy())
+        true.append(buffer.action[sl][:-1])
+    p, t = np.concatenate(pred), np.concatenate(true)
+    ss_res = ((p - t) ** 2).sum(axis=0)
+    ss_tot = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+    return float(np.mean(1.0 - ss_res / np.maximum(ss_tot, 1e-12))), float(np.abs(p - t).mean())
+
+
+def policy_errors(model, dataset, ids) -> dict[str, float]:
+    """Mean absolute action error (normalised units, [-1, 1]) of one sampled chunk per window."""
+    g = torch.Generator().manual_seed(0)
+    errs = {"no goal": [], "goal": [], "mean action": []}
+    steps = np.concatenate(
+        [
+            np.arange(*dataset.buffer.episode(int(e)).indices(dataset.buffer.n_steps)[:2])
+            for e in dataset.episodes
+        ]
+    )
+    mean_action = model.normalizer.normalize(torch.from_numpy(dataset.buffer.action[steps])).mean(dim=0)
+    for b in batches(dataset, ids):
+        true = b["actions"]
+        for key, goal in (("no goal", None), ("goal", b["goal"])):
+            acts = model.policy(b["history"], goal, generator=g)[:, 0]
+            errs[key].append((model.normalizer.normalize(acts) - true).abs().mean(dim=(1, 2)))
+        errs["mean action"].append((mean_action - true).abs().mean(dim=(1, 2)))
+    return {k: float(torch.cat(v).mean()) for k, v in errs.items()}
+
+
+def latency(model, history, repeats: int, num_iters: int) -> tuple[float, float]:
+    """Median seconds for one action chunk: `policy`, and predict_video + inverse_dynamics."""
+    cfg = model.config
+    s = cfg.frame_stride
+
+    def video_route():
+        fut = model.predict_video(history, num_iters=num_iters, decode=True).frames  # [1, Tf, H, W, 3]
+        # inverse_dynamics takes one frame per env step; its windows only read every frame_stride-th
+        # frame, so the generated frames go there (the frames in between are never read).
+        idx = torch.arange(cfg.n_future * s + 1) // s
+        video = torch.cat([history[:, -1:].float() / 255.0, fut], dim=1)[:, idx.clamp(max=cfg.n_future)]
+        return model.inverse_dynamics(video)
+
+    def policy_route():
+        return model.policy(history)
+
+    times = {}
+    for name, fn in (("policy", policy_route), ("video", video_route)):
+        fn()  # warm-up
+        runs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - t0)
+        times[name] = statistics.median(runs)
+    return times["policy"], times["video"]
+
+
+def throughput(config_name: str, steps: int) -> dict[str, float]:
+    """Stage-2 samples/s (loss, backward, AdamW) and tokenizer images/s on random data of the right shapes."""
+    preset = PRESETS[config_name]
+    cfg = world_model.make_config(config_name, [-1.0, -1.0], [1.0, 1.0])
+    torch.manual_seed(0)
+    model = world_model.UVA(cfg)
+    tok = model.tokenizer
+    b = preset.batch_size
+    h, c, L = cfg.latent_size, cfg.latent_channels, cfg.chunk_len
+    batch = {
+        "history_latents": torch.randn(b, cfg.n_history, h, h, c),
+        "future_latents": torch.randn(b, cfg.n_future, h, h, c),
+        "goal_latents": torch.randn(b, h, h, c),
+        "actions": torch.rand(b, L, cfg.action_dim) * 2 - 1,
+        "goal_steps": torch.randint(1, 64, (b,)).float(),
+    }
+    model.freeze_tokenizer()
+    params = model.world_parameters()
+    opt = torch.optim.AdamW(params, lr=1e-4)
+
+    def step():
+        loss, _ = model.loss(batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    wm = steps * b / (time.perf_counter() - t0)
+
+    tok.requires_grad_(True)
+    tok.train()
+    tb = preset.tokenizer_batch_size
+    images = torch.randint(0, 256, (tb, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8)
+    topt = torch.optim.AdamW(tok.parameters(), lr=1e-3)
+
+    def tstep():
+        loss, _ = tok.loss(images)
+        loss.backward()
+        topt.step()
+        topt.zero_grad(set_to_none=True)
+
+    tstep()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        tstep()
+    tk = steps * tb / (time.perf_counter() - t0)
+    n_params = sum(p.numel() for p in params)
+    return {
+        "params": n_params,
+        "tok_params": sum(p.numel() for p in tok.parameters()),
+        "batch": b,
+        "samples_per_s": wm,
+        "tokenizer_batch": tb,
+        "tokenizer_images_per_s": tk,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", action="append", default=[], help="run directory (repeatable)")
+    parser.add_argument(
+        "--data", action="append", default=[], help="replay buffer for the checkpoint at the same position"
+    )
+    parser.add_argument(
+        "--windows", type=int, default=256, help="held-out windows for the forward / policy rows"
+    )
+    parser.add_argument("--num-iters", type=int, default=1, help="MAR passes for forward dynamics")
+    parser.add_argument(
+        "--video-iters", type=int, default=8, help="MAR passes of the video route in the latency row"
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--throughput", action="store_true", help="also measure training throughput per config"
+    )
+    parser.add_argument("--throughput-steps", type=int, default=10)
+    parser.add_argument("--configs", nargs="+", default=["tiny", "small", "base"])
+    args = parser.parse_args()
+    if len(args.checkpoint) != len(args.data):
+        parser.error("give one --data per --checkpoint")
+    console = Console()
+    console.print(
+        f"torch threads: {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+    )
+
+    for ckpt, data in zip(args.checkpoint, args.data):
+        ckpt, data = Path(ckpt), Path(data)
+        model = world_model.load(ckpt)
+        buffer = load_replay_buffer(data)
+        episodes, which = held_out_episodes(ckpt, data, buffer)
+        cfg = model.config
+        spec = WindowSpec(cfg.n_history, cfg.n_future, cfg.frame_stride)
+        dataset = WindowDataset(buffer, spec, episodes=episodes, seed=123)
+        ids = full_future_windows(buffer, episodes, spec, args.windows)
+        env = cfg.env_name or "?"
+        console.print(
+            f"[bold]{env}[/]: {ckpt} on {data}, {which}: {len(episodes)} episodes, {len(ids)} windows"
+        )
+
+        table = Table(title=f"World model on held-out {env} episodes")
+        for col in ("measure", "value", "reference", "target", "met"):
+            table.add_column(col)
+
+        t0 = time.perf_counter()
+        fwd, copy = forward_dynamics_mse(model, dataset, ids, args.num_iters)
+        ratio = fwd / copy
+        table.add_row(
+            f"forward dynamics latent MSE ({args.num_iters} pass)",
+            f"{fwd:.4f}",
+            f"repeat last frame {copy:.4f}",
+            "ratio <= 0.5",
+            f"{ratio:.3f} {'yes' if ratio <= 0.5 else 'NO'}",
+        )
+        r2, mae = inverse_dynamics_r2(model, buffer, episodes)
+        target = "R^2 >= 0.9" if env == "wall" else "report"
+        met = ("yes" if r2 >= 0.9 else "NO") if env == "wall" else "-"
+        table.add_row("inverse dynamics action R^2", f"{r2:.3f}", f"MAE {mae:.3g} env units", target, met)
+        pol = policy_errors(model, dataset, ids)
+        table.add_row(
+            "policy action MAE (normalised), no goal",
+            f"{pol['no goal']:.3f}",
+            f"mean action {pol['mean action']:.3f}",
+            "report",
+            "-",
+        )
+        table.add_row(
+            "policy action MAE (normalised), hindsight goal",
+            f"{pol['goal']:.3f}",
+            f"mean action {pol['mean action']:.3f}",
+            "report",
+            "-",
+        )
+        hist = torch.from_numpy(dataset[int(ids[0])]["history"]).unsqueeze(0)
+        t_pol, t_vid = latency(model, hist, args.repeats, args.video_iters)
+        speed = t_vid / t_pol
+        table.add_row(
+            "latency of one chunk: policy",
+            f"{t_pol * 1e3:.1f} ms",
+            f"video route {t_vid * 1e3:.1f} ms ({args.video_iters} passes)",
+            "ratio >= 10",
+            f"{speed:.1f}x {'yes' if speed >= 10 else 'NO'}",
+        )
+        console.print(table)
+        console.print(f"({time.perf_counter() - t0:.0f} s)")
+
+    if args.throughput:
+        table = Table(title="Training throughput on this machine (random data, one process)")
+        for col in (
+            "config",
+            "world-model params",
+            "batch",
+            "samples/s",
+            "tokenizer params",
+            "tokenizer batch",
+            "tokenizer img/s",
+        ):
+            table.add_column(col)
+        for name in args.configs:
+            r = throughput(
+                name, args.throughput_steps if name != "base" else max(2, args.throughput_steps // 5)
+            )
+            table.add_row(
+                name,
+                f"{r['params'] / 1e6:.2f} M",
+                str(r["batch"]),
+                f"{r['samples_per_s']:.1f}",
+                f"{r['tok_params'] / 1e6:.3f} M",
+                str(r["tokenizer_batch"]),
+                f"{r['tokenizer_images_per_s']:.1f}",
+            )
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
