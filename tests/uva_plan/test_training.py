@@ -69,6 +69,9 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(wall_d
     whole = train(_config(wall_data, tmp_path / "whole", steps=8, val_every=4, save_every=4))
     first = train(_config(wall_data, tmp_path / "split", steps=8, val_every=4, save_every=4, stop_at=4))
     assert first.step == 4 and load_train_state(tmp_path / "split").step == 4
+    # An interrupted session may have logged past its last saved state, and torn its last line.
+    with open(tmp_path / "split" / METRICS_FILE, "a") as f:
+        f.write('{"stage": "world_model", "step": 5, "loss/policy": 1.0}\n{"stage": "world_m')
     second = train(_config(wall_data, tmp_path / "split", steps=8, val_every=4, save_every=4, resume=True))
     assert second.step == 8
 
