@@ -170,21 +170,22 @@ def policy_errors(model, dataset, ids) -> dict[str, float]:
     return {k: float(torch.cat(v).mean()) for k, v in errs.items()}
 
 
-def latency(model, history, repeats: int, num_iters: int) -> tuple[float, float]:
-    """Median seconds for one action chunk: `policy`, and predict_video + inverse_dynamics."""
+def latency(model, history, repeats: int, num_iters: int, num_steps: int | None) -> tuple[float, float]:
+    """Median seconds for one action chunk: `policy`, and predict_video + inverse_dynamics, both with the
+    same DDIM steps per diffusion head call (`num_steps`, None = the config's)."""
     cfg = model.config
     s = cfg.frame_stride
 
     def video_route():
-        fut = model.predict_video(history, num_iters=num_iters, decode=True).frames  # [1, Tf, H, W, 3]
+        fut = model.predict_video(history, num_iters=num_iters, decode=True, num_steps=num_steps).frames  # [1, Tf, H, W, 3]
         # inverse_dynamics takes one frame per env step; its windows only read every frame_stride-th
         # frame, so the generated frames go there (the frames in between are never read).
         idx = torch.arange(cfg.n_future * s + 1) // s
         video = torch.cat([history[:, -1:].float() / 255.0, fut], dim=1)[:, idx.clamp(max=cfg.n_future)]
-        return model.inverse_dynamics(video)
+        return model.inverse_dynamics(video, num_steps=num_steps)
 
     def policy_route():
-        return model.policy(history)
+        return model.policy(history, num_steps=num_steps)
 
     times = {}
     for name, fn in (("policy", policy_route), ("video", video_route)):
@@ -275,6 +276,8 @@ def main():
     )
     parser.add_argument("--inverse-samples", type=int, default=1, help="samples averaged per window in inverse dynamics")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sample-steps", type=int, nargs="+", default=[None],
+                        help="DDIM steps per head call in the latency rows (default: the config's; UVA used 100)")
     parser.add_argument(
         "--throughput", action="store_true", help="also measure training throughput per config"
     )
@@ -342,15 +345,16 @@ def main():
             "-",
         )
         hist = torch.from_numpy(dataset[int(ids[0])]["history"]).unsqueeze(0)
-        t_pol, t_vid = latency(model, hist, args.repeats, args.video_iters)
-        speed = t_vid / t_pol
-        table.add_row(
-            "latency of one chunk: policy",
-            f"{t_pol * 1e3:.1f} ms",
-            f"video route {t_vid * 1e3:.1f} ms ({args.video_iters} passes)",
-            "ratio >= 10",
-            f"{speed:.1f}x {'yes' if speed >= 10 else 'NO'}",
-        )
+        for steps in args.sample_steps:
+            t_pol, t_vid = latency(model, hist, args.repeats, args.video_iters, steps)
+            speed = t_vid / t_pol
+            table.add_row(
+                f"latency of one chunk: policy, {steps or cfg.sample_steps} DDIM steps",
+                f"{t_pol * 1e3:.1f} ms",
+                f"video route {t_vid * 1e3:.1f} ms ({args.video_iters} passes)",
+                "ratio >= 10",
+                f"{speed:.1f}x {'yes' if speed >= 10 else 'NO'}",
+            )
         console.print(table)
         console.print(f"({time.perf_counter() - t0:.0f} s)")
 
