@@ -1,0 +1,112 @@
+"""Goal-image planning benchmark: every method on the same held-out goals, in one run.
+
+Tables (each printed with rich, all rows from this one run and these goals):
+- ``methods``: random, greedy, UVA policy alone, planner without prior, planner with prior, and the
+  two oracles (true simulator with the SAME image cost; true simulator with the true state distance);
+- ``prior``: planner with vs without the policy prior at several population sizes (does the prior
+  match the no-prior planner with half the samples?);
+- ``steps``: success and seconds per replan against the diffusion heads' DDIM steps (1, 2, 4, 8);
+- ``costs``: success of the planner (with prior) under each goal cost.
+
+Goals follow the evaluation protocol (Wall: start and goal in different rooms; PushT: ends of 25-step
+segments of held-out scripted trajectories) on evaluation seeds disjoint from training seeds; success is
+judged after each episode from the true state.
+
+    python benchmarks/goal_planning.py --env wall --goals 50 --tables methods,prior,steps,costs [--checkpoint RUN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+
+def run_rows(evaluator_factory, goals, rows):
+    """rows: (label, method, settings) -> list of (label, summary)."""
+    out = []
+    for label, method, settings in rows:
+        t0 = time.perf_counter()
+        result = evaluator_factory(settings).run(method, goals)
+        summary = result.summary()
+        summary["wall_seconds"] = time.perf_counter() - t0
+        print(f"  {label}: success {summary['success_rate']:.0%}  ({summary['wall_seconds']:.0f} s)", flush=True)
+        out.append((label, summary))
+    return out
+
+
+def print_table(console, title, rows):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("method", "success", "final distance", "s / replan", "objective calls", "coverage"):
+        table.add_column(col, justify="left" if col == "method" else "right", no_wrap=col == "method")
+    for label, s in rows:
+        cov = s.get("coverage")
+        table.add_row(label, f"{s['success_rate']:.0%}", f"{s['mean_final_distance']:.1f}", f"{s['seconds_per_replan']:.2f}",
+                      f"{s['objective_calls']:.0f}", "-" if cov is None else f"{cov:.2f}")
+    console.print(table)
+
+
+def main() -> None:
+    from rich.console import Console
+
+    from uva_plan.envs.goals import protocol_goals
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
+    from uva_plan.planning import load_model_for_env
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="wall", choices=["wall", "pusht"])
+    parser.add_argument("--checkpoint", default=None, help="RUN_DIR (default: the shipped checkpoint)")
+    parser.add_argument("--goals", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tables", default="methods", help="comma-separated: methods,prior,steps,costs")
+    parser.add_argument("--samples", type=int, default=PlanSettings.samples)
+    parser.add_argument("--iters", type=int, default=PlanSettings.iters)
+    parser.add_argument("--cost", default=PlanSettings.cost)
+    parser.add_argument("--json", default=None, help="also write all summaries to this JSON file")
+    args = parser.parse_args()
+
+    console = Console()
+    model = load_model_for_env(args.checkpoint, args.env)
+    base = PlanSettings(seed=args.seed, budget_steps=BUDGET_STEPS[args.env], samples=args.samples, iters=args.iters,
+                        cost=args.cost)
+    goals = protocol_goals(args.env, args.goals, args.seed)
+
+    def factory(settings):
+        return Evaluator(model, args.env, settings, image_size=model.config.image_size)
+
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()]
+    results = {}
+    if "methods" in tables:
+        console.print(f"[bold]methods[/bold] on {len(goals)} {args.env} goals")
+        rows = [(m, m, base) for m in ("random", "greedy", "policy", "planner", "planner+prior", "oracle-image",
+                                        "oracle-state")]
+        results["methods"] = run_rows(factory, goals, rows)
+        print_table(console, f"{args.env}: methods ({len(goals)} goals, {base.planner} {base.samples}x{base.iters}, "
+                             f"cost {base.cost}, budget {base.budget_steps} steps)", results["methods"])
+    if "prior" in tables:
+        rows = []
+        for n in (base.samples // 2, base.samples):
+            s = replace(base, samples=n)
+            rows += [(f"no prior, {n} samples", "planner", s), (f"prior, {n} samples", "planner+prior", s)]
+        results["prior"] = run_rows(factory, goals, rows)
+        print_table(console, f"{args.env}: policy prior vs none at equal budget", results["prior"])
+    if "steps" in tables:
+        rows = [(f"{k} DDIM steps", "planner+prior", replace(base, denoise_steps=k)) for k in (1, 2, 4, 8)]
+        results["steps"] = run_rows(factory, goals, rows)
+        print_table(console, f"{args.env}: success vs denoising steps", results["steps"])
+    if "costs" in tables:
+        rows = [(c, "planner+prior", replace(base, cost=c))
+                for c in ("latent_l2", "latent_l2_sum", "multiscale", "distance", "distance+latent")]
+        results["costs"] = run_rows(factory, goals, rows)
+        print_table(console, f"{args.env}: success vs goal cost", results["costs"])
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: dict(v) for k, v in results.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
