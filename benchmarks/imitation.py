@@ -41,11 +41,14 @@ DEMO_STEPS = {"wall": 48, "pusht": 32}
 # Offsets on top of EVAL_SEED_OFFSET: demos and BC videos never meet each other, the planning goals
 # (seeds EVAL_SEED_OFFSET + 0..) or a training episode (small seeds).
 DEMO_SEEDS, BC_SEEDS, BCO_DATA_SEED = 50_000, 60_000, 2_000_000
-WALL_EXPERT_NOISE = (0.0, 0.4)  # as in collection: per-episode velocity noise, fraction of top speed
 
 
-def make_demos(env_name: str, n: int, steps: int, seed: int, image_size: int):
-    """``n`` demonstrations: frames ``[n, steps+1, S, S, 3]``, actions ``[n, steps, A]``, states ``[n, steps+1, D]``."""
+def make_demos(env_name: str, n: int, steps: int, seed: int, image_size: int, noise: float = 0.0):
+    """``n`` demonstrations: frames ``[n, steps+1, S, S, 3]``, actions ``[n, steps, A]``, states
+    ``[n, steps+1, D]``. ``noise``: the Wall expert's per-step velocity noise (fraction of the top speed;
+    collection draws 0-0.4 per episode). Per-step noise is partly invisible to any labeller that sees
+    frames ``frame_stride`` steps apart (only its 4-step sums move the agent), so the default demos are
+    clean."""
     from uva_plan.envs import make_env
     from uva_plan.envs.goals import protocol_goals
     from uva_plan.envs.policies import make_policy
@@ -54,11 +57,8 @@ def make_demos(env_name: str, n: int, steps: int, seed: int, image_size: int):
     pairs = protocol_goals(env_name, n, seed)
     frames, actions, states = [], [], []
     for i, pair in enumerate(pairs):
-        rng = np.random.default_rng([seed, i])
         if env_name == "wall":
-            policy = make_policy(
-                "wall", "expert", seed=seed + i, noise=float(rng.uniform(*WALL_EXPERT_NOISE))
-            )
+            policy = make_policy("wall", "expert", seed=seed + i, noise=noise)
             policy.reset(np.asarray(pair.start_state), goal_state=np.asarray(pair.goal_state))
         else:
             policy = make_policy("pusht", "pusher", seed=seed + i)
@@ -142,6 +142,7 @@ def main() -> None:
     )
     parser.add_argument("--demos", type=int, default=16, help="held-out demonstrations evaluated")
     parser.add_argument("--steps", type=int, default=None, help="steps per demo (default: wall 48, pusht 32)")
+    parser.add_argument("--demo-noise", type=float, default=0.0, help="Wall expert's velocity noise in the demos")
     parser.add_argument("--label-samples", type=int, default=4)
     parser.add_argument("--denoise-steps", type=int, default=4)
     parser.add_argument("--subgoal-every", type=int, default=None)
@@ -171,7 +172,8 @@ def main() -> None:
     cfg = model.config
     steps = args.steps or DEMO_STEPS[env]
     t0 = time.perf_counter()
-    frames, true_actions, states = make_demos(env, args.demos, steps, DEMO_SEEDS + args.seed, cfg.image_size)
+    frames, true_actions, states = make_demos(env, args.demos, steps, DEMO_SEEDS + args.seed, cfg.image_size,
+                                              args.demo_noise)
     console.print(f"{args.demos} held-out {env} demos of {steps} steps ({time.perf_counter() - t0:.0f} s)")
     starts, goal_states, goal_frames = states[:, 0], states[:, -1], frames[:, -1]
     low, high = cfg.action_low, cfg.action_high
@@ -274,7 +276,8 @@ def main() -> None:
             )
 
         execute("policy, not fine-tuned (reference)", lambda: run(model))
-        bc_frames, bc_true, _ = make_demos(env, args.bc_videos, steps, BC_SEEDS + args.seed, cfg.image_size)
+        bc_frames, bc_true, _ = make_demos(env, args.bc_videos, steps, BC_SEEDS + args.seed, cfg.image_size,
+                                           args.demo_noise)
         sources = {
             "true labels": bc_true,
             "UVA labels": im.label_frames(

@@ -316,11 +316,22 @@ def finetune_policy(model, videos: Sequence[np.ndarray], actions: Sequence[np.nd
                     batch_size: int = 16, lr: float = 1e-4, seed: int = 0,
                     progress: Callable[[int, float], None] | None = None):
     """Behaviour cloning: a copy of ``model`` whose policy mode is fine-tuned on ``videos`` (each
-    ``uint8 [T, S, S, 3]``) labelled with ``actions`` (each ``[T-1, A]``, env units).
+    ``uint8 [T, S, S, 3]``) labelled with ``actions`` (each ``[T-1, A]``, env units). See
+    ``finetune_mode``."""
+    return finetune_mode(model, videos, actions, "policy", steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                         progress=progress)
+
+
+def finetune_mode(model, videos: Sequence[np.ndarray], actions: Sequence[np.ndarray], mode: str, *,
+                  steps: int = 200, batch_size: int = 16, lr: float = 1e-4, seed: int = 0,
+                  progress: Callable[[int, float], None] | None = None):
+    """A copy of ``model`` fine-tuned in one masked mode (``policy`` for behaviour cloning,
+    ``inverse_dynamics`` to specialise the labeller) on ``videos`` (each ``uint8 [T, S, S, 3]``)
+    labelled with ``actions`` (each ``[T-1, A]``, env units).
 
     Windows come from ``uva_plan.data.WindowDataset`` (the training windows: history, action chunk,
     a hindsight goal from later in the same video) over latents encoded once by the frozen tokenizer;
-    the loss is ``model.loss(batch, mode="policy")`` with UVA's AdamW settings and diffusers' cosine
+    the loss is ``model.loss(batch, mode=mode)`` with UVA's AdamW settings and diffusers' cosine
     schedule. The last frame of each video is dropped because no action follows it. No EMA: a few
     hundred steps from trained weights, where an average would mostly return the starting point.
     ``progress(step, loss)`` is called after each step.
@@ -330,8 +341,11 @@ def finetune_policy(model, videos: Sequence[np.ndarray], actions: Sequence[np.nd
 
     from uva_plan.data import ReplayBuffer, WindowDataset, WindowSpec
     from uva_plan.training import UVA_BETAS, UVA_WEIGHT_DECAY
+    from world_model.config import MODE_NAMES
 
     cfg = model.config
+    if mode not in MODE_NAMES:
+        raise UserInputError(f"unknown mode {mode!r}; expected one of {', '.join(MODE_NAMES)}")
     if len(videos) != len(actions) or not videos:
         raise UserInputError(f"got {len(videos)} videos and {len(actions)} action sequences; expected equal, non-zero counts")
     for name, v in (("steps", steps), ("batch_size", batch_size)):
@@ -372,9 +386,9 @@ def finetune_policy(model, videos: Sequence[np.ndarray], actions: Sequence[np.nd
         dataset.set_epoch(step * batch_size // len(dataset))  # new hindsight goals once per pass
         items = [dataset[int(i)] for i in rng.integers(len(dataset), size=batch_size)]
         batch = {key: torch.from_numpy(np.stack([it[key] for it in items])).to(device) for key in items[0]}
-        loss, _ = tuned.loss(batch, mode="policy", generator=gen)
+        loss, _ = tuned.loss(batch, mode=mode, generator=gen)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"behaviour-cloning loss became {float(loss)} at step {step + 1}; lower the learning rate")
+            raise FloatingPointError(f"{mode} fine-tuning loss became {float(loss)} at step {step + 1}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -607,7 +621,8 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
 
 
 __all__ = [
-    "MODES", "ImitationOptions", "Labels", "Rollout", "action_metrics", "average_overlapping", "finetune_policy",
+    "MODES", "ImitationOptions", "Labels", "Rollout", "action_metrics", "average_overlapping", "finetune_mode",
+    "finetune_policy",
     "judge", "label_frames", "min_video_frames", "parse_state", "replay_actions", "run_imitation", "run_policy",
     "save_labels", "track_video",
 ]
