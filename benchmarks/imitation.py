@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("--label-samples", type=int, default=4)
     parser.add_argument("--denoise-steps", type=int, default=4)
     parser.add_argument("--subgoal-every", type=int, default=None)
+    parser.add_argument("--label-weight", type=float, nargs="+", default=[0.0],
+                        help="tracking rows: cost of leaving the inferred actions (one row per value)")
     parser.add_argument("--track-samples", type=int, default=64)
     parser.add_argument("--track-iters", type=int, default=3)
     parser.add_argument("--bc-videos", type=int, default=32, help="other demos the policy is fine-tuned on")
@@ -248,19 +250,11 @@ def main() -> None:
             denoise_steps=args.denoise_steps,
             seed=args.seed,
         )
-        execute(
-            "track video (closed loop, UVA labels)",
-            lambda: im.track_video(
-                model,
-                env,
-                starts,
-                frames,
-                uva_labels.actions,
-                settings=settings,
-                subgoal_every=args.subgoal_every,
-                seed=args.seed,
-            ),
-        )
+        for weight in args.label_weight:
+            name = "track video (closed loop, UVA labels)" + (f", label weight {weight:g}" if weight else "")
+            execute(name, lambda weight=weight: im.track_video(
+                model, env, starts, frames, uva_labels.actions, settings=settings,
+                subgoal_every=args.subgoal_every, label_weight=weight, seed=args.seed))
     if "bc" not in args.skip:
 
         def run(m):

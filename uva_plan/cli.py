@@ -283,13 +283,15 @@ def demo(episodes, out, seed):
               help="Env steps between the subgoal frames tracked [default: the model's frame stride].")
 @click.option("--samples", type=click.IntRange(min=1), default=4, show_default=True,
               help="Inverse-dynamics samples per window (their spread is the uncertainty).")
+@click.option("--label-weight", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Tracking: cost of leaving the inferred actions (0: pure goal-image MPC).")
 @click.option("--bc-steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Fine-tuning steps of the policy in bc mode.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @user_errors
-def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoal_every, samples, bc_steps, seed,
-            device):
+def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoal_every, samples, label_weight,
+            bc_steps, seed, device):
     """Imitate an action-free video: infer its actions with UVA's inverse dynamics, then replay them,
     track the video with goal-image MPC, or clone them into the policy. Writes actions.npz/.csv,
     results.json and a demo|executed GIF to --out."""
@@ -301,7 +303,8 @@ def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoa
     from uva_plan.imitation import ImitationOptions, parse_state, run_imitation
     from world_model.errors import WorldModelError
 
-    options = ImitationOptions(label_samples=samples, subgoal_every=subgoal_every, bc_steps=bc_steps, seed=seed)
+    options = ImitationOptions(label_samples=samples, subgoal_every=subgoal_every, label_weight=label_weight,
+                               bc_steps=bc_steps, seed=seed)
     try:
         run_imitation(checkpoint=checkpoint, video=video, mode=mode, env_name=env_name, out=out,
                       start_state=parse_state(start_state), episode=episode, options=options, device=device)

@@ -231,8 +231,25 @@ def _pad_to(x, length: int):
     return torch.cat([x, x[:, -1:].expand(x.shape[0], length - x.shape[1], x.shape[2])], dim=1)
 
 
+class LabelPrior:
+    """Objective wrapper: ``cost + weight * mean(((a - labels) / half_range)^2)`` over the horizon, so
+    the planner leaves the inferred actions only where the model predicts a clear gain. Weight 0 is
+    pure goal-image MPC; a large weight is open-loop replay."""
+
+    def __init__(self, objective, labels, low, high, weight: float):
+        self.objective, self.labels, self.weight = objective, labels, float(weight)
+        self.half = (high - low) / 2
+
+    def __call__(self, actions):
+        """``actions [B, N, H, A]`` -> costs ``[B, N]``."""
+        costs = self.objective(actions)
+        labels, half = self.labels[:, None].to(actions), self.half.to(actions)
+        deviation = ((actions - labels) / half).pow(2).mean(dim=(2, 3))
+        return costs + self.weight * deviation.to(costs)
+
+
 def track_video(model, env_name: str, start_states, videos, init_actions, *, settings=None,
-                subgoal_every: int | None = None, seed: int = 0) -> Rollout:
+                subgoal_every: int | None = None, label_weight: float = 0.0, seed: int = 0) -> Rollout:
     """Closed-loop tracking of ``videos uint8 [B, T, S, S, 3]`` for ``T-1`` env steps.
 
     Before each replan at step t, imagined frame j (at step ``t + j*stride``) is scored against the
@@ -240,7 +257,8 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     the model's frame stride, i.e. every imagined frame has its own target): the ``subgoal`` cost,
     summed over the horizon. The proposals are the inferred actions ``init_actions [B, T-1, A]`` for
     the coming horizon (the warm-start candidate, kept across planner iterations) plus samples of the
-    goal-conditioned policy towards the last subgoal in the horizon (the prior).
+    goal-conditioned policy towards the last subgoal in the horizon (the prior). ``label_weight > 0``
+    adds ``LabelPrior``: a cost for leaving the inferred actions.
     """
     import torch
 
@@ -266,6 +284,8 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     k = stride if subgoal_every is None else subgoal_every
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise UserInputError(f"subgoal_every is {subgoal_every!r}; expected an integer >= 1 (env steps between subgoal frames)")
+    if not (isinstance(label_weight, (int, float)) and math.isfinite(label_weight) and label_weight >= 0):
+        raise UserInputError(f"label_weight is {label_weight!r}; expected a finite number >= 0")
     horizon = settings.horizon
     n_imagined = horizon // stride
     cost = make_cost(settings.cost)
@@ -284,8 +304,11 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
 
     def make_objective():
         idx = subgoal_index()
-        return UVAObjective(model, history(), vids[:, idx[-1]], cost, num_steps=settings.denoise_steps,
-                            model_samples=settings.model_samples, subgoals=video_latents[:, idx], generator=gen)
+        objective = UVAObjective(model, history(), vids[:, idx[-1]], cost, num_steps=settings.denoise_steps,
+                                 model_samples=settings.model_samples, subgoals=video_latents[:, idx], generator=gen)
+        if label_weight > 0:
+            objective = LabelPrior(objective, _pad_to(init[:, batch.steps:], horizon), low, high, label_weight)
+        return objective
 
     def proposals_fn():
         t = batch.steps
@@ -466,6 +489,7 @@ class ImitationOptions:
     label_samples: int = 4
     dense: bool = True
     subgoal_every: int | None = None
+    label_weight: float = 0.0
     bc_steps: int = 200
     bc_batch_size: int = 16
     bc_lr: float = 1e-4
@@ -588,7 +612,8 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
             task = progress.add_task("closed-loop tracking", total=1)
             settings = PlanSettings(cost=TRACK_COST, denoise_steps=opts.denoise_steps, seed=opts.seed)
             executed = track_video(model, env_name, [start], vid.frames[None], labels.actions[None],
-                                   settings=settings, subgoal_every=opts.subgoal_every, seed=opts.seed)
+                                   settings=settings, subgoal_every=opts.subgoal_every,
+                                   label_weight=opts.label_weight, seed=opts.seed)
             progress.advance(task)
             record("track", executed)
         elif mode == "bc":

@@ -210,6 +210,27 @@ def test_tracking_runs_the_whole_video_inside_the_action_box(tiny_model, demo):
         im.track_video(tiny_model, "wall", [states[0]], frames[None], actions[None, :5], settings=settings)
 
 
+def test_a_heavy_label_prior_makes_tracking_execute_the_labels(tiny_model, demo):
+    """The inferred actions reach the planner as a candidate: with leaving them priced out, tracking
+    executes them exactly (here the true actions, so the demo's end is reached)."""
+    from uva_plan.plan_settings import PlanSettings
+
+    frames, actions, states = demo
+    settings = PlanSettings(cost="subgoal", samples=8, iters=1, denoise_steps=1, prior_fraction=0.25)
+    rollout = im.track_video(tiny_model, "wall", [states[0]], frames[None], actions[None], settings=settings,
+                             label_weight=1e6)
+    np.testing.assert_allclose(rollout.actions[0], actions, atol=1e-5)
+    assert im.judge("wall", rollout, states[-1:], frames[-1:])["success_rate"] == 1.0
+
+
+def test_label_prior_adds_the_scaled_deviation():
+    labels = torch.tensor([[[1.0, -1.0], [0.0, 0.0]]])  # [B=1, H=2, A=2]
+    prior = im.LabelPrior(lambda a: torch.zeros(a.shape[:2]), labels, torch.tensor([-2.0, -2.0]),
+                          torch.tensor([2.0, 2.0]), weight=3.0)
+    cands = torch.stack([labels[0], labels[0] + 2.0], dim=0)[None]  # [1, 2, 2, 2]
+    np.testing.assert_allclose(prior(cands).numpy(), [[0.0, 3.0]])
+
+
 def test_behaviour_cloning_fits_the_labels_and_leaves_the_model_untouched(tiny_model, demo):
     frames, actions, _ = demo
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
