@@ -127,6 +127,27 @@ def bco_model(env_name: str, main_checkpoint: Path, args, console):
     return world_model.load(run).eval(), str(run)
 
 
+def specialise(model, checkpoint, args, console):
+    """A copy of ``model`` fine-tuned ``--specialise-steps`` steps in the inverse-dynamics mode alone, on
+    the very buffer the checkpoint was trained on (read from its recorded train_config): how much
+    labelling gains from more inverse-dynamics training, with no new data."""
+    import world_model
+    from uva_plan import imitation as im
+    from uva_plan.data import load_replay_buffer
+
+    recipe = world_model.load_extra_state(checkpoint).get("train_config", {})
+    buffer = load_replay_buffer(recipe["data"])
+    videos = [buffer.img[buffer.episode(e)] for e in range(buffer.n_episodes)]
+    actions = [buffer.action[buffer.episode(e)][:-1] for e in range(buffer.n_episodes)]
+    t = time.perf_counter()
+    tuned = im.finetune_mode(model, videos, actions, "inverse_dynamics", steps=args.specialise_steps,
+                             batch_size=int(recipe.get("batch_size") or 32), lr=float(recipe.get("lr") or 5e-4),
+                             seed=args.seed)
+    console.print(f"  specialised {checkpoint} for {args.specialise_steps} steps on {recipe['data']} "
+                  f"({time.perf_counter() - t:.0f} s)")
+    return tuned
+
+
 def main() -> None:
     from rich.console import Console
     from rich.table import Table
@@ -158,6 +179,8 @@ def main() -> None:
         "--bco-steps", type=int, default=None, help="default: the main checkpoint's step count"
     )
     parser.add_argument("--bco-episodes", type=int, default=200)
+    parser.add_argument("--specialise-steps", type=int, default=0,
+                        help="also label with copies fine-tuned this long in the inverse-dynamics mode on their own data")
     parser.add_argument("--skip", nargs="*", default=[], choices=["bco", "track", "bc"])
     parser.add_argument("--work-dir", default="/tmp/uva_plan_imitation_bench")
     parser.add_argument(
@@ -223,6 +246,15 @@ def main() -> None:
         bco_labels, labels_rows["BCO (random-data inverse model)"] = label("BCO", bco, frames, true_actions)
         labels_rows["BCO (random-data inverse model)"]["checkpoint"] = str(bco_path)
 
+    specialised = {}
+    if args.specialise_steps > 0:
+        for name, m, ckpt in (("UVA", model, checkpoint), ("BCO", bco, None if bco is None else bco_path)):
+            if m is None:
+                continue
+            tuned = specialise(m, ckpt, args, console)
+            row = f"{name} inverse dynamics + {args.specialise_steps} inverse-mode steps"
+            specialised[name], labels_rows[row] = label(row, tuned, frames, true_actions)
+
     console.print("executing")
     execute(
         "replay true actions (upper bound)",
@@ -242,6 +274,9 @@ def main() -> None:
             "replay BCO labels (open loop)",
             lambda: im.replay_actions(env, starts, bco_labels.actions, cfg.image_size),
         )
+    for name, lab in specialised.items():
+        execute(f"replay {name} labels, specialised (open loop)",
+                lambda lab=lab: im.replay_actions(env, starts, lab.actions, cfg.image_size))
     if "track" not in args.skip:
         settings = PlanSettings(
             cost=im.TRACK_COST,
