@@ -640,7 +640,12 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
 
     cfg, accelerator, device = run.cfg, run.accelerator, run.device
     params = model.world_parameters()
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    # As UVA's (MAR's) optimiser: no weight decay on biases, norm gains and other vectors.
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
     scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
     ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=cfg.ema_power)
     start = 0
