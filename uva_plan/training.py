@@ -503,7 +503,12 @@ def train(config: TrainConfig) -> TrainResult:
     _seed_everything(cfg.seed)  # the same initial weights in every process
     model = UVA(model_config).to(accelerator.device)
     if state is not None:
-        model.load_state_dict(state.model)
+        try:
+            model.load_state_dict(state.model)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserInputError(f"the resume state in {out} does not fit this version of the model ({first}); "
+                                 "expected a run made with the same model code, or start a new run") from None
 
     main = accelerator.is_main_process
     if main:

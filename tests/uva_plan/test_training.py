@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from uva_plan.cli import main
-from uva_plan.train_state import load_train_state
+from uva_plan.errors import UserInputError
+from uva_plan.train_state import load_train_state, save_train_state
 from uva_plan.training import METRICS_FILE, TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +64,13 @@ def test_a_run_writes_a_loadable_checkpoint_metrics_and_resume_state(wall_data, 
     assert {"video_loss/video_prediction", "action_loss/policy", "action_loss/joint", "video_loss/joint"} <= set(val[0])
     assert "action_loss/video_prediction" not in val[0] and "video_loss/policy" not in val[0]
     assert any(r["stage"] == "tokenizer" for r in records)
+
+    # A resume state that does not fit the model code is refused with one clear error.
+    state = load_train_state(tmp_path / "run")
+    state.model.pop(name)
+    save_train_state(tmp_path / "run", state)
+    with pytest.raises(UserInputError, match="does not fit this version of the model"):
+        train(_config(wall_data, tmp_path / "run", steps=8, resume=True))
 
 
 def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(wall_data, tmp_path):
