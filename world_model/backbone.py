@@ -16,6 +16,21 @@ from torch import nn
 
 from world_model.config import UVAConfig
 
+SINCOS_SCALE = 0.5  # about the size of the fused token projections at initialisation
+
+
+def _sincos_2d(grid: int, width: int) -> torch.Tensor:
+    """MAE-style 2-D sin-cos position table ``[grid * grid, width]`` (row-major like the tokens)."""
+    y, x = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij")
+    quarter = width // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float32) / max(quarter, 1))
+    parts = []
+    for coord in (x.reshape(-1), y.reshape(-1)):
+        angle = coord[:, None] * omega[None]
+        parts += [torch.sin(angle), torch.cos(angle)]
+    table = torch.cat(parts, dim=1)
+    return torch.nn.functional.pad(table, (0, width - table.shape[1]))
+
 
 class JointBackbone(nn.Module):
     """``(future, history, mask, actions, goal) -> joint latent [B, Tf, S, width]``."""
@@ -30,9 +45,13 @@ class JointBackbone(nn.Module):
         self.mask_token = nn.Parameter(torch.randn(d) * 0.02)
         self.fuse = nn.Linear(2 * d + action_slot, w)
         self.temporal_pos = nn.Parameter(torch.randn(config.n_future, 1, w) * 0.02)
-        self.spatial_pos = nn.Parameter(torch.randn(1, s, w) * 0.02)
+        # Learned, but started from a 2-D sin-cos table, and shared by the goal tokens (plus a learned
+        # "goal" type vector): then "the same place" and "how far apart" are easy to read from the
+        # start. Measured on a synthetic goal-distance task (tiny, 1200 steps): Spearman 0.97 this way,
+        # ~0 with independent random-init tables for frames and goal.
+        self.spatial_pos = nn.Parameter(_sincos_2d(config.grid_size, w).unsqueeze(0) * SINCOS_SCALE)
         self.goal_embed = nn.Linear(d, w)
-        self.goal_pos = nn.Parameter(torch.randn(s, w) * 0.02)
+        self.goal_type = nn.Parameter(torch.randn(1, w) * 0.02)
         self.no_goal = nn.Parameter(torch.randn(s, w) * 0.02)
         layer = nn.TransformerEncoderLayer(
             w, config.heads, int(w * config.mlp_ratio), dropout=0.0, activation="gelu",
@@ -71,7 +90,7 @@ class JointBackbone(nn.Module):
             cond = self.goal_embed(goal)
             if goal_given is not None:
                 cond = torch.where(goal_given.view(b, 1, 1), cond, self.no_goal)
-        cond = cond + self.goal_pos
+        cond = cond + self.spatial_pos[0] + self.goal_type
         tokens = torch.cat([cond, x.reshape(b, tf * s, -1)], dim=1)
         out = self.norm(self.transformer(tokens))
         return out[:, s:].reshape(b, tf, s, -1)

@@ -121,6 +121,7 @@ class UVAConfig:
     action_head_width: int = 128
     action_head_depth: int = 3
     distance_head_width: int = 128
+    latent_distance_channels: int = 64
     # diffusion
     train_timesteps: int = 1000
     sample_steps: int = 4
@@ -155,7 +156,7 @@ class UVAConfig:
         for name in (
             "action_dim", "image_size", "n_history", "n_future", "frame_stride", "patch_size", "width", "depth",
             "heads", "action_embed_dim", "video_head_width", "video_head_depth", "action_head_width",
-            "action_head_depth", "distance_head_width", "train_timesteps", "sample_steps", "diffusion_batch_mul",
+            "action_head_depth", "distance_head_width", "latent_distance_channels", "train_timesteps", "sample_steps", "diffusion_batch_mul",
         ):
             _positive_int(name, getattr(self, name))
         _require(isinstance(self.env_name, str), f"env_name is {self.env_name!r}; expected a string")
@@ -295,7 +296,7 @@ def _preset(defaults: dict[str, Any], tokenizer: dict[str, Any]):
 CONFIGS = {
     "tiny": _preset(
         dict(width=64, depth=2, heads=2, action_embed_dim=8, video_head_width=64, video_head_depth=2,
-             action_head_width=64, action_head_depth=2, distance_head_width=64),
+             action_head_width=64, action_head_depth=2, distance_head_width=64, latent_distance_channels=32),
         dict(channels=(8, 16, 16)),
     ),
     "small": _preset(dict(), dict(channels=(16, 32, 32))),

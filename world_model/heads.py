@@ -1,5 +1,6 @@
-"""The light heads on UVA's joint latent: video and action diffusion heads (AdaLN residual MLPs around
-diffusers schedulers) and the temporal-distance head used as a long-range goal cost.
+"""The light heads: video and action diffusion heads (AdaLN residual MLPs around diffusers schedulers)
+on UVA's joint latent, and two temporal-distance heads (predicted env steps to a goal image) used as
+long-range goal costs: one on the joint latent, one comparing a frame's latents with the goal's.
 
 Prediction type: v-prediction (``config.prediction_type``; ``sample`` also works). Planning calls the
 heads with 1-8 DDIM steps; the first step then starts from pure noise at t = T-1 where the signal
@@ -210,3 +211,29 @@ class DistanceHead(nn.Module):
         q = self.queries.unsqueeze(0).expand(b, -1, -1)
         pooled, _ = self.attn(q, keys, keys, need_weights=False)
         return self.mlp(pooled).squeeze(-1)
+
+
+class LatentDistanceHead(nn.Module):
+    """Predicts ``log(1 + env steps)`` from a frame to a goal by comparing their latent grids
+    channel-wise with a small conv net: ``(frames [N, h, w, c], goals [N, h, w, c]) -> [N]``.
+
+    Why a second distance head: trained on Wall hindsight goals (labels whose rank correlation with
+    the true routed distance is only ~0.32), the joint-latent head stayed at predicting the mean for
+    1200 steps in every variant tried (Spearman ~0.0-0.1), while this comparison of aligned latent
+    grids reached a rank correlation of 0.77-0.88 with the true routed distance within 1000 steps.
+    Applied to the frames that forward dynamics imagines, it scores action sequences."""
+
+    def __init__(self, config: UVAConfig):
+        super().__init__()
+        c, k, g = config.latent_channels, config.latent_distance_channels, config.latent_size
+        half = (g + 1) // 2
+        self.net = nn.Sequential(
+            nn.Conv2d(2 * c, k, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(k, k, 3, padding=1, stride=2), nn.SiLU(),
+            nn.Flatten(), nn.Linear(k * half * half, config.distance_head_width), nn.SiLU(),
+            nn.Linear(config.distance_head_width, 1),
+        )
+
+    def forward(self, frames: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([frames, goals], dim=-1).permute(0, 3, 1, 2)
+        return self.net(x).squeeze(-1)

@@ -18,7 +18,7 @@ from world_model.actions import ActionNormalizer
 from world_model.backbone import JointBackbone
 from world_model.config import UVAConfig
 from world_model.errors import WorldModelError
-from world_model.heads import ActionHead, DistanceHead, VideoHead, check_sampling
+from world_model.heads import ActionHead, DistanceHead, LatentDistanceHead, VideoHead, check_sampling
 from world_model.modes import (
     MaskLaw,
     Mode,
@@ -36,12 +36,14 @@ ENCODE_BATCH = 256
 @dataclass
 class ForwardResult:
     """Imagined future: ``latents [B, T, h, w, c]`` (None when not sampled), ``frames [B, T, H, W, 3]``
-    float in [0, 1] (when decoded), ``distance [B, T]`` predicted env steps from each imagined frame
-    to the goal (when a goal was given)."""
+    float in [0, 1] (when decoded); with a goal, predicted env steps from each imagined frame to it:
+    ``distance [B, T]`` from the joint-latent head (needs no sampled latents) and ``latent_distance
+    [B, T]`` from the latent-comparison head applied to the imagined latents (when sampled)."""
 
     latents: torch.Tensor | None
     frames: torch.Tensor | None = None
     distance: torch.Tensor | None = None
+    latent_distance: torch.Tensor | None = None
 
 
 def _rand(shape, generator, device):
@@ -67,6 +69,7 @@ class UVA(nn.Module):
         self.video_head = VideoHead(config)
         self.action_head = ActionHead(config)
         self.distance_head = DistanceHead(config)
+        self.latent_distance_head = LatentDistanceHead(config)
         self.mask_law = MaskLaw.from_config(config)
 
     # ---- housekeeping -------------------------------------------------------------------------
@@ -275,13 +278,22 @@ class UVA(nn.Module):
             action = self.action_head.loss(z, actions, generator, cfg.diffusion_batch_mul).mean()
             total = total + action
             logs["action_loss"] = action.item()
-        if steps is not None and goal_given is not None and bool(goal_given.any()):
+        if steps is not None and goal is not None:
+            # log(1 + env steps to the goal) for the current frame and each future frame k (k * stride
+            # steps later), from the hindsight goal's distance; past the goal it is clamped to 0.
             offsets = torch.arange(cfg.n_future + 1, device=dev, dtype=torch.float32) * cfg.frame_stride
             target = torch.log1p((steps.view(b, 1) - offsets).clamp(min=0.0))
-            err = (self.distance_head(z) - target).pow(2).mean(dim=1)
-            dist = err[goal_given].mean()
-            total = total + cfg.distance_loss_weight * dist
-            logs["distance_loss"] = dist.item()
+            if bool(goal_given.any()):
+                err = (self.distance_head(z) - target).pow(2).mean(dim=1)
+                dist = err[goal_given].mean()
+                total = total + cfg.distance_loss_weight * dist
+                logs["distance_loss"] = dist.item()
+            frames = torch.cat([hist[:, -1:], fut], dim=1)  # current frame, then the futures
+            n = frames.shape[1]
+            pred = self.latent_distance_head(frames.flatten(0, 1), goal.repeat_interleave(n, dim=0)).view(b, n)
+            latent_dist = (pred - target).pow(2).mean()
+            total = total + cfg.distance_loss_weight * latent_dist
+            logs["latent_distance_loss"] = latent_dist.item()
         touched = [p.sum() for p in self.world_parameters() if p.requires_grad]
         if touched:
             total = total + 0.0 * torch.stack(touched).sum()
@@ -298,6 +310,15 @@ class UVA(nn.Module):
     def _distance_steps(self, z: torch.Tensor) -> torch.Tensor:
         """Joint latent -> predicted env steps to the goal ``[B, 1 + Tf]`` (current frame, then futures)."""
         return torch.expm1(self.distance_head(z).clamp(min=0.0))
+
+    def _latent_distance_steps(self, latents: torch.Tensor, goal_latents: torch.Tensor, max_batch: int = 4096):
+        """Frame latents ``[B, T, h, w, c]`` vs goal latents ``[B, h, w, c]`` -> env steps ``[B, T]``."""
+        b, t = latents.shape[:2]
+        flat = latents.reshape(b * t, *latents.shape[2:])
+        goals = self._broadcast(goal_latents, b, "goal").repeat_interleave(t, dim=0)
+        out = [self.latent_distance_head(flat[i : i + max_batch], goals[i : i + max_batch])
+               for i in range(0, b * t, max_batch)]
+        return torch.expm1(torch.cat(out).clamp(min=0.0)).reshape(b, t)
 
     def _generate(self, hist_lat, goal_lat, actions_norm, num_iters, num_steps, temperature, generator,
                   sample_latents=True):
@@ -354,9 +375,10 @@ class UVA(nn.Module):
         """Imagine the frames that ``actions [B, n*L, A]`` (env units) lead to from history
         ``[B, Th, H, W, 3]`` (or ``history_latents [B, Th, h, w, c]``; a batch of 1 is shared by all
         action sequences). Chunk by chunk: each chunk's predicted frames become the next history.
-        Returns ``ForwardResult(latents [B, n*Tf, h, w, c], frames if decode, distance [B, n*Tf] if a
-        goal is given)``. ``sample_latents=False`` skips the video head where nothing needs the
-        latents (only the distance is then returned; earlier chunks are still sampled to roll on)."""
+        Returns ``ForwardResult(latents [B, n*Tf, h, w, c], frames if decode, distance and
+        latent_distance [B, n*Tf] if a goal is given)``. ``sample_latents=False`` skips the video head
+        where nothing needs the latents (only the joint-latent ``distance`` is then returned; earlier
+        chunks are still sampled to roll on)."""
         cfg = self.config
         self._check_count(num_iters, "num_iters", 1, cfg.tokens_per_frame)
         self._check_sampling(num_steps, temperature)
@@ -387,6 +409,7 @@ class UVA(nn.Module):
             latents=lat,
             frames=self.decode(lat) if decode else None,
             distance=torch.cat(distances, dim=1) if distances else None,
+            latent_distance=self._latent_distance_steps(lat, goal_lat) if lat is not None and goal_lat is not None else None,
         )
 
     @torch.no_grad()
@@ -405,6 +428,7 @@ class UVA(nn.Module):
             latents=fut,
             frames=self.decode(fut) if decode else None,
             distance=self._distance_steps(z)[:, 1:] if goal_lat is not None else None,
+            latent_distance=self._latent_distance_steps(fut, goal_lat) if goal_lat is not None else None,
         )
 
     @torch.no_grad()
@@ -457,18 +481,23 @@ class UVA(nn.Module):
         return actions, var.sqrt() * scale
 
     @torch.no_grad()
-    def temporal_distance(self, frames=None, goal=None, *, latents=None, goal_latents=None,
+    def temporal_distance(self, frames=None, goal=None, *, latents=None, goal_latents=None, head: str = "latent",
                           max_batch: int = 512) -> torch.Tensor:
         """Predicted env steps from each frame to the goal: frames ``[B, T, H, W, 3]`` (or latents) and
-        goal ``[B, H, W, 3]`` (or ``goal_latents``; a batch of 1 is shared) -> ``[B, T]``. Each frame is
-        scored alone as the current frame with a still history (its own frame repeated, as at an
-        episode start, which training covers), no actions, future masked - one transformer pass."""
+        goal ``[B, H, W, 3]`` (or ``goal_latents``; a batch of 1 is shared) -> ``[B, T]``.
+        ``head="latent"`` (default) compares each frame's latents with the goal's; ``head="joint"``
+        scores each frame alone as the current frame of a still history (its own frame repeated, as
+        at an episode start, which training covers), no actions, future masked - one transformer pass."""
         cfg = self.config
         self._check_count(max_batch, "max_batch", 1)
+        if head not in ("latent", "joint"):
+            raise WorldModelError(f"head is {head!r}; expected 'latent' or 'joint'")
         lat = self._either(frames, latents, "frames", None, latent_name="latents")
         goal_lat = self._either(goal, goal_latents, "goal", single=True)
         b, t = lat.shape[:2]
         goal_lat = self._broadcast(goal_lat, b, "goal")
+        if head == "latent":
+            return self._latent_distance_steps(lat, goal_lat)
         cur = lat.reshape(b * t, 1, *lat.shape[2:]).expand(b * t, cfg.n_history, *lat.shape[2:])
         goals = goal_lat.repeat_interleave(t, dim=0)
         out = []

@@ -70,8 +70,13 @@ def test_forward_dynamics_rolls_out_chunk_by_chunk(tiny_model, batch):
     assert res.latents.shape == (B, 12, 8, 8, 4)
     assert res.frames.shape == (B, 12, 64, 64, 3)
     assert res.distance.shape == (B, 12) and torch.all(res.distance >= 0)
+    assert res.latent_distance.shape == (B, 12) and torch.all(res.latent_distance >= 0)
+    # the latent-comparison distance is the temporal distance of the imagined frames
+    again = tiny_model.temporal_distance(latents=res.latents, goal=batch["goal"])
+    assert torch.allclose(again, res.latent_distance, rtol=1e-4, atol=1e-4)
     no_goal = tiny_model.forward_dynamics(batch["history"], acts[:, :16])
-    assert no_goal.distance is None and no_goal.frames is None and no_goal.latents.shape == (B, 4, 8, 8, 4)
+    assert no_goal.distance is None and no_goal.latent_distance is None
+    assert no_goal.frames is None and no_goal.latents.shape == (B, 4, 8, 8, 4)
 
 
 def test_forward_dynamics_feeds_predictions_back_as_history(tiny_model, batch):
@@ -98,7 +103,7 @@ def test_forward_dynamics_distance_without_sampling_latents(tiny_model, batch, m
 
     monkeypatch.setattr(tiny_model.video_head, "sample", forbidden)
     cheap = tiny_model.forward_dynamics(history_latents=hist, actions=acts, goal_latents=goal, sample_latents=False)
-    assert cheap.latents is None
+    assert cheap.latents is None and cheap.latent_distance is None
     assert torch.allclose(cheap.distance, full.distance, atol=1e-5)
 
 
@@ -132,11 +137,16 @@ def test_temperature_zero_makes_sampling_deterministic(tiny_model, batch):
     assert torch.equal(a, b)
 
 
-def test_temporal_distance_shape(tiny_model, batch):
-    d = tiny_model.temporal_distance(batch["future"], batch["goal"])
+@pytest.mark.parametrize("head", ["latent", "joint"])
+def test_temporal_distance_shape(tiny_model, batch, head):
+    d = tiny_model.temporal_distance(batch["future"], batch["goal"], head=head)
     assert d.shape == (B, 4) and torch.all(d >= 0)
-    shared = tiny_model.temporal_distance(batch["future"], batch["goal"][:1])
-    assert shared.shape == (B, 4)
+    shared = tiny_model.temporal_distance(batch["future"], batch["goal"][:1], head=head)
+    assert torch.allclose(shared[:1], d[:1], rtol=1e-4, atol=1e-4)
+    # each frame is scored on its own: the same frame gives the same distance wherever it sits
+    frames = batch["future"][:1, [0, 0, 2]]
+    d3 = tiny_model.temporal_distance(frames, batch["goal"][:1], head=head)
+    assert torch.allclose(d3[0, 0], d3[0, 1], rtol=1e-4, atol=1e-4)
 
 
 def test_inverse_dynamics_shapes(tiny_model, batch):
@@ -201,6 +211,7 @@ def test_inverse_dynamics_averages_overlapping_windows(tiny_model, monkeypatch):
         (lambda m, b: m.inverse_dynamics(latents=torch.zeros(2, 5, 8, 8, 3)), r"latents has shape \(2, 5, 8, 8, 3\)"),
         (lambda m, b: m.inverse_dynamics(b["history"], latents=torch.zeros(3, 4, 8, 8, 4)), "both frames and latents"),
         (lambda m, b: m.temporal_distance(b["future"]), "neither goal nor goal_latents"),
+        (lambda m, b: m.temporal_distance(b["future"], b["goal"], head="pixel"), "expected 'latent' or 'joint'"),
         (lambda m, b: m.encode("frames"), "expected a torch tensor"),
         (lambda m, b: m.decode(torch.zeros(2, 4, 4, 4)), "latents has shape"),
         (lambda m, b: m.loss({**b, "actions": b["actions"][:, :8]}), r"expected \[3, 16, 2\]"),

@@ -9,7 +9,7 @@ from world_model.model import UVA
 
 STEPS = 250
 # Measured (seeds 0, 1; 250 steps): video ~0.18-0.19x, action ~0.29-0.56x, distance ~0.03-0.07x.
-FACTORS = {"video_loss": 0.5, "action_loss": 0.75, "distance_loss": 0.5}
+FACTORS = {"video_loss": 0.5, "action_loss": 0.75, "distance_loss": 0.5, "latent_distance_loss": 0.5}
 
 
 def _pooled_latents(frames: torch.Tensor) -> torch.Tensor:
