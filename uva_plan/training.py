@@ -418,6 +418,7 @@ def _make_accelerator(device: str | None):
 
 
 def _weights_digest(model, ema=None) -> str:
+    """SHA-256 over every tensor (raw weights and EMA): equal digests mean bit-identical replicas."""
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
