@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 BINS = ((0, 10), (10, 20), (20, 40), (40, 200))
-FRAME_COSTS = ("latent_l2", "multiscale", "distance", "distance+latent")
+FRAME_COSTS = ("latent_l2", "multiscale", "distance", "latent_distance", "distance+latent")
 
 
 def sample_pairs(n: int, seed: int, image_size: int):
@@ -66,8 +66,11 @@ def score(model, cost_name: str, frames: np.ndarray, goals: np.ndarray) -> np.nd
             g = torch.from_numpy(goals[i:i + 256]).unsqueeze(1)
             z = model.encode(f)
             zg = model.encode(g)[:, 0]
-            d = model.temporal_distance(latents=z, goal_latents=zg) if cost.needs_distance else None
-            out.append(cost(Trajectory(latents=z, goal=zg, distance=d)).numpy())
+            d = ld = None
+            if cost.needs_distance:
+                d = model.temporal_distance(latents=z, goal_latents=zg, head="joint")
+                ld = model.temporal_distance(latents=z, goal_latents=zg, head="latent")
+            out.append(cost(Trajectory(latents=z, goal=zg, distance=d, latent_distance=ld)).numpy())
     return np.concatenate(out)
 
 

@@ -8,8 +8,10 @@ are the candidates the cost-landscape benchmark compares:
 - ``latent_l2``: L2 between frame latents and the goal latent (final frame or summed over frames);
 - ``multiscale``: the same on average-pooled latents at several scales, which widens the basin;
 - ``distance``: the world model's learned temporal distance (predicted env steps to the goal), read
-  from the distance head on the joint latent: informative at any range because it was trained on
-  hindsight goals from whole trajectories;
+  from the distance head on the joint latent (trained on hindsight goals from whole trajectories);
+- ``latent_distance``: the same quantity from the light head that compares a frame's latent grid with
+  the goal's, applied to the imagined frames (it learned the routed distance where the joint-latent
+  head did not, see benchmarks/cost_landscape.py);
 - ``subgoal``: latent L2 to frames the goal-conditioned video predictor imagined on the way;
 - ``combo``: a weighted sum with explicit weights (costs of different scales are never mixed blindly).
 
@@ -35,7 +37,8 @@ class Trajectory:
 
     latents: ``[M, T, h, w, c]`` frame latents (imagined by the model, or encoded true frames);
     goal: ``[M, h, w, c]`` goal-image latent for each candidate;
-    distance: ``[M, T]`` predicted env steps from each frame to the goal (distance head), or None;
+    distance: ``[M, T]`` predicted env steps from each frame to the goal (joint-latent head), or None;
+    latent_distance: ``[M, T]`` the same from the latent-comparison head, or None;
     subgoals: ``[M, T, h, w, c]`` intermediate target latents aligned with ``latents``, or None.
     """
 
@@ -43,6 +46,7 @@ class Trajectory:
     goal: torch.Tensor
     distance: torch.Tensor | None = None
     subgoals: torch.Tensor | None = None
+    latent_distance: torch.Tensor | None = None
 
 
 def _reduce(per_frame: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -111,20 +115,27 @@ class MultiScaleLatent(GoalCost):
 
 
 class TemporalDistance(GoalCost):
-    """The distance head's predicted env steps to the goal (trained on hindsight goals)."""
+    """A distance head's predicted env steps to the goal (trained on hindsight goals).
 
-    needs_latents = False
+    head="joint": read from the joint latent (needs no sampled frame latents, one transformer pass);
+    head="latent": the latent-comparison head on the imagined frames (needs their latents)."""
+
     needs_distance = True
 
-    def __init__(self, reduce: str = "final"):
+    def __init__(self, reduce: str = "final", head: str = "joint"):
         _reduce(torch.zeros(1, 1), reduce)
+        if head not in ("joint", "latent"):
+            raise UserInputError(f"unknown distance head {head!r}; expected 'joint' or 'latent'")
         self.reduce = reduce
-        self.name = f"distance_{reduce}"
+        self.head = head
+        self.needs_latents = head == "latent"
+        self.name = f"{'latent_' if head == 'latent' else ''}distance_{reduce}"
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
-        if traj.distance is None:
-            raise UserInputError("the distance cost needs the world model's distance head output; got none")
-        return _reduce(traj.distance, self.reduce)
+        values = traj.distance if self.head == "joint" else traj.latent_distance
+        if values is None:
+            raise UserInputError(f"the {self.name} cost needs the world model's {self.head} distance head output; got none")
+        return _reduce(values, self.reduce)
 
 
 class SubgoalL2(GoalCost):
@@ -170,6 +181,8 @@ def make_cost(name: str) -> GoalCost:
         "multiscale_sum": lambda: MultiScaleLatent(reduce="sum"),
         "distance": lambda: TemporalDistance("final"),
         "distance_sum": lambda: TemporalDistance("sum"),
+        "latent_distance": lambda: TemporalDistance("final", head="latent"),
+        "latent_distance_sum": lambda: TemporalDistance("sum", head="latent"),
         "subgoal": lambda: SubgoalL2("sum"),
         # The distance head steers at long range, the latent term sharpens the last few pixels;
         # 1 latent-MSE unit is weighted like 4 env steps (measured scales: distance ~0-60 steps,

@@ -96,6 +96,7 @@ class UVAObjective:
                 latents=result.latents,
                 goal=self.goal_latents[idx],
                 distance=result.distance,
+                latent_distance=result.latent_distance,
                 subgoals=None if self.subgoals is None else self.subgoals[idx],
             )
             out.append(self.cost(traj).float().cpu())

@@ -15,6 +15,8 @@ COST_NAMES = (
     "multiscale_sum",
     "distance",
     "distance_sum",
+    "latent_distance",
+    "latent_distance_sum",
     "subgoal",
     "distance+latent",
 )

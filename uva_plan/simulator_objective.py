@@ -69,8 +69,9 @@ class SimulatorObjective:
         ])
         latents = self.model.encode(torch.from_numpy(frames))
         goal = self.goal_latents.repeat_interleave(n, dim=0)
-        distance = None
+        distance = latent_distance = None
         if self.cost.needs_distance:
-            distance = self.model.temporal_distance(latents=latents, goal_latents=goal)
-        traj = Trajectory(latents=latents, goal=goal, distance=distance)
+            distance = self.model.temporal_distance(latents=latents, goal_latents=goal, head="joint")
+            latent_distance = self.model.temporal_distance(latents=latents, goal_latents=goal, head="latent")
+        traj = Trajectory(latents=latents, goal=goal, distance=distance, latent_distance=latent_distance)
         return self.cost(traj).float().reshape(b, n).cpu()

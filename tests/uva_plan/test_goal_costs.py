@@ -47,6 +47,9 @@ def test_reductions_and_distance_cost():
     assert torch.equal(TemporalDistance("min")(traj), torch.tensor([1.0, 2.0]))
     assert torch.allclose(TemporalDistance("sum")(traj), torch.tensor([3.0, 8.0 / 3]))
     assert not TemporalDistance().needs_latents
+    traj.latent_distance = dist.flip(1)
+    assert torch.equal(TemporalDistance("final", head="latent")(traj), torch.tensor([5.0, 2.0]))
+    assert TemporalDistance(head="latent").needs_latents
 
 
 def test_subgoal_cost_compares_aligned_frames():
@@ -71,6 +74,6 @@ def test_missing_inputs_and_unknown_names_are_clear_errors():
 def test_every_named_cost_builds(name):
     cost = make_cost(name)
     z = torch.rand(3, 4, 8, 8, 4)
-    traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z)
+    traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z, latent_distance=torch.rand(3, 4))
     out = cost(traj)
     assert out.shape == (3,) and torch.isfinite(out).all()
