@@ -120,6 +120,7 @@ class UVAConfig:
     video_head_depth: int = 3
     action_head_width: int = 128
     action_head_depth: int = 3
+    action_pool_channels: int = 64
     distance_head_width: int = 128
     latent_distance_channels: int = 64
     # diffusion
@@ -156,7 +157,7 @@ class UVAConfig:
         for name in (
             "action_dim", "image_size", "n_history", "n_future", "frame_stride", "patch_size", "width", "depth",
             "heads", "action_embed_dim", "video_head_width", "video_head_depth", "action_head_width",
-            "action_head_depth", "distance_head_width", "latent_distance_channels", "train_timesteps", "sample_steps", "diffusion_batch_mul",
+            "action_head_depth", "action_pool_channels", "distance_head_width", "latent_distance_channels", "train_timesteps", "sample_steps", "diffusion_batch_mul",
         ):
             _positive_int(name, getattr(self, name))
         _require(isinstance(self.env_name, str), f"env_name is {self.env_name!r}; expected a string")
@@ -296,13 +297,15 @@ def _preset(defaults: dict[str, Any], tokenizer: dict[str, Any]):
 CONFIGS = {
     "tiny": _preset(
         dict(width=64, depth=2, heads=2, action_embed_dim=8, video_head_width=64, video_head_depth=2,
-             action_head_width=64, action_head_depth=2, distance_head_width=64, latent_distance_channels=32),
+             action_head_width=64, action_head_depth=2, action_pool_channels=32, distance_head_width=64,
+             latent_distance_channels=32),
         dict(channels=(8, 16, 16)),
     ),
     "small": _preset(dict(), dict(channels=(16, 32, 32))),
     "base": _preset(
         dict(width=512, depth=8, heads=8, action_embed_dim=32, video_head_width=512, video_head_depth=3,
-             action_head_width=512, action_head_depth=3, distance_head_width=256, diffusion_batch_mul=4),
+             action_head_width=512, action_head_depth=3, action_pool_channels=128, distance_head_width=256,
+             latent_distance_channels=128, diffusion_batch_mul=4),
         dict(channels=(64, 128, 128)),
     ),
 }

