@@ -8,6 +8,7 @@ process exits with code 2, without a traceback.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import click
@@ -15,25 +16,30 @@ import click
 ENV_CHOICES = click.Choice(["wall", "pusht"])
 
 
+def _is_user_error(exc: BaseException) -> bool:
+    """True for the error types that mean "bad input": the composition layer's, the world model's and
+    the planners'. Checked when the error is raised, so errors of packages a command imported late
+    are recognised too (those packages are never imported here just to check)."""
+    from uva_plan.errors import UserInputError
+
+    kinds: list[type] = [UserInputError, FileNotFoundError]
+    if "world_model.errors" in sys.modules:
+        kinds.append(sys.modules["world_model.errors"].WorldModelError)
+    if "planners.errors" in sys.modules:
+        kinds.append(sys.modules["planners.errors"].PlannerError)
+    return isinstance(exc, tuple(kinds))
+
+
 def user_errors(fn):
     """Turn the library's bad-input errors into one line on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from uva_plan.errors import UserInputError
-
-        handled: tuple[type[BaseException], ...] = (UserInputError, FileNotFoundError)
-        if "world_model" in sys.modules or "world_model.errors" in sys.modules:
-            from world_model.errors import WorldModelError
-
-            handled += (WorldModelError,)
-        if "planners" in sys.modules or "planners.errors" in sys.modules:
-            from planners.errors import PlannerError
-
-            handled += (PlannerError,)
         try:
             return fn(*args, **kwargs)
-        except handled as exc:
+        except (ValueError, OSError) as exc:
+            if not _is_user_error(exc):
+                raise
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
 
@@ -67,6 +73,9 @@ class OneLineErrorGroup(click.Group):
 def main():
     """Plan with a learned video-action world model (UVA): collect data, train, plan to goal images,
     and imitate action-free videos."""
+    # Before any command loads torch's OpenMP: idle OpenMP threads spin by default, and on a shared
+    # CPU busy with other work that made training ~20x slower here (11 vs 183 samples/s, tiny).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @main.command()
@@ -129,11 +138,6 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
     """Train the world model on a replay buffer: the frame tokenizer, then UVA's masked multi-task
     training. Runs as is under `accelerate launch --multi_gpu --num_processes N -m uva_plan.cli train`
     and `torchrun --nproc_per_node N -m uva_plan.cli train`."""
-    import os
-
-    # Before torch loads OpenMP: idle OpenMP threads spin by default, and on a shared CPU that is busy
-    # with other work, spinning threads made training ~20x slower here (11 vs 183 samples/s, tiny).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from uva_plan.errors import UserInputError
     from uva_plan.training import TrainConfig
     from uva_plan.training import train as run_training
@@ -295,10 +299,6 @@ def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoa
     """Imitate an action-free video: infer its actions with UVA's inverse dynamics, then replay them,
     track the video with goal-image MPC, or clone them into the policy. Writes actions.npz/.csv,
     results.json and a demo|executed GIF to --out."""
-    import os
-
-    # Before torch loads OpenMP: spinning idle threads slow everything ~20x on a busy shared CPU.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from uva_plan.errors import UserInputError
     from uva_plan.imitation import ImitationOptions, parse_state, run_imitation
     from world_model.errors import WorldModelError

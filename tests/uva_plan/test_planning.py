@@ -100,3 +100,14 @@ def test_missing_checkpoint_is_one_line(tmp_path):
     res = CliRunner().invoke(main, ["plan", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_a_fresh_process_reports_a_bad_checkpoint_in_one_line(tmp_path):
+    """In a new process world_model is imported only inside the command; its errors must still be one line."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "uva_plan.cli", "plan", "--checkpoint", str(tmp_path / "missing"),
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("Error:") and len(proc.stderr.strip().splitlines()) == 1
