@@ -14,21 +14,14 @@ Held-out episodes: when --data is the file the checkpoint was trained on, only t
 episodes are used (train_config.json lists them); any other file is used whole (collect it with other
 seeds, e.g. `uva-plan collect --seed 5000`).
 
-    python benchmarks/world_model.py --checkpoint runs/wall --data data/wall_eval.zarr \
+    python benchmarks/world_model_quality.py --checkpoint runs/wall --data data/wall_eval.zarr \
         [--checkpoint runs/pusht --data data/pusht_eval.zarr] [--windows 256] [--throughput]
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-
-# This file is named like the `world_model` package and Python puts its folder first on sys.path, which
-# would make `import world_model` import this script: import from the repository root instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
 
 # Idle OpenMP threads spin by default; on a shared CPU that distorts every timing (see uva_plan.cli).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
