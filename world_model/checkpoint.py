@@ -24,6 +24,10 @@ from world_model.errors import CheckpointError, WorldModelError
 
 FORMAT = "uva-plan/world_model"
 FORMAT_VERSION = 1
+# Bumped whenever the model's layers change, so an old checkpoint is refused with a reason instead of
+# a list of mismatched tensors. 2: sin-cos spatial positions shared by the goal tokens, the
+# latent-comparison distance head and the frame-pair action head.
+ARCHITECTURE_VERSION = 2
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
@@ -61,6 +65,7 @@ def save_checkpoint(model, run_dir, extra_state: dict[str, Any] | None = None) -
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "architecture_version": ARCHITECTURE_VERSION,
         "model": model_cfg,
         "tokenizer": tokenizer_cfg,
         "normalizer": model.normalizer.to_dict(),
@@ -133,6 +138,13 @@ def load(run_dir, device: str | torch.device = "cpu"):
     run_dir = Path(run_dir)
     data = _read_config(run_dir)
     config = _config_from(data, run_dir / CONFIG_FILE)
+    arch = data.get("architecture_version", 1)
+    if arch != ARCHITECTURE_VERSION:
+        raise CheckpointError(
+            f"{run_dir / CONFIG_FILE} holds a world model of architecture version {arch!r}; this code builds "
+            f"version {ARCHITECTURE_VERSION}; expected a checkpoint trained with this version (retrain it with "
+            "`uva-plan train`)"
+        )
     wpath = run_dir / WEIGHTS_FILE
     if not wpath.is_file():
         raise CheckpointError(f"{wpath} is missing; expected the weights next to {CONFIG_FILE}")

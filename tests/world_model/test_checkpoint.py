@@ -51,6 +51,7 @@ def test_config_json_names_format_version_and_parts(saved):
     _, run = saved
     data = json.loads((run / CONFIG_FILE).read_text())
     assert data["format"] == "uva-plan/world_model" and data["format_version"] == 1
+    assert data["architecture_version"] == 2
     assert set(data) >= {"model", "tokenizer", "normalizer", "weights_sha256", "extra_state"}
     assert data["normalizer"] == {"low": [-2.0, -2.0], "high": [2.0, 2.0]}
 
@@ -102,6 +103,20 @@ def test_other_version(saved):
     (run / CONFIG_FILE).write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="format version 99; expected 1"):
         load(run)
+
+
+@pytest.mark.parametrize("version", [None, 1, 99])
+def test_other_architecture_version(saved, version):
+    _, run = saved
+    data = json.loads((run / CONFIG_FILE).read_text())
+    if version is None:
+        del data["architecture_version"]  # written before the key existed: architecture 1
+    else:
+        data["architecture_version"] = version
+    (run / CONFIG_FILE).write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=f"architecture version {version or 1}; this code builds version 2"):
+        load(run)
+    assert load_config(run).env_name == "square"  # the config alone still reads
 
 
 def test_weights_of_another_model_size(saved, tmp_path):
