@@ -26,16 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-# Run as a script, this folder comes first on sys.path, and benchmarks/world_model.py would then shadow
-# the world_model package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 DEMO_STEPS = {"wall": 48, "pusht": 32}
 # Offsets on top of EVAL_SEED_OFFSET: demos and BC videos never meet each other, the planning goals

@@ -299,18 +299,13 @@ def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoa
     """Imitate an action-free video: infer its actions with UVA's inverse dynamics, then replay them,
     track the video with goal-image MPC, or clone them into the policy. Writes actions.npz/.csv,
     results.json and a demo|executed GIF to --out."""
-    from uva_plan.errors import UserInputError
     from uva_plan.imitation import ImitationOptions, parse_state, run_imitation
-    from world_model.errors import WorldModelError
 
     options = ImitationOptions(label_samples=samples, subgoal_every=subgoal_every, label_weight=label_weight,
                                bc_steps=bc_steps, seed=seed)
-    try:
-        run_imitation(checkpoint=checkpoint, video=video, mode=mode, env_name=env_name, out=out,
-                      start_state=parse_state(start_state), episode=episode, options=options, device=device)
-    except WorldModelError as exc:
-        # e.g. a damaged checkpoint; user_errors picks its handled types before this command imports world_model.
-        raise UserInputError(str(exc)) from None
+    run_imitation(checkpoint=checkpoint, video=video, mode=mode, env_name=env_name, out=out,
+                  start_state=parse_state(start_state), episode=episode, options=options, device=device)
+
 
 if __name__ == "__main__":
     main()
