@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=PlanSettings.samples)
     parser.add_argument("--iters", type=int, default=PlanSettings.iters)
     parser.add_argument("--cost", default=PlanSettings.cost)
+    parser.add_argument("--methods", default="random,greedy,policy,planner,planner+prior,oracle-image,oracle-state",
+                        help="comma-separated methods of the methods table")
     parser.add_argument("--json", default=None, help="also write all summaries to this JSON file")
     args = parser.parse_args()
 
@@ -83,8 +85,7 @@ def main() -> None:
     results = {}
     if "methods" in tables:
         console.print(f"[bold]methods[/bold] on {len(goals)} {args.env} goals")
-        rows = [(m, m, base) for m in ("random", "greedy", "policy", "planner", "planner+prior", "oracle-image",
-                                        "oracle-state")]
+        rows = [(m, m, base) for m in args.methods.split(",") if m]
         results["methods"] = run_rows(factory, goals, rows)
         print_table(console, f"{args.env}: methods ({len(goals)} goals, {base.planner} {base.samples}x{base.iters}, "
                              f"cost {base.cost}, budget {base.budget_steps} steps)", results["methods"])

@@ -36,10 +36,10 @@ class PlanSettings:
     prior_fraction: float = 0.25
     budget_steps: int = 64
     time_budget: float | None = None
-    # Chosen by benchmarks/cost_landscape.py: the multi-scale latent cost ranks held-out frames by their
-    # routed distance to the goal best of the costs built (Spearman 0.51 overall vs 0.31 plain latent
-    # L2, 0.18 learned distance with the shipped checkpoint); averaging over frames rewards progress.
-    cost: str = "multiscale_sum"
+    # Chosen by benchmarks/cost_landscape.py on the shipped checkpoint: the latent-comparison distance
+    # head ranks held-out frames by their routed distance to the goal best of the costs built (Spearman
+    # 0.54 overall and still positive beyond 20 px, where plain and multi-scale latent L2 turn negative).
+    cost: str = "latent_distance"
     denoise_steps: int = 2
     model_samples: int = 1
     batch_episodes: int = 8
