@@ -143,6 +143,11 @@ class UVAConfig:
     mask_ratio_min: float = 0.7
     mask_ratio_max: float = 1.0
     distance_loss_weight: float = 0.25
+    # Expectile of the distance regression: hindsight step counts over-estimate the shortest way (a
+    # random walk takes long to get anywhere), so an expectile below 0.5 fits their lower envelope,
+    # the way the better trajectories in the data went. Measured (latent distance head alone, Wall,
+    # 1500 steps): Spearman with the routed distance 0.82 at 0.5 (plain MSE), 0.89 at 0.1, 0.91 at 0.05.
+    distance_expectile: float = 0.05
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
     def __post_init__(self):
@@ -199,6 +204,10 @@ class UVAConfig:
         _number_in("goal_dropout", self.goal_dropout, 0.0, 1.0)
         _number_in("static_history_prob", self.static_history_prob, 0.0, 1.0)
         _number_in("distance_loss_weight", self.distance_loss_weight, 0.0, 1e3)
+        _require(
+            isinstance(self.distance_expectile, (int, float)) and 0.0 < self.distance_expectile < 1.0,
+            f"distance_expectile is {self.distance_expectile!r}; expected a number in (0, 1)",
+        )
         _require(
             isinstance(self.mode_weights, dict) and set(self.mode_weights) == set(MODE_NAMES),
             f"mode_weights has keys {sorted(self.mode_weights) if isinstance(self.mode_weights, dict) else self.mode_weights!r}; "
@@ -279,6 +288,10 @@ def _preset(defaults: dict[str, Any], tokenizer: dict[str, Any]):
     def make(action_low, action_high, env_name: str = "", **overrides) -> UVAConfig:
         low, high = list(action_low), list(action_high)
         params = {**defaults, **overrides}
+        known = {f.name for f in dataclasses.fields(UVAConfig)} - {"action_low", "action_high", "action_dim", "env_name"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise WorldModelError(f"unknown model option(s) {unknown}; expected some of {sorted(known)}")
         tok_overrides = params.pop("tokenizer", {})
         if isinstance(tok_overrides, TokenizerConfig):
             tok_overrides = tok_overrides.to_dict()

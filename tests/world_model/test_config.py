@@ -67,3 +67,10 @@ def test_from_dict_rejects_unknown_keys_and_non_dicts():
 def test_unknown_preset():
     with pytest.raises(WorldModelError, match="unknown config 'huge'"):
         make_config("huge", [-1.0], [1.0])
+
+
+def test_unknown_preset_overrides_are_named():
+    with pytest.raises(WorldModelError, match=r"unknown model option\(s\) \['colour'\]"):
+        make_config("tiny", [-1.0], [1.0], colour="blue")
+    with pytest.raises(WorldModelError, match="distance_expectile"):
+        make_config("tiny", [-1.0], [1.0], distance_expectile=1.0)

@@ -38,7 +38,9 @@ def _evaluate(model, batch):
 
 def test_tiny_model_overfits_every_mode():
     torch.manual_seed(0)
-    model = UVA(tiny_config(static_history_prob=0.0))
+    # Plain MSE for the distance heads (expectile 0.5): this test is about capacity; the expectile
+    # loss has its own test below.
+    model = UVA(tiny_config(static_history_prob=0.0, distance_expectile=0.5))
     frames = square_windows(model, 8)
     model.freeze_tokenizer()
     batch = {
@@ -80,3 +82,21 @@ def test_every_trainable_parameter_gets_a_gradient_in_every_mode():
         missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
         assert not missing, (mode, missing[:3])
         assert all(p.grad is None for p in model.tokenizer.parameters())
+
+
+def test_expectile_loss_is_mse_at_one_half_and_fits_the_lower_envelope_below():
+    from world_model.model import _expectile_loss
+
+    pred, target = torch.tensor([1.0, 3.0]), torch.tensor([2.0, 2.0])
+    assert torch.allclose(_expectile_loss(pred, target, 0.5), (pred - target).pow(2))
+    low = _expectile_loss(pred, target, 0.1)
+    assert low[1] > low[0]  # over-estimating costs 9x more than under-estimating at tau = 0.1
+    # The minimiser over a spread of targets sits in their lower part.
+    x = torch.zeros((), requires_grad=True)
+    targets = torch.arange(11.0)
+    opt = torch.optim.SGD([x], lr=0.05)
+    for _ in range(400):
+        opt.zero_grad()
+        _expectile_loss(x.expand(11), targets, 0.1).mean().backward()
+        opt.step()
+    assert 1.0 < float(x) < 3.5
