@@ -131,10 +131,13 @@ def collect(env_name, episodes, max_steps, policy, image_size, seed, out, overwr
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--val-every", type=click.IntRange(min=1), default=200, show_default=True, help="Validate every N steps.")
 @click.option("--save-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps.")
+@click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
+              help="Override one field of the model preset (repeatable), e.g. frame_stride=1 or width=192; "
+                   "VALUE is read as JSON, else kept as text.")
 @click.option("--replica-digest-dir", type=click.Path(file_okay=False), default=None, hidden=True)
 @user_errors
 def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_size, lr, seed, val_every, save_every,
-          replica_digest_dir):
+          model_options, replica_digest_dir):
     """Train the world model on a replay buffer: the frame tokenizer, then UVA's masked multi-task
     training. Runs as is under `accelerate launch --multi_gpu --num_processes N -m uva_plan.cli train`
     and `torchrun --nproc_per_node N -m uva_plan.cli train`."""
@@ -149,6 +152,7 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
                 data=data, out=out, config=config_name, steps=steps, resume=resume, device=device,
                 tokenizer_steps=tokenizer_steps, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every,
                 save_every=save_every, replica_digest_dir=replica_digest_dir,
+                model_overrides=_parse_model_options(model_options),
             )
         )
     except WorldModelError as exc:
@@ -159,6 +163,44 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
         click.echo(f"Trained {result.step} steps ({result.samples_per_second:.1f} samples/s on {result.num_processes} "
                    f"process(es)); validation loss per mode: {val}")
         click.echo(f"Checkpoint: {result.run_dir} (load with world_model.load)")
+
+
+@main.command("fit-distance")
+@click.option("--checkpoint", type=click.Path(), required=True, help="RUN_DIR of `uva-plan train` (rewritten in place).")
+@click.option("--data", type=click.Path(), required=True, help="The replay buffer the run was trained on.")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True, help="(frame, goal) pairs per step.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@user_errors
+def fit_distance(checkpoint, data, steps, batch_size, seed, device):
+    """Refit the latent-distance head (the default goal cost) on frozen frame latents with large
+    batches of hindsight pairs: cheap, and it ranks frames by their distance to a goal better than
+    the joint training leaves it. Run it after the last `uva-plan train` of a run."""
+    from uva_plan.distance_fit import fit_latent_distance
+
+    r = fit_latent_distance(checkpoint, data, steps=steps, batch_size=batch_size, seed=seed, device=device, progress=True)
+    click.echo(f"Fitted {r.steps} steps on {r.train_episodes} training episodes ({r.pairs_per_second:.0f} pairs/s); "
+               f"held-out expectile loss {r.val_loss_before:.4f} -> {r.val_loss_after:.4f}. Checkpoint: {checkpoint}")
+
+
+def _parse_model_options(options) -> dict:
+    """``("frame_stride=1", ...)`` -> ``{"frame_stride": 1}``; the model config validates the values."""
+    import json
+
+    from uva_plan.errors import UserInputError
+
+    out = {}
+    for item in options:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"--model-option {item!r} is not KEY=VALUE; expected e.g. frame_stride=1")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        out[key.strip()] = value
+    return out
 
 
 def _plan_options(fn):

@@ -495,12 +495,15 @@ def train(config: TrainConfig) -> TrainResult:
 
     # The model's normaliser must be the one the windows are normalised with.
     normalizer = normalizer_for(buffer)
-    spec = WindowSpec()
+    default = WindowSpec()
+    shape = dict(image_size=buffer.image_size, n_history=default.n_history, n_future=default.n_future,
+                 frame_stride=default.frame_stride)
     model_config = make_config(
         cfg.config, normalizer.low.tolist(), normalizer.high.tolist(), env_name=str(buffer.attrs.get("env_name", "")),
-        image_size=buffer.image_size, n_history=spec.n_history, n_future=spec.n_future, frame_stride=spec.frame_stride,
-        **cfg.model_overrides,
+        **{**shape, **cfg.model_overrides},
     )
+    # The windows follow the model's shape, which --model-option may have changed.
+    spec = WindowSpec(model_config.n_history, model_config.n_future, model_config.frame_stride)
     _seed_everything(cfg.seed)  # the same initial weights in every process
     model = UVA(model_config).to(accelerator.device)
     if state is not None:

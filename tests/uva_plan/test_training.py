@@ -146,3 +146,28 @@ def test_cli_refuses_bad_input_with_one_line(wall_data, tmp_path):
     if not torch.cuda.is_available():
         code, out = _cli(["--data", str(wall_data), "--steps", "2", "--device", "cuda", "--out", str(tmp_path / "r5")])
         assert code == 2 and "no CUDA GPU" in out and len(out.splitlines()) == 1
+
+
+def test_model_options_reshape_the_model_and_its_windows(wall_data, tmp_path):
+    import world_model
+
+    out = tmp_path / "stride1"
+    code, text = _cli(["--data", str(wall_data), "--config", "tiny", "--steps", "2", "--tokenizer-steps", "1",
+                       "--batch-size", "2", "--out", str(out), "--model-option", "frame_stride=1",
+                       "--model-option", "n_history=2", "--model-option", "n_future=2"])
+    assert code == 0, text
+    cfg = world_model.load(out).config
+    assert (cfg.frame_stride, cfg.n_history, cfg.n_future, cfg.chunk_len) == (1, 2, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "option, fragment",
+    [("colour=blue", "unknown model option(s) ['colour']"), ("frame_stride", "not KEY=VALUE"),
+     ("n_future=3", "n_history=4 and n_future=3"), ("width=-1", "width")],
+)
+def test_bad_model_options_give_one_line(wall_data, tmp_path, option, fragment):
+    out = tmp_path / "bad"
+    code, text = _cli(["--data", str(wall_data), "--config", "tiny", "--steps", "2", "--out", str(out),
+                       "--model-option", option])
+    assert code == 2 and fragment in text and len(text.splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
