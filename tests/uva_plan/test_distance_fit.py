@@ -1,0 +1,60 @@
+"""`uva-plan fit-distance`: the latent-distance head is refitted, everything else is left alone."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import world_model
+from uva_plan.cli import main
+from uva_plan.distance_fit import fit_latent_distance
+from uva_plan.errors import UserInputError
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from uva_plan.collection import collect_dataset
+    from uva_plan.envs import make_env
+
+    root = tmp_path_factory.mktemp("fit")
+    data = root / "wall.zarr"
+    collect_dataset(env_name="wall", episodes=6, max_steps=40, policy="mixed", image_size=64, seed=0, out=str(data))
+    env = make_env("wall")
+    torch.manual_seed(0)
+    ckpt = root / "run"
+    model = world_model.UVA(world_model.make_config("tiny", env.action_low, env.action_high, env_name="wall"))
+    world_model.save_checkpoint(model, ckpt, extra_state={"step": 7})
+    return ckpt, data
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_refit_lowers_the_held_out_loss_and_touches_only_the_head(run):
+    ckpt, data = run
+    before = world_model.load(ckpt).state_dict()
+    result = fit_latent_distance(ckpt, data, steps=60, batch_size=64)
+    assert result.val_loss_after < 0.7 * result.val_loss_before
+    after = world_model.load(ckpt).state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("latent_distance_head.") for k in changed)
+    extra = json.loads((ckpt / "config.json").read_text())["extra_state"]
+    assert extra["step"] == 7 and extra["distance_fit"]["steps"] == 60
+
+
+def test_bad_input_is_one_line_and_leaves_the_checkpoint_alone(run, tmp_path):
+    ckpt, data = run
+    weights = (ckpt / "model.safetensors").read_bytes()
+    res = CliRunner().invoke(main, ["fit-distance", "--checkpoint", str(ckpt), "--data", str(tmp_path / "none.zarr")])
+    assert res.exit_code == 2 and "does not exist" in res.output and len(res.output.strip().splitlines()) == 1
+    res = CliRunner().invoke(main, ["fit-distance", "--checkpoint", str(ckpt), "--data", str(data), "--steps", "0"])
+    assert res.exit_code == 2 and "--steps" in res.output
+    with pytest.raises(UserInputError, match="lr is"):
+        fit_latent_distance(ckpt, data, steps=1, lr=2.0)
+    assert (ckpt / "model.safetensors").read_bytes() == weights
