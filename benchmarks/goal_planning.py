@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=PlanSettings.samples)
     parser.add_argument("--iters", type=int, default=PlanSettings.iters)
     parser.add_argument("--cost", default=PlanSettings.cost)
+    parser.add_argument("--planner", default=PlanSettings.planner,
+                        choices=["cem", "icem", "mppi", "cmaes", "gradient", "random"])
     parser.add_argument("--methods", default="random,greedy,policy,planner,planner+prior,oracle-image,oracle-state",
                         help="comma-separated methods of the methods table")
     parser.add_argument("--json", default=None, help="also write all summaries to this JSON file")
@@ -75,7 +77,7 @@ def main() -> None:
     console = Console()
     model = load_model_for_env(args.checkpoint, args.env)
     base = PlanSettings(seed=args.seed, budget_steps=BUDGET_STEPS[args.env], samples=args.samples, iters=args.iters,
-                        cost=args.cost)
+                        cost=args.cost, planner=args.planner)
     goals = protocol_goals(args.env, args.goals, args.seed)
 
     def factory(settings):
@@ -102,7 +104,8 @@ def main() -> None:
         print_table(console, f"{args.env}: success vs denoising steps", results["steps"])
     if "costs" in tables:
         rows = [(c, "planner+prior", replace(base, cost=c))
-                for c in ("latent_l2", "latent_l2_sum", "multiscale", "distance", "distance+latent")]
+                for c in ("latent_l2", "latent_l2_sum", "multiscale", "distance", "distance+latent", "latent_distance",
+                          "latent_distance_sum")]
         results["costs"] = run_rows(factory, goals, rows)
         print_table(console, f"{args.env}: success vs goal cost", results["costs"])
     if args.json:

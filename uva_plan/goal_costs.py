@@ -188,6 +188,10 @@ def make_cost(name: str) -> GoalCost:
         # 1 latent-MSE unit is weighted like 4 env steps (measured scales: distance ~0-60 steps,
         # latent MSE ~0-2).
         "distance+latent": lambda: WeightedSum([(1.0, TemporalDistance("final")), (4.0, LatentL2("final"))]),
+        # The same pairing with the latent-comparison head, both terms summed over the imagined frames.
+        "latent_distance+latent": lambda: WeightedSum(
+            [(1.0, TemporalDistance("sum", head="latent")), (4.0, LatentL2("sum"))]
+        ),
     }
     if name not in table:
         raise UserInputError(f"unknown goal cost {name!r}; expected one of {', '.join(COST_NAMES)}")

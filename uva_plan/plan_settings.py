@@ -19,6 +19,7 @@ COST_NAMES = (
     "latent_distance_sum",
     "subgoal",
     "distance+latent",
+    "latent_distance+latent",
 )
 # Env-step budget per episode: PushT follows the peers' 50 steps (REFERENCE section 2).
 BUDGET_STEPS = {"wall": 64, "pusht": 50}

@@ -18,13 +18,20 @@ class SimulatorObjective:
     """``objective(actions [B, N, H, A]) -> costs [B, N]`` from true rollouts.
 
     start_states: ``[B, D]`` current true states; goal_states: ``[B, D]``;
-    cost: ``"state"`` (true distance of the final state) or a ``GoalCost`` scored on the true frames
-    at the model's frame times (every ``frame_stride`` steps), which then needs ``model`` and
-    ``goal_images [B, S, S, 3]`` uint8.
+    cost: ``"state"`` (the true distance to the goal at each of the model's frame times, every
+    ``frame_stride`` steps, summed; ``state_reduce="final"`` keeps the last one only) or a ``GoalCost``
+    scored on the true frames at those times, which then needs ``model`` and ``goal_images [B, S, S, 3]``
+    uint8. Why summed by default: on 16 Wall cross-room goals the oracle reached 56% (CEM) and 50% (iCEM)
+    scoring the final state only, 81% and 100% scoring every frame time - the sum rewards getting
+    there early and does not let a plan dawdle and arrive at the horizon's last step.
     """
 
     def __init__(self, env_name: str, start_states, goal_states, *, cost: str | GoalCost = "state",
-                 frame_stride: int = 4, model=None, goal_images=None, image_size: int = 64):
+                 frame_stride: int = 4, model=None, goal_images=None, image_size: int = 64,
+                 state_reduce: str = "sum"):
+        if state_reduce not in ("sum", "final"):
+            raise ValueError(f"state_reduce is {state_reduce!r}; expected 'sum' or 'final'")
+        self.state_reduce = state_reduce
         from uva_plan.envs import make_env
 
         self.env = make_env(env_name, image_size=image_size)
@@ -60,8 +67,10 @@ class SimulatorObjective:
             costs = np.empty((b, n))
             for i in range(b):
                 for j in range(n):
-                    final = self.rollout(self.start_states[i], acts[i, j])[-1]
-                    costs[i, j] = self._distance(final, self.goal_states[i])
+                    states = self.rollout(self.start_states[i], acts[i, j])
+                    if self.state_reduce == "final":
+                        states = states[-1:]
+                    costs[i, j] = sum(self._distance(x, self.goal_states[i]) for x in states)
             return torch.as_tensor(costs, dtype=torch.float32)
         frames = np.stack([
             np.stack([self.env.render_state(s) for s in self.rollout(self.start_states[i], acts[i, j])])

@@ -111,3 +111,17 @@ def test_a_fresh_process_reports_a_bad_checkpoint_in_one_line(tmp_path):
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("Error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_state_oracle_sums_the_distance_over_frame_times_or_keeps_the_last():
+    from uva_plan.simulator_objective import SimulatorObjective
+
+    start, goal = [10.0, 10.0, 32.0], [20.0, 10.0, 32.0]
+    actions = torch.zeros(1, 1, 8, 2)
+    actions[..., :4, 0] = 2.0  # 8 units right in the first 4 steps, then stand still
+    summed = SimulatorObjective("wall", [start], [goal], frame_stride=4)(actions)
+    final = SimulatorObjective("wall", [start], [goal], frame_stride=4, state_reduce="final")(actions)
+    assert float(final) == pytest.approx(2.0, abs=1e-4)
+    assert float(summed) == pytest.approx(4.0, abs=1e-4)  # 2 units short at both frame times
+    with pytest.raises(ValueError, match="state_reduce"):
+        SimulatorObjective("wall", [start], [goal], state_reduce="mean")
