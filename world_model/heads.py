@@ -232,6 +232,7 @@ class LatentDistanceHead(nn.Module):
     the true routed distance is only ~0.32), the joint-latent head stayed at predicting the mean for
     1200 steps in every variant tried (Spearman ~0.0-0.1), while this comparison of aligned latent
     grids reached a rank correlation of 0.77-0.88 with the true routed distance within 1000 steps.
+    (With 14,000 joint steps and the expectile loss the joint head catches up: 0.88 vs 0.91.)
     Applied to the frames that forward dynamics imagines, it scores action sequences."""
 
     def __init__(self, config: UVAConfig):
