@@ -70,7 +70,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     import world_model
     from uva_plan.data import load_replay_buffer
     from world_model.checkpoint import load_extra_state
-    from world_model.model import _expectile_loss
+    from world_model.model import expectile_loss
 
     for name, value, low in (("steps", steps, 1), ("batch_size", batch_size, 2), ("goal_max_steps", goal_max_steps, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -101,7 +101,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
 
     def loss_on(t, g, gap):
         target = torch.log1p(torch.from_numpy(gap).to(model.device))
-        return _expectile_loss(head(latents[t], latents[g]), target, tau).mean()
+        return expectile_loss(head(latents[t], latents[g]), target, tau).mean()
 
     def val_loss() -> float:
         with torch.no_grad():

@@ -46,7 +46,7 @@ class ForwardResult:
     latent_distance: torch.Tensor | None = None
 
 
-def _expectile_loss(pred: torch.Tensor, target: torch.Tensor, tau: float) -> torch.Tensor:
+def expectile_loss(pred: torch.Tensor, target: torch.Tensor, tau: float) -> torch.Tensor:
     """Asymmetric squared error: over-estimates weigh ``1 - tau``, under-estimates ``tau``, doubled so 0.5 is the MSE."""
     err = target - pred
     weight = torch.where(err < 0, 1.0 - tau, tau)
@@ -291,14 +291,14 @@ class UVA(nn.Module):
             offsets = torch.arange(cfg.n_future + 1, device=dev, dtype=torch.float32) * cfg.frame_stride
             target = torch.log1p((steps.view(b, 1) - offsets).clamp(min=0.0))
             if bool(goal_given.any()):
-                err = _expectile_loss(self.distance_head(z), target, cfg.distance_expectile).mean(dim=1)
+                err = expectile_loss(self.distance_head(z), target, cfg.distance_expectile).mean(dim=1)
                 dist = err[goal_given].mean()
                 total = total + cfg.distance_loss_weight * dist
                 logs["distance_loss"] = dist.item()
             frames = torch.cat([hist[:, -1:], fut], dim=1)  # current frame, then the futures
             n = frames.shape[1]
             pred = self.latent_distance_head(frames.flatten(0, 1), goal.repeat_interleave(n, dim=0)).view(b, n)
-            latent_dist = _expectile_loss(pred, target, cfg.distance_expectile).mean()
+            latent_dist = expectile_loss(pred, target, cfg.distance_expectile).mean()
             total = total + cfg.distance_loss_weight * latent_dist
             logs["latent_distance_loss"] = latent_dist.item()
         touched = [p.sum() for p in self.world_parameters() if p.requires_grad]

@@ -85,11 +85,11 @@ def test_every_trainable_parameter_gets_a_gradient_in_every_mode():
 
 
 def test_expectile_loss_is_mse_at_one_half_and_fits_the_lower_envelope_below():
-    from world_model.model import _expectile_loss
+    from world_model.model import expectile_loss
 
     pred, target = torch.tensor([1.0, 3.0]), torch.tensor([2.0, 2.0])
-    assert torch.allclose(_expectile_loss(pred, target, 0.5), (pred - target).pow(2))
-    low = _expectile_loss(pred, target, 0.1)
+    assert torch.allclose(expectile_loss(pred, target, 0.5), (pred - target).pow(2))
+    low = expectile_loss(pred, target, 0.1)
     assert low[1] > low[0]  # over-estimating costs 9x more than under-estimating at tau = 0.1
     # The minimiser over a spread of targets sits in their lower part.
     x = torch.zeros((), requires_grad=True)
@@ -97,6 +97,6 @@ def test_expectile_loss_is_mse_at_one_half_and_fits_the_lower_envelope_below():
     opt = torch.optim.SGD([x], lr=0.05)
     for _ in range(400):
         opt.zero_grad()
-        _expectile_loss(x.expand(11), targets, 0.1).mean().backward()
+        expectile_loss(x.expand(11), targets, 0.1).mean().backward()
         opt.step()
     assert 1.0 < float(x) < 3.5
