@@ -56,7 +56,7 @@ def _inside(state) -> bool:
 
 
 def score(model, cost_name: str, frames: np.ndarray, goals: np.ndarray) -> np.ndarray:
-    from uva_plan.goal_costs import Trajectory, make_cost
+    from uva_plan.goal_costs import Trajectory, distances_of, make_cost
 
     cost = make_cost(cost_name)
     out = []
@@ -66,11 +66,7 @@ def score(model, cost_name: str, frames: np.ndarray, goals: np.ndarray) -> np.nd
             g = torch.from_numpy(goals[i:i + 256]).unsqueeze(1)
             z = model.encode(f)
             zg = model.encode(g)[:, 0]
-            d = ld = None
-            if cost.needs_distance:
-                d = model.temporal_distance(latents=z, goal_latents=zg, head="joint")
-                ld = model.temporal_distance(latents=z, goal_latents=zg, head="latent")
-            out.append(cost(Trajectory(latents=z, goal=zg, distance=d, latent_distance=ld)).numpy())
+            out.append(cost(Trajectory(latents=z, goal=zg, **distances_of(model, cost, z, zg))).numpy())
     return np.concatenate(out)
 
 

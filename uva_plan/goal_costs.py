@@ -70,6 +70,9 @@ class GoalCost:
     needs_latents = True
     needs_distance = False
     needs_subgoals = False
+    # Which distance heads a cost that needs_distance reads ("joint" needs a transformer pass over the
+    # frames, "latent" only the light comparison head); callers compute just these.
+    distance_heads: tuple[str, ...] = ("joint", "latent")
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
         raise NotImplementedError
@@ -128,6 +131,7 @@ class TemporalDistance(GoalCost):
             raise UserInputError(f"unknown distance head {head!r}; expected 'joint' or 'latent'")
         self.reduce = reduce
         self.head = head
+        self.distance_heads = (head,)
         self.needs_latents = head == "latent"
         self.name = f"{'latent_' if head == 'latent' else ''}distance_{reduce}"
 
@@ -165,11 +169,24 @@ class WeightedSum(GoalCost):
         self.terms = terms
         self.needs_latents = any(c.needs_latents for _, c in terms)
         self.needs_distance = any(c.needs_distance for _, c in terms)
+        self.distance_heads = tuple(sorted({h for _, c in terms if c.needs_distance for h in c.distance_heads}))
         self.needs_subgoals = any(c.needs_subgoals for _, c in terms)
         self.name = "+".join(f"{w:g}*{c.name}" for w, c in terms)
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
         return sum(w * c(traj) for w, c in self.terms)
+
+
+def distances_of(model, cost: GoalCost, latents: torch.Tensor, goal: torch.Tensor) -> dict:
+    """``Trajectory`` keyword arguments ``distance`` / ``latent_distance`` for frame ``latents`` (true or
+    imagined) against ``goal``: only the heads ``cost`` reads are run, None for the others."""
+    heads = cost.distance_heads if cost.needs_distance else ()
+    return {
+        "distance": model.temporal_distance(latents=latents, goal_latents=goal, head="joint") if "joint" in heads else None,
+        "latent_distance": (
+            model.temporal_distance(latents=latents, goal_latents=goal, head="latent") if "latent" in heads else None
+        ),
+    }
 
 
 def make_cost(name: str) -> GoalCost:

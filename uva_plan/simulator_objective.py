@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from uva_plan.goal_costs import GoalCost, Trajectory
+from uva_plan.goal_costs import GoalCost, Trajectory, distances_of
 
 
 class SimulatorObjective:
@@ -78,9 +78,6 @@ class SimulatorObjective:
         ])
         latents = self.model.encode(torch.from_numpy(frames))
         goal = self.goal_latents.repeat_interleave(n, dim=0)
-        distance = latent_distance = None
-        if self.cost.needs_distance:
-            distance = self.model.temporal_distance(latents=latents, goal_latents=goal, head="joint")
-            latent_distance = self.model.temporal_distance(latents=latents, goal_latents=goal, head="latent")
-        traj = Trajectory(latents=latents, goal=goal, distance=distance, latent_distance=latent_distance)
+        distances = distances_of(self.model, self.cost, latents, goal)
+        traj = Trajectory(latents=latents, goal=goal, **distances)
         return self.cost(traj).float().reshape(b, n).cpu()

@@ -77,3 +77,24 @@ def test_every_named_cost_builds(name):
     traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z, latent_distance=torch.rand(3, 4))
     out = cost(traj)
     assert out.shape == (3,) and torch.isfinite(out).all()
+
+
+def test_distances_of_runs_only_the_heads_the_cost_reads():
+    from uva_plan.goal_costs import distances_of
+
+    class Recorder:
+        def __init__(self):
+            self.heads = []
+
+        def temporal_distance(self, latents, goal_latents, head):
+            self.heads.append(head)
+            return torch.zeros(latents.shape[:2])
+
+    z, g = torch.zeros(2, 3, 8, 8, 4), torch.zeros(2, 8, 8, 4)
+    for name, expected in [("latent_distance", ["latent"]), ("distance_sum", ["joint"]),
+                           ("latent_l2", []), ("latent_distance+latent", ["latent"])]:
+        model = Recorder()
+        out = distances_of(model, make_cost(name), z, g)
+        assert model.heads == expected, name
+        assert (out["distance"] is None) == ("joint" not in expected)
+        assert (out["latent_distance"] is None) == ("latent" not in expected)
