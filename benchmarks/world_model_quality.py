@@ -198,6 +198,21 @@ def latency(model, history, repeats: int, num_iters: int, num_steps: int | None)
     return times["policy"], times["video"]
 
 
+def _items_per_second(loss_fn, opt, steps: int, per_step: int) -> float:
+    """Training items per second over ``steps`` optimizer steps of ``loss_fn``, after one warm-up step."""
+
+    def step():
+        loss_fn().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * per_step / (time.perf_counter() - t0)
+
+
 def throughput(config_name: str, steps: int) -> dict[str, float]:
     """Stage-2 samples/s (loss, backward, AdamW) and tokenizer images/s on random data of the right shapes."""
     preset = PRESETS[config_name]
@@ -218,17 +233,7 @@ def throughput(config_name: str, steps: int) -> dict[str, float]:
     params = model.world_parameters()
     opt = torch.optim.AdamW(params, lr=1e-4)
 
-    def step():
-        loss, _ = model.loss(batch)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    wm = steps * b / (time.perf_counter() - t0)
+    wm = _items_per_second(lambda: model.loss(batch)[0], opt=opt, steps=steps, per_step=b)
 
     tok.requires_grad_(True)
     tok.train()
@@ -236,17 +241,7 @@ def throughput(config_name: str, steps: int) -> dict[str, float]:
     images = torch.randint(0, 256, (tb, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8)
     topt = torch.optim.AdamW(tok.parameters(), lr=1e-3)
 
-    def tstep():
-        loss, _ = tok.loss(images)
-        loss.backward()
-        topt.step()
-        topt.zero_grad(set_to_none=True)
-
-    tstep()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        tstep()
-    tk = steps * tb / (time.perf_counter() - t0)
+    tk = _items_per_second(lambda: tok.loss(images)[0], opt=topt, steps=steps, per_step=tb)
     n_params = sum(p.numel() for p in params)
     return {
         "params": n_params,
