@@ -23,8 +23,6 @@ import numpy as np
 
 from uva_plan.errors import UserInputError
 
-TRAIN_CONFIG_FILE = "train_config.json"
-
 
 @dataclass
 class DistanceFitResult:
@@ -39,8 +37,9 @@ def _episodes_of_run(run_dir: Path, data: Path, n_episodes: int) -> tuple[list[i
     """(train, held-out) episodes: the run's own split when it was trained on this file, else a fresh
     10% split."""
     from uva_plan.data import split_episodes
+    from uva_plan.training import RUN_FILE
 
-    info_path = run_dir / TRAIN_CONFIG_FILE
+    info_path = run_dir / RUN_FILE
     if info_path.is_file():
         info = json.loads(info_path.read_text())
         trained_on = info.get("train_config", {}).get("data")
