@@ -28,12 +28,7 @@ def run(tmp_path_factory):
     return ckpt, data
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_refit_lowers_the_held_out_loss_and_touches_only_the_head(run):

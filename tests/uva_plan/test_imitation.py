@@ -38,13 +38,7 @@ def tiny_wall_model(seed: int = 0):
     return UVA(make_config("tiny", [-2.0, -2.0], [2.0, 2.0], env_name="wall", image_size=64)).eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two busy-waiting threads on a shared 2-core machine run ~20x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

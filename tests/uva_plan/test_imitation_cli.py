@@ -8,19 +8,12 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from tests.uva_plan.test_imitation import expert_demo, tiny_wall_model
 from uva_plan.cli import main
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,13 +28,7 @@ def wall_data(tmp_path_factory):
     return path
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared: one thread per process keeps these runs fast and steady.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(data, out, **kw):
