@@ -55,7 +55,7 @@ def main() -> None:
 
     from uva_plan.envs.goals import protocol_goals
     from uva_plan.evaluation import Evaluator
-    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
+    from uva_plan.plan_settings import BUDGET_STEPS, PLANNER_NAMES, PlanSettings
     from uva_plan.planning import load_model_for_env
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,8 +67,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=PlanSettings.samples)
     parser.add_argument("--iters", type=int, default=PlanSettings.iters)
     parser.add_argument("--cost", default=PlanSettings.cost)
-    parser.add_argument("--planner", default=PlanSettings.planner,
-                        choices=["cem", "icem", "mppi", "cmaes", "gradient", "random"])
+    parser.add_argument("--planner", default=PlanSettings.planner, choices=PLANNER_NAMES)
     parser.add_argument("--methods", default="random,greedy,policy,planner,planner+prior,oracle-image,oracle-state",
                         help="comma-separated methods of the methods table")
     parser.add_argument("--json", default=None, help="also write all summaries to this JSON file")

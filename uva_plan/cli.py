@@ -205,12 +205,11 @@ def _parse_model_options(options) -> dict:
 
 def _plan_options(fn):
     """Options shared by `plan` and `demo`: the planner, its budget and the goal cost."""
-    from uva_plan.plan_settings import COST_NAMES, PlanSettings
+    from uva_plan.plan_settings import COST_NAMES, PLANNER_NAMES, PlanSettings
 
     d = PlanSettings()
     options = [
-        click.option("--planner", type=click.Choice(["cem", "icem", "mppi", "cmaes", "gradient", "random"]),
-                     default=d.planner, show_default=True),
+        click.option("--planner", type=click.Choice(PLANNER_NAMES), default=d.planner, show_default=True),
         click.option("--samples", type=click.IntRange(min=4), default=d.samples, show_default=True,
                      help="Candidates per planner iteration."),
         click.option("--iters", type=click.IntRange(min=1), default=d.iters, show_default=True,
