@@ -126,3 +126,25 @@ def cost_plot(path: str | Path, replans: Sequence[dict], title: str = "planner c
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def save_image_grid(rows: Sequence[Sequence[np.ndarray]], path: str | Path, column_titles: Sequence[str] = (),
+                    scale: int = 3) -> Path:
+    """A PNG of frames in rows (each ``[H, W, 3]`` uint8), every panel labelled with its column title;
+    written atomically with the user's umask permissions."""
+    import imageio.v3 as iio
+
+    from uva_plan.train_state import atomic_write_bytes
+
+    gap = np.full((rows[0][0].shape[0] * scale + 14, 2, 3), 255, np.uint8)
+    lines = []
+    for row in rows:
+        panels = []
+        for j, frame in enumerate(row):
+            title = column_titles[j] if j < len(column_titles) else ""
+            panels += [_label(_upscale(frame, scale), title), gap]
+        lines.append(np.concatenate(panels[:-1], axis=1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, iio.imwrite("<bytes>", np.concatenate(lines, axis=0), extension=".png"))
+    return path

@@ -4,7 +4,9 @@ One token per spatial position of every future frame. Each token fuses, channel-
 frame's latent token or a learned mask token where it is masked, (2) the history frame's token at the
 same position (history frame i pairs with future frame i), and (3) the embedding of the frame_stride
 actions that lead to that future frame (or a learned "no actions" embedding) - then ONE linear layer
-projects the concatenation to the model width. Learned temporal + spatial position embeddings are
+projects the concatenation to the model width. Two options of the config widen the fusion:
+``fuse_current_frame`` adds the current frame's token at the same position to every future token, and
+``action_context="prefix"`` gives future frame i every action of the chunk up to it (zeros after). Learned temporal + spatial position embeddings are
 added, goal-image tokens (or a learned "no goal" set) are prepended as a condition, as UVA prepends
 language, and a bidirectional transformer mixes everything.
 """
@@ -39,11 +41,12 @@ class JointBackbone(nn.Module):
         super().__init__()
         self.config = config
         d, s, w = config.token_dim, config.tokens_per_frame, config.width
-        action_slot = config.frame_stride * config.action_embed_dim
+        per_frame = config.frame_stride * config.action_embed_dim
+        action_slot = per_frame * (config.n_future if config.action_context == "prefix" else 1)
         self.action_embed = nn.Linear(config.action_dim, config.action_embed_dim)
         self.no_actions = nn.Parameter(torch.randn(action_slot) * 0.02)
         self.mask_token = nn.Parameter(torch.randn(d) * 0.02)
-        self.fuse = nn.Linear(2 * d + action_slot, w)
+        self.fuse = nn.Linear((3 if config.fuse_current_frame else 2) * d + action_slot, w)
         self.temporal_pos = nn.Parameter(torch.randn(config.n_future, 1, w) * 0.02)
         # Learned, but started from a 2-D sin-cos table, and shared by the goal tokens (plus a learned
         # "goal" type vector): then "the same place" and "how far apart" are easy to read from the
@@ -80,10 +83,17 @@ class JointBackbone(nn.Module):
             act = self.no_actions.expand(b, tf, -1)
         else:
             act = self.action_embed(actions).reshape(b, tf, cfg.frame_stride * cfg.action_embed_dim)
+            if cfg.action_context == "prefix":
+                # frame i sees the embeddings of frames 0..i (zeros for later frames)
+                seen = torch.tril(torch.ones(tf, tf, device=act.device, dtype=act.dtype))
+                act = (seen.view(1, tf, tf, 1) * act.unsqueeze(1)).reshape(b, tf, -1)
             if actions_given is not None:
                 act = torch.where(actions_given.view(b, 1, 1), act, self.no_actions)
         act = act.unsqueeze(2).expand(b, tf, s, act.shape[-1])
-        x = self.fuse(torch.cat([fut, history, act], dim=-1)) + self.temporal_pos + self.spatial_pos
+        parts = [fut, history]
+        if cfg.fuse_current_frame:
+            parts.append(history[:, -1:].expand(b, tf, s, history.shape[-1]))
+        x = self.fuse(torch.cat([*parts, act], dim=-1)) + self.temporal_pos + self.spatial_pos
         if goal is None:
             cond = self.no_goal.expand(b, -1, -1)
         else:

@@ -13,6 +13,8 @@ from world_model.errors import WorldModelError
 
 MODE_NAMES = ("video_prediction", "forward_dynamics", "policy", "inverse_dynamics", "joint")
 PREDICTION_TYPES = ("v_prediction", "sample")
+VIDEO_TARGETS = ("frame", "residual")
+ACTION_CONTEXTS = ("frame", "prefix")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -109,6 +111,16 @@ class UVAConfig:
     n_future: int = 4
     frame_stride: int = 4
     patch_size: int = 2
+    # Imagination design (issue 10's ablation; README "what makes the forward model learn"):
+    # every future token also carries the CURRENT frame's token at its position (UVA pairs future
+    # frame i with history frame i only, so the first future frame sits beside the oldest one);
+    fuse_current_frame: bool = False
+    # the video head denoises the frame token ("frame", UVA) or its change from the current frame's
+    # token ("residual": a still background is then exactly zero and the loss is the motion);
+    video_target: str = "frame"
+    # each future frame's tokens carry its own frame_stride actions ("frame", UVA) or every action
+    # of the chunk up to that frame ("prefix": where the agent is at frame i depends on all of them).
+    action_context: str = "frame"
     # transformer
     width: int = 128
     depth: int = 4
@@ -195,6 +207,12 @@ class UVAConfig:
             self.sample_steps <= self.train_timesteps,
             f"sample_steps={self.sample_steps}; expected at most train_timesteps={self.train_timesteps}",
         )
+        _require(isinstance(self.fuse_current_frame, bool),
+                 f"fuse_current_frame is {self.fuse_current_frame!r}; expected true or false")
+        _require(self.video_target in VIDEO_TARGETS,
+                 f"video_target is {self.video_target!r}; expected one of {VIDEO_TARGETS}")
+        _require(self.action_context in ACTION_CONTEXTS,
+                 f"action_context is {self.action_context!r}; expected one of {ACTION_CONTEXTS}")
         _require(
             self.prediction_type in PREDICTION_TYPES,
             f"prediction_type is {self.prediction_type!r}; expected one of {PREDICTION_TYPES}",

@@ -278,7 +278,8 @@ class UVA(nn.Module):
         logs: dict = {"mode": mode.name}
         total = torch.zeros((), device=dev)
         if mode.video_loss:
-            video = self.video_head.loss(fut_t[mask], z[mask], generator, cfg.diffusion_batch_mul).mean()
+            target = fut_t - self._video_offset(hist_t)
+            video = self.video_head.loss(target[mask], z[mask], generator, cfg.diffusion_batch_mul).mean()
             total = total + video
             logs["video_loss"] = video.item()
         if mode.action_loss:
@@ -308,6 +309,13 @@ class UVA(nn.Module):
         return total, logs
 
     # ---- inference internals ------------------------------------------------------------------
+    def _video_offset(self, hist_t: torch.Tensor) -> torch.Tensor:
+        """What the video head's samples are added to: the current frame's tokens ``[B, 1, S, D]`` for
+        ``video_target="residual"`` (the head models the change), else zero."""
+        if self.config.video_target == "residual":
+            return hist_t[:, -1:]
+        return torch.zeros_like(hist_t[:, -1:])
+
     def _goal_inputs(self, goal_latents: torch.Tensor | None, b: int):
         if goal_latents is None:
             return None, None
@@ -343,13 +351,14 @@ class UVA(nn.Module):
             z = self.backbone(fut, hist_t, spatial.unsqueeze(1).expand(b, tf, s), actions_norm, given, goal_t, goal_given)
             return None, z
         orders = random_orders(b, s, generator, self.device)
+        offset = self._video_offset(hist_t).expand(b, tf, s, d)
         for keep in cosine_mask_counts(num_iters, s):
             mask = spatial.unsqueeze(1).expand(b, tf, s)
             z = self.backbone(fut, hist_t, mask, actions_norm, given, goal_t, goal_given)
             nxt = mask_first(orders, torch.full((b,), keep, device=self.device))
             sel = (spatial & ~nxt).unsqueeze(1).expand(b, tf, s)
             fut = fut.clone()
-            fut[sel] = self.video_head.sample(z[sel], num_steps, temperature, generator)
+            fut[sel] = self.video_head.sample(z[sel], num_steps, temperature, generator) + offset[sel]
             spatial = nxt
         return tok.unpatchify(fut), z
 

@@ -1,0 +1,261 @@
+"""Does the world model imagine what the simulator does? Measured on the object that matters.
+
+Held-out Wall episodes (seeds from EVAL_SEED, far from any collected training seed) are cut into
+windows; the model imagines the future frames of each window's TRUE action chunk, the frames are
+decoded and the agent is found in them (`wall_locate.locate_agent`, validated on true frames). Per
+horizon: how often the agent is there, how far from the simulator's agent; beside two references, the
+tokenizer round trip (what a perfect backbone could reach) and the last history frame copied (what
+ignoring the actions gives). Then two checks of action sensitivity: full-speed chunks in each direction
+from a still start must end where the simulator ends (walls included), and the video loss must rise
+when the actions are shuffled across windows.
+
+Shapes: episodes hold ``frames uint8 [T, S, S, 3]``, ``states [T, 3]``, ``actions [T-1, 2]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from uva_plan.envs import make_env
+from uva_plan.envs.policies import make_policy
+from uva_plan.envs.wall_locate import locate_agent
+from uva_plan.errors import UserInputError
+
+EVAL_SEED = 1_000_000  # held-out episodes start here; `uva-plan collect` seeds start at 0
+NEAR_PX = 4.0  # "ends where the simulator ends": within this many world units (= pixels at 64x64)
+DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
+FORWARD_BATCH = 64
+
+
+@dataclass
+class Episode:
+    kind: str
+    frames: np.ndarray
+    states: np.ndarray
+    actions: np.ndarray
+
+
+@dataclass
+class SamplingSettings:
+    """How the forward model is sampled: the planner's defaults are 1 MAR pass, 2 DDIM steps and the
+    checkpoint's temperature (None)."""
+
+    name: str
+    num_iters: int = 1
+    num_steps: int = 2
+    temperature: float | None = None
+
+
+@dataclass
+class HorizonStats:
+    steps: int
+    present: float  # fraction of imagined frames with the agent
+    median_error: float  # world units, over frames where it is present
+    copy_last_error: float  # median error of the last history frame's agent
+    tokenizer_error: float  # median error after encode + decode of the true frame
+    n: int
+
+
+@dataclass
+class ImaginationReport:
+    settings: str
+    kind: str
+    horizons: list[HorizonStats] = field(default_factory=list)
+
+
+def heldout_episodes(kinds=("expert", "random"), n_per_kind: int = 12, steps: int = 64, image_size: int = 64,
+                     seed: int = EVAL_SEED) -> list[Episode]:
+    """Roll out scripted Wall policies from seeds ``seed + i`` (never used by training data)."""
+    if n_per_kind < 1 or steps < 2:
+        raise UserInputError(f"n_per_kind={n_per_kind}, steps={steps}; expected >= 1 and >= 2")
+    env = make_env("wall", image_size=image_size, max_episode_steps=steps + 1)
+    out = []
+    for k, kind in enumerate(kinds):
+        for i in range(n_per_kind):
+            ep_seed = seed + 10_000 * k + i
+            options = {"noise": 0.1} if kind == "expert" else {}
+            policy = make_policy("wall", kind, seed=ep_seed, **options)
+            obs, info = env.reset(seed=ep_seed)
+            policy.reset(info["state"])
+            frames, states, actions = [obs], [info["state"]], []
+            for _ in range(steps):
+                a = policy(info["state"])
+                obs, _, _, _, info = env.step(a)
+                frames.append(obs)
+                states.append(info["state"])
+                actions.append(a)
+            out.append(Episode(kind, np.stack(frames), np.stack(states), np.stack(actions).astype(np.float32)))
+    return out
+
+
+def _windows(episodes: list[Episode], n_history: int, stride: int, span: int, every: int):
+    """(episode index, current step t) with a full history and ``span`` true future steps."""
+    first = (n_history - 1) * stride
+    return [(e, t) for e, ep in enumerate(episodes) for t in range(first, len(ep.frames) - span, every)]
+
+
+def _imagine(model, episodes, wins, n_chunks: int, settings: SamplingSettings, seed: int) -> np.ndarray:
+    """Decoded imagined frames ``[N, n_chunks * Tf, S, S, 3]`` float for windows ``wins``."""
+    cfg = model.config
+    stride, L = cfg.frame_stride, cfg.chunk_len
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    out = []
+    for s in range(0, len(wins), FORWARD_BATCH):
+        part = wins[s : s + FORWARD_BATCH]
+        hist = np.stack([episodes[e].frames[t - stride * np.arange(cfg.n_history - 1, -1, -1)] for e, t in part])
+        acts = np.stack([episodes[e].actions[t : t + n_chunks * L] for e, t in part])
+        res = model.forward_dynamics(torch.from_numpy(hist), torch.from_numpy(acts), decode=True,
+                                     num_iters=settings.num_iters, num_steps=settings.num_steps,
+                                     temperature=settings.temperature, generator=gen)
+        out.append(res.frames.cpu().numpy())
+    return np.concatenate(out)
+
+
+def measure_imagination(model, episodes: list[Episode], settings: SamplingSettings, n_chunks: int = 1,
+                        every: int = 8, seed: int = 0) -> list[ImaginationReport]:
+    """Per episode kind: presence and position error of the imagined agent at each future frame."""
+    cfg = model.config
+    stride, span = cfg.frame_stride, n_chunks * cfg.chunk_len
+    wins = _windows(episodes, cfg.n_history, stride, span, every)
+    if not wins:
+        raise UserInputError(f"episodes are too short for windows of {span} future steps; expected longer episodes")
+    imagined = _imagine(model, episodes, wins, n_chunks, settings, seed)
+    offsets = stride * np.arange(1, n_chunks * cfg.n_future + 1)
+    true_frames = np.stack([episodes[e].frames[t + offsets] for e, t in wins])
+    true_xy = np.stack([episodes[e].states[t + offsets, :2] for e, t in wins])
+    last_xy = np.stack([episodes[e].states[t, :2] for e, t in wins])
+    round_trip = model.decode(model.encode(torch.from_numpy(true_frames))).cpu().numpy()
+    im_xy, im_present, _ = locate_agent(imagined)
+    rt_xy, _, _ = locate_agent(round_trip)
+    kinds = np.array([episodes[e].kind for e, _ in wins])
+    reports = []
+    for kind in sorted(set(kinds)):
+        sel = kinds == kind
+        rep = ImaginationReport(settings.name, kind)
+        for j, h in enumerate(offsets):
+            err = np.hypot(*(im_xy[sel, j] - true_xy[sel, j]).T)
+            present = im_present[sel, j]
+            rep.horizons.append(HorizonStats(
+                steps=int(h), present=float(present.mean()),
+                median_error=float(np.median(err[present])) if present.any() else float("nan"),
+                copy_last_error=float(np.median(np.hypot(*(last_xy[sel] - true_xy[sel, j]).T))),
+                tokenizer_error=float(np.nanmedian(np.hypot(*(rt_xy[sel, j] - true_xy[sel, j]).T))),
+                n=int(sel.sum()),
+            ))
+        reports.append(rep)
+    return reports
+
+
+@dataclass
+class DirectionResult:
+    direction: str
+    near: float  # fraction of starts whose imagined end lies within NEAR_PX of the simulator's
+    # of the starts where the simulator moves >= NEAR_PX, the fraction whose imagined agent covers at
+    # least half of the simulator's way along the commanded direction
+    moved_right_way: float
+    median_error: float
+    n: int
+
+
+def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None = None, seed: int = EVAL_SEED,
+                   ) -> list[DirectionResult]:
+    """From a still start (the current frame repeated as history, as at an episode start), a full-speed
+    chunk in each direction: does the imagined agent end where the simulator's does?"""
+    cfg = model.config
+    settings = settings or SamplingSettings("planner")
+    env = make_env("wall", image_size=cfg.image_size)
+    speed = float(env.action_high[0])
+    starts = []
+    for i in range(n_starts):
+        _, info = env.reset(seed=seed + 50_000 + i)
+        starts.append(info["state"])
+    results = []
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    for name, (dx, dy) in DIRECTIONS.items():
+        action = np.array([dx * speed, dy * speed], dtype=np.float32)
+        hist, acts, ends, begins = [], [], [], []
+        for st in starts:
+            env.set_state(st)
+            frame = env.render_state(st)
+            for _ in range(cfg.chunk_len):
+                env.step_state(action)
+            hist.append(np.repeat(frame[None], cfg.n_history, axis=0))
+            acts.append(np.repeat(action[None], cfg.chunk_len, axis=0))
+            ends.append(env.get_state()[:2])
+            begins.append(st[:2])
+        res = model.forward_dynamics(torch.from_numpy(np.stack(hist)), torch.from_numpy(np.stack(acts)), decode=True,
+                                     num_iters=settings.num_iters, num_steps=settings.num_steps,
+                                     temperature=settings.temperature, generator=gen)
+        xy, present, _ = locate_agent(res.frames[:, -1].cpu().numpy())
+        ends, begins = np.stack(ends), np.stack(begins)
+        err = np.where(present, np.hypot(*(xy - ends).T), np.inf)
+        way = np.array([dx, dy])
+        sim_along = (ends - begins) @ way
+        free = sim_along >= NEAR_PX  # starts where the simulator's agent is not blocked at once
+        im_along = np.nan_to_num((xy - begins) @ way, nan=0.0)
+        moved = (im_along >= 0.5 * sim_along)[free]
+        results.append(DirectionResult(name, float((err <= NEAR_PX).mean()),
+                                       float(moved.mean()) if moved.size else float("nan"),
+                                       float(np.median(err)), n_starts))
+    return results
+
+
+def shuffled_action_loss(model, episodes: list[Episode], n_windows: int = 128, seed: int = 0) -> tuple[float, float]:
+    """Forward-dynamics video loss with the true action chunks and with chunks shuffled across windows
+    (same windows, same noise): a model that uses the actions loses much more when they are wrong."""
+    cfg = model.config
+    wins = _windows(episodes, cfg.n_history, cfg.frame_stride, cfg.chunk_len, 4)
+    rng = np.random.default_rng(seed)
+    wins = [wins[i] for i in rng.choice(len(wins), min(n_windows, len(wins)), replace=False)]
+    stride, L = cfg.frame_stride, cfg.chunk_len
+    hist = np.stack([episodes[e].frames[t - stride * np.arange(cfg.n_history - 1, -1, -1)] for e, t in wins])
+    fut = np.stack([episodes[e].frames[t + stride * np.arange(1, cfg.n_future + 1)] for e, t in wins])
+    acts = np.stack([episodes[e].actions[t : t + L] for e, t in wins])
+    norm = model.normalizer.normalize(torch.from_numpy(acts))
+    batch = {"history": torch.from_numpy(hist), "future": torch.from_numpy(fut)}
+    losses = []
+    for actions in (norm, norm[torch.from_numpy(rng.permutation(len(wins)))]):
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        with torch.no_grad():
+            _, logs = model.loss({**batch, "actions": actions}, mode="forward_dynamics", generator=gen)
+        losses.append(logs["video_loss"])
+    return losses[0], losses[1]
+
+
+def inverse_r2(model, episodes: list[Episode]) -> dict[str, float]:
+    """R^2 of the inverse-dynamics actions of whole held-out videos, per episode kind."""
+    out = {}
+    for kind in sorted({ep.kind for ep in episodes}):
+        eps = [ep for ep in episodes if ep.kind == kind]
+        frames = torch.from_numpy(np.stack([ep.frames for ep in eps]))
+        pred = model.inverse_dynamics(frames).cpu().numpy().reshape(-1, 2)
+        true = np.concatenate([ep.actions for ep in eps])
+        out[kind] = float(1.0 - ((pred - true) ** 2).sum() / ((true - true.mean(0)) ** 2).sum())
+    return out
+
+
+def imagination_sheet(model, episodes: list[Episode], path, n_rows: int = 4, settings: SamplingSettings | None = None,
+                      seed: int = 0) -> None:
+    """A PNG: one row per window, history | true future | imagined future, with the found agent marked."""
+    from uva_plan.viz import save_image_grid
+
+    cfg = model.config
+    settings = settings or SamplingSettings("planner")
+    wins = _windows(episodes, cfg.n_history, cfg.frame_stride, cfg.chunk_len, 8)
+    rng = np.random.default_rng(seed)
+    wins = [wins[i] for i in sorted(rng.choice(len(wins), min(n_rows, len(wins)), replace=False))]
+    imagined = _imagine(model, episodes, wins, 1, settings, seed)
+    stride = cfg.frame_stride
+    rows = []
+    for (e, t), im in zip(wins, imagined):
+        ep = episodes[e]
+        hist = ep.frames[t - stride * np.arange(cfg.n_history - 1, -1, -1)]
+        fut = ep.frames[t + stride * np.arange(1, cfg.n_future + 1)]
+        rows.append([*hist, *fut, *(np.clip(im, 0, 1) * 255).astype(np.uint8)])
+    titles = [f"history t{-stride * k}" if k else "now" for k in range(cfg.n_history - 1, -1, -1)]
+    titles += [f"true +{stride * k}" for k in range(1, cfg.n_future + 1)]
+    titles += [f"imagined +{stride * k}" for k in range(1, cfg.n_future + 1)]
+    save_image_grid(rows, path, column_titles=titles)
