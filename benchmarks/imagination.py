@@ -112,6 +112,29 @@ def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, co
     return summary
 
 
+def _pooled(kinds: dict, key: str, h: int) -> float:
+    """Mean over episode kinds of one per-horizon measure (kinds where it was measurable)."""
+    vals = [k[h][key] for k in kinds.values() if k[h][key] == k[h][key]]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def summary_table(summaries: list[dict]) -> Table:
+    """One row per checkpoint at the planner's settings: the ablation table's columns."""
+    table = Table(title="summary (planner settings; errors: mean over expert and random of the median)")
+    for col in ("checkpoint", "present", "err +4", "err +16", "still-start within 4 px", "loss shuffled/true",
+                "inverse R^2 expert", "random"):
+        table.add_column(col, justify="right")
+    for s in summaries:
+        kinds = s["planner"]
+        horizons = sorted({int(h) for k in kinds.values() for h in k})
+        present = np.mean([k[h]["present"] for k in kinds.values() for h in horizons])
+        table.add_row(Path(s["checkpoint"]).name, f"{100 * present:.0f}%", fmt(_pooled(kinds, "median_error", horizons[0])),
+                      fmt(_pooled(kinds, "median_error", horizons[-1])), f"{100 * s['directions_near']:.0f}%",
+                      f"{s['video_loss_shuffled'] / max(s['video_loss_true'], 1e-9):.2f}",
+                      fmt(s["inverse_r2"].get("expert", float("nan"))), fmt(s["inverse_r2"].get("random", float("nan"))))
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", required=True, help="checkpoint folder (repeatable)")
@@ -132,6 +155,7 @@ def main() -> None:
                   f"found in {100 * found:.1f}%, median error {err:.3f} units")
     out = Path(args.out)
     summaries = [evaluate(p, episodes, args.chunks, args.starts, out, console, args.quick) for p in args.checkpoint]
+    console.print(summary_table(summaries))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "summary.json", _finite_or_none(json.loads(json.dumps(summaries, default=float))))
 

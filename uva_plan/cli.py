@@ -84,10 +84,12 @@ def main():
 @click.option("--max-steps", type=click.IntRange(min=2), default=100, show_default=True, help="Steps per episode.")
 @click.option(
     "--policy",
-    type=click.Choice(["random", "expert", "pusher", "mixed"]),
+    type=click.Choice(["random", "expert", "wander", "pusher", "mixed"]),
     default="mixed",
     show_default=True,
-    help="Scripted policy: random, expert (Wall), pusher (PushT) or a per-episode mix.",
+    help="Scripted policy: random, expert (Wall), wander (Wall: piecewise-constant random velocities), "
+         "pusher (PushT) or a per-episode mix (Wall 60% expert / 20% wander / 20% random; PushT 80% pusher / "
+         "20% random).",
 )
 @click.option("--image-size", type=click.IntRange(min=16, max=512), default=64, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="First episode seed.")

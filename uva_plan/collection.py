@@ -5,8 +5,9 @@ content does not depend on how many episodes are collected, and two runs with di
 hold disjoint episodes. Evaluation goals use seeds from `EVAL_SEED_OFFSET` (1,000,000) upwards.
 
 Policies: `random`, `expert` (Wall; door-aware, with per-episode action noise for diversity),
-`pusher` (PushT), and `mixed`, a per-episode draw: Wall 70% expert / 30% random, PushT 80% pusher /
-20% random. The Wall expert picks its own goals (70% in the other room) and a new one on arrival.
+`pusher` (PushT), `wander` (Wall; piecewise-constant random velocities, the kind of motion a
+planner's candidates ask the world model about), and `mixed`, a per-episode draw: Wall 60% expert /
+20% wander / 20% random, PushT 80% pusher / 20% random. The Wall expert picks its own goals (70% in the other room) and a new one on arrival.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 
 from uva_plan.errors import UserInputError
 
-COLLECT_POLICIES = {"wall": ("random", "expert", "mixed"), "pusht": ("random", "pusher", "mixed")}
-MIXED_SHARE = {"wall": ("expert", 0.7), "pusht": ("pusher", 0.8)}
+COLLECT_POLICIES = {"wall": ("random", "expert", "wander", "mixed"), "pusht": ("random", "pusher", "mixed")}
+MIXED_SHARE = {"wall": {"expert": 0.6, "wander": 0.2, "random": 0.2}, "pusht": {"pusher": 0.8, "random": 0.2}}
 EXPERT_NOISE = (0.0, 0.4)  # per-episode velocity-noise std, as a fraction of the top speed
 
 
@@ -39,8 +40,8 @@ def _episode_policy(env_name: str, policy: str, episode_seed: int):
     rng = np.random.default_rng([episode_seed, 7])  # independent of the env's and the policy's streams
     kind = policy
     if policy == "mixed":
-        main, share = MIXED_SHARE[env_name]
-        kind = main if rng.random() < share else "random"
+        shares = MIXED_SHARE[env_name]
+        kind = str(rng.choice(list(shares), p=list(shares.values())))
     options = {}
     if kind == "expert":
         options["noise"] = float(rng.uniform(*EXPERT_NOISE))

@@ -34,6 +34,22 @@ def _sincos_2d(grid: int, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(table, (0, width - table.shape[1]))
 
 
+class _LocalMixing(nn.Module):
+    """Pre-norm residual 3x3 convolution over each frame's token grid: ``[B, T, S, W] -> [B, T, S, W]``."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.conv = nn.Conv2d(width, width, 3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor, grid: int) -> torch.Tensor:
+        b, t, s, w = x.shape
+        h = torch.nn.functional.gelu(self.norm(x)).reshape(b * t, grid, grid, w).permute(0, 3, 1, 2)
+        return x + self.conv(h).permute(0, 2, 3, 1).reshape(b, t, s, w)
+
+
 class JointBackbone(nn.Module):
     """``(future, history, mask, actions, goal) -> joint latent [B, Tf, S, width]``."""
 
@@ -47,6 +63,7 @@ class JointBackbone(nn.Module):
         self.no_actions = nn.Parameter(torch.randn(action_slot) * 0.02)
         self.mask_token = nn.Parameter(torch.randn(d) * 0.02)
         self.fuse = nn.Linear((3 if config.fuse_current_frame else 2) * d + action_slot, w)
+        self.local_mixing = nn.ModuleList(_LocalMixing(w) for _ in range(config.local_mixing))
         self.temporal_pos = nn.Parameter(torch.randn(config.n_future, 1, w) * 0.02)
         # Learned, but started from a 2-D sin-cos table, and shared by the goal tokens (plus a learned
         # "goal" type vector): then "the same place" and "how far apart" are easy to read from the
@@ -93,7 +110,10 @@ class JointBackbone(nn.Module):
         parts = [fut, history]
         if cfg.fuse_current_frame:
             parts.append(history[:, -1:].expand(b, tf, s, history.shape[-1]))
-        x = self.fuse(torch.cat([*parts, act], dim=-1)) + self.temporal_pos + self.spatial_pos
+        x = self.fuse(torch.cat([*parts, act], dim=-1))
+        for block in self.local_mixing:
+            x = block(x, cfg.grid_size)
+        x = x + self.temporal_pos + self.spatial_pos
         if goal is None:
             cond = self.no_goal.expand(b, -1, -1)
         else:

@@ -26,8 +26,13 @@ FORMAT = "uva-plan/world_model"
 FORMAT_VERSION = 1
 # Bumped whenever the model's layers change, so an old checkpoint is refused with a reason instead of
 # a list of mismatched tensors. 2: sin-cos spatial positions shared by the goal tokens, the
-# latent-comparison distance head and the frame-pair action head.
-ARCHITECTURE_VERSION = 2
+# latent-comparison distance head and the frame-pair action head. 3: the imagination options of the
+# config (current-frame fusion, residual video target, prefix actions, local mixing), whose version-2
+# meaning is filled in when an older config is read, so version-2 checkpoints still load.
+ARCHITECTURE_VERSION = 3
+# What a version-2 checkpoint was, in the config fields added by version 3.
+_VERSION_2_FIELDS = {"fuse_current_frame": False, "video_target": "frame", "action_context": "frame", "local_mixing": 0}
+_READABLE_VERSIONS = (2, ARCHITECTURE_VERSION)
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
@@ -102,8 +107,11 @@ def _config_from(data: dict, path: Path) -> UVAConfig:
     for key in ("model", "tokenizer", "normalizer"):
         if not isinstance(data.get(key), dict):
             raise CheckpointError(f"{path} has no '{key}' object; expected model, tokenizer and normalizer configs")
+    model = dict(data["model"])
+    if data.get("architecture_version", 1) == 2:
+        model = {**_VERSION_2_FIELDS, **model}
     try:
-        config = UVAConfig.from_dict({**data["model"], "tokenizer": TokenizerConfig.from_dict(data["tokenizer"])})
+        config = UVAConfig.from_dict({**model, "tokenizer": TokenizerConfig.from_dict(data["tokenizer"])})
     except WorldModelError as exc:
         raise CheckpointError(f"{path} holds an invalid config: {exc}") from None
     norm = data["normalizer"]
@@ -139,11 +147,11 @@ def load(run_dir, device: str | torch.device = "cpu"):
     data = _read_config(run_dir)
     config = _config_from(data, run_dir / CONFIG_FILE)
     arch = data.get("architecture_version", 1)
-    if arch != ARCHITECTURE_VERSION:
+    if arch not in _READABLE_VERSIONS:
         raise CheckpointError(
             f"{run_dir / CONFIG_FILE} holds a world model of architecture version {arch!r}; this code builds "
-            f"version {ARCHITECTURE_VERSION}; expected a checkpoint trained with this version (retrain it with "
-            "`uva-plan train`)"
+            f"version {ARCHITECTURE_VERSION} and reads {', '.join(map(str, _READABLE_VERSIONS))}; expected a "
+            "checkpoint trained with one of these (retrain it with `uva-plan train`)"
         )
     wpath = run_dir / WEIGHTS_FILE
     if not wpath.is_file():

@@ -89,8 +89,12 @@ class TokenizerConfig:
         return _from_dict(cls, data, "tokenizer config")
 
 
-def _uniform_mode_weights() -> dict[str, float]:
-    return {name: 1.0 for name in MODE_NAMES}
+def _default_mode_weights() -> dict[str, float]:
+    """Half the steps train forward dynamics, the planner's world model; policy and inverse dynamics
+    (the proposal prior and the imitation labeller) a fifth each; the action-free video modes, which
+    nothing here plans with, the rest. UVA draws the five uniformly: then the imagined agent stayed
+    missing after 8,000 tiny steps (README, "What makes the forward model learn")."""
+    return {"video_prediction": 0.05, "forward_dynamics": 0.5, "policy": 0.2, "inverse_dynamics": 0.2, "joint": 0.05}
 
 
 @dataclass
@@ -114,13 +118,17 @@ class UVAConfig:
     # Imagination design (issue 10's ablation; README "what makes the forward model learn"):
     # every future token also carries the CURRENT frame's token at its position (UVA pairs future
     # frame i with history frame i only, so the first future frame sits beside the oldest one);
-    fuse_current_frame: bool = False
+    fuse_current_frame: bool = True
     # the video head denoises the frame token ("frame", UVA) or its change from the current frame's
     # token ("residual": a still background is then exactly zero and the loss is the motion);
-    video_target: str = "frame"
+    video_target: str = "residual"
     # each future frame's tokens carry its own frame_stride actions ("frame", UVA) or every action
     # of the chunk up to that frame ("prefix": where the agent is at frame i depends on all of them).
-    action_context: str = "frame"
+    action_context: str = "prefix"
+    # 3x3 residual convolutions over each future frame's fused token grid before the transformer: a
+    # local, translation-equivariant path for "the agent next door moves here" (0 = UVA's pure
+    # transformer).
+    local_mixing: int = 2
     # transformer
     width: int = 128
     depth: int = 4
@@ -149,7 +157,7 @@ class UVAConfig:
     # With this probability an item's history is its current frame repeated (as at an episode start),
     # so the model - and temporal_distance, which scores single frames - is trained for that case.
     static_history_prob: float = 0.05
-    mode_weights: dict[str, float] = field(default_factory=_uniform_mode_weights)
+    mode_weights: dict[str, float] = field(default_factory=_default_mode_weights)
     mask_ratio_mean: float = 1.0
     mask_ratio_std: float = 0.25
     mask_ratio_min: float = 0.7
@@ -207,6 +215,8 @@ class UVAConfig:
             self.sample_steps <= self.train_timesteps,
             f"sample_steps={self.sample_steps}; expected at most train_timesteps={self.train_timesteps}",
         )
+        _require(isinstance(self.local_mixing, int) and not isinstance(self.local_mixing, bool)
+                 and 0 <= self.local_mixing <= 8, f"local_mixing is {self.local_mixing!r}; expected an integer in [0, 8]")
         _require(isinstance(self.fuse_current_frame, bool),
                  f"fuse_current_frame is {self.fuse_current_frame!r}; expected true or false")
         _require(self.video_target in VIDEO_TARGETS,

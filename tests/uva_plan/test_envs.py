@@ -312,3 +312,26 @@ def test_bad_actions_and_states_raise_clear_errors(wall, pusht):
     before = pusht.get_state()
     pusht.step([1e6, -5.0])  # out-of-range targets are clipped into the workspace
     assert np.all(np.isfinite(pusht.get_state())) and not np.array_equal(before, pusht.get_state())
+
+
+def test_wander_holds_fast_headings_and_bumps_into_walls(wall):
+    """The wander policy covers what planners ask the world model about: long straight moves at speed,
+    turns, and blocked moves (which per-step uniform noise and the expert rarely show)."""
+    policy = make_policy("wall", "wander", seed=1)
+    _, info = wall.reset(seed=1)
+    state = info["state"]
+    policy.reset(state)
+    actions, blocked = [], 0
+    for _ in range(200):
+        a = policy(state)
+        new = wall.step_state(a)
+        blocked += np.hypot(*(new[:2] - state[:2])) < 0.5 * np.hypot(*a)
+        actions.append(a)
+        state = new
+    actions = np.stack(actions)
+    assert np.all(np.abs(actions) <= 2.0 + 1e-6)
+    assert np.abs(actions).max(axis=1).mean() > 1.0  # fast, unlike uniform per-step noise's net motion
+    same = np.all(actions[1:] == actions[:-1], axis=1)
+    assert same.mean() > 0.7  # headings are held for several steps ...
+    assert (~same).sum() >= 10  # ... and change
+    assert blocked > 0

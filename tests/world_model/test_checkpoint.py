@@ -51,7 +51,7 @@ def test_config_json_names_format_version_and_parts(saved):
     _, run = saved
     data = json.loads((run / CONFIG_FILE).read_text())
     assert data["format"] == "uva-plan/world_model" and data["format_version"] == 1
-    assert data["architecture_version"] == 2
+    assert data["architecture_version"] == 3
     assert set(data) >= {"model", "tokenizer", "normalizer", "weights_sha256", "extra_state"}
     assert data["normalizer"] == {"low": [-2.0, -2.0], "high": [2.0, 2.0]}
 
@@ -114,7 +114,7 @@ def test_other_architecture_version(saved, version):
     else:
         data["architecture_version"] = version
     (run / CONFIG_FILE).write_text(json.dumps(data))
-    with pytest.raises(CheckpointError, match=f"architecture version {version or 1}; this code builds version 2"):
+    with pytest.raises(CheckpointError, match=f"architecture version {version or 1}; this code builds version 3 and reads 2, 3"):
         load(run)
     assert load_config(run).env_name == "square"  # the config alone still reads
 
@@ -158,3 +158,18 @@ def test_extra_state_must_be_json(tiny_model, tmp_path):
     with pytest.raises(CheckpointError, match="extra_state cannot be written as JSON"):
         save_checkpoint(tiny_model, tmp_path / "r", extra_state={"t": torch.zeros(2)})
     assert not (tmp_path / "r").exists()
+
+
+def test_a_version_2_checkpoint_loads_with_its_own_design(tmp_path):
+    """Version 2 configs lack the imagination options; they read as what version 2 was."""
+    model = UVA(tiny_config(fuse_current_frame=False, video_target="frame", action_context="frame", local_mixing=0))
+    run = tmp_path / "v2"
+    save_checkpoint(model, run)
+    data = json.loads((run / CONFIG_FILE).read_text())
+    data["architecture_version"] = 2
+    for key in ("fuse_current_frame", "video_target", "action_context", "local_mixing"):
+        del data["model"][key]
+    (run / CONFIG_FILE).write_text(json.dumps(data))
+    loaded = load(run)
+    assert loaded.config.video_target == "frame" and loaded.config.local_mixing == 0
+    assert not loaded.config.fuse_current_frame

@@ -20,7 +20,7 @@ from uva_plan.envs.pusht import WORKSPACE, block_center
 from uva_plan.envs.wall import room_of, sample_position
 from uva_plan.errors import UserInputError
 
-POLICY_KINDS = {"wall": ("random", "expert", "greedy"), "pusht": ("random", "pusher")}
+POLICY_KINDS = {"wall": ("random", "expert", "greedy", "wander"), "pusht": ("random", "pusher")}
 
 
 def _towards(dx: float, dy: float) -> np.ndarray:
@@ -123,6 +123,33 @@ class WallRandom:
 
     def __call__(self, state) -> np.ndarray:
         return self.rng.uniform(-geo.MAX_SPEED, geo.MAX_SPEED, size=2).astype(np.float32)
+
+
+class WallWander:
+    """Piecewise-constant velocities: a random heading and speed held for 4-16 steps, then a new one.
+
+    Why: a world model is queried with the planner's candidates, which are smooth, often fast and
+    unrelated to where the agent was heading; per-step uniform noise barely moves the agent and the
+    expert's motion is predictable from its history alone. Wandering covers long straight moves, turns
+    and bumps into walls, with a history that does not tell the future."""
+
+    def __init__(self, seed: int, min_hold: int = 4, max_hold: int = 16):
+        self.rng = np.random.default_rng(seed)
+        self.min_hold, self.max_hold = int(min_hold), int(max_hold)
+        self._velocity = np.zeros(2)
+        self._left = 0
+
+    def reset(self, state, goal_state=None) -> None:
+        self._left = 0
+
+    def __call__(self, state) -> np.ndarray:
+        if self._left <= 0:
+            heading = self.rng.uniform(0.0, 2.0 * math.pi)
+            speed = geo.MAX_SPEED * self.rng.uniform(0.3, 1.0)
+            self._velocity = _towards(math.cos(heading) * 1e3, math.sin(heading) * 1e3) * speed / geo.MAX_SPEED
+            self._left = int(self.rng.integers(self.min_hold, self.max_hold + 1))
+        self._left -= 1
+        return self._velocity.astype(np.float32)
 
 
 class PushTRandom:
@@ -229,6 +256,8 @@ def make_policy(env_name: str, kind: str, seed: int = 0, **options):
     if name == "wall":
         if kind == "random":
             return WallRandom(seed, **options)
+        if kind == "wander":
+            return WallWander(seed, **options)
         return (WallExpert if kind == "expert" else WallGreedy)(seed, **options)
     if kind == "random":
         return PushTRandom(seed, **options)

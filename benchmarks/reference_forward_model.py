@@ -1,0 +1,122 @@
+"""A plain reference for the world model: a deterministic residual conv net on the SAME frozen tokenizer
+latents, trained for a fixed number of CPU minutes, measured with the same imagination benchmark.
+
+It answers "is compute the limit?": if this small net places the imagined agent well in the minutes a
+UVA ablation row gets, the UVA design, not the CPU, is what learns slowly. Not part of the library.
+
+    python benchmarks/reference_forward_model.py --checkpoint runs/abl-base --data data/wall.zarr --minutes 10
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import world_model  # noqa: E402
+from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer  # noqa: E402
+from uva_plan.imagination import SamplingSettings, direction_test, heldout_episodes, measure_imagination  # noqa: E402
+
+
+class ConvForward(nn.Module):
+    """(current latent [B, c, h, w], normalised chunk [B, L, A]) -> future latents [B, Tf, c, h, w]:
+    every future frame is the current one plus a predicted change; the actions up to each future frame
+    are broadcast over the grid as extra input channels."""
+
+    def __init__(self, c: int, chunk: int, action_dim: int, n_future: int, width: int = 64, blocks: int = 4):
+        super().__init__()
+        self.n_future, self.c = n_future, c
+        self.inp = nn.Conv2d(c + chunk * action_dim, width, 3, padding=1)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1),
+                          nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1))
+            for _ in range(blocks))
+        self.out = nn.Conv2d(width, n_future * c, 3, padding=1)
+
+    def forward(self, current, actions):
+        b, _, h, w = current.shape
+        a = actions.reshape(b, -1, 1, 1).expand(b, actions.shape[1] * actions.shape[2], h, w)
+        x = self.inp(torch.cat([current, a], dim=1))
+        for block in self.blocks:
+            x = x + block(x)
+        delta = self.out(x).reshape(b, self.n_future, self.c, h, w)
+        return current.unsqueeze(1) + delta
+
+
+class _AsWorldModel:
+    """Gives ConvForward the slice of UVA's interface the imagination benchmark calls."""
+
+    def __init__(self, net, uva):
+        self.net, self.uva, self.config = net, uva, uva.config
+        self.normalizer = uva.normalizer
+
+    @torch.no_grad()
+    def forward_dynamics(self, history, actions, decode=True, **_):
+        cur = self.uva.encode(history[:, -1])  # [B, h, w, c]
+        acts = self.uva.normalizer.normalize(actions.float())
+        fut = self.net(cur.permute(0, 3, 1, 2), acts).permute(0, 1, 3, 4, 2)
+        return SimpleNamespace(frames=self.uva.decode(fut))
+
+    def encode(self, frames):
+        return self.uva.encode(frames)
+
+    def decode(self, latents):
+        return self.uva.decode(latents)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="a UVA run whose frozen tokenizer and latents to use")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    uva = world_model.load(args.checkpoint).eval()
+    cfg = uva.config
+    info = json.loads(open(os.path.join(args.checkpoint, "train_config.json")).read())
+    buffer = load_replay_buffer(args.data)
+    latents = uva.encode(torch.from_numpy(np.asarray(buffer.img))).numpy()
+    spec = WindowSpec(cfg.n_history, cfg.n_future, cfg.frame_stride)
+    data = WindowDataset(buffer, spec, episodes=info["train_episodes"], frames=latents)
+    net = ConvForward(cfg.latent_channels, cfg.chunk_len, cfg.action_dim, cfg.n_future)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    start, step = time.time(), 0
+    while time.time() - start < 60 * args.minutes:
+        items = [data[int(i)] for i in rng.integers(0, len(data), args.batch)]
+        hist = torch.from_numpy(np.stack([it["history_latents"] for it in items]))
+        fut = torch.from_numpy(np.stack([it["future_latents"] for it in items]))
+        acts = torch.from_numpy(np.stack([it["actions"] for it in items]))
+        pred = net(hist[:, -1].permute(0, 3, 1, 2), acts)
+        loss = (pred - fut.permute(0, 1, 4, 2, 3)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 500 == 0:
+            print(f"step {step}  loss {loss.item():.4f}  {time.time() - start:.0f}s", flush=True)
+    print(f"trained {step} steps in {(time.time() - start) / 60:.1f} min")
+    model = _AsWorldModel(net.eval(), uva)
+    episodes = heldout_episodes(n_per_kind=12, steps=64)
+    for rep in measure_imagination(model, episodes, SamplingSettings("deterministic")):
+        for h in rep.horizons:
+            print(f"{rep.kind:7s} +{h.steps:2d}: present {100 * h.present:.0f}%  median err {h.median_error:.2f}  "
+                  f"copy-last {h.copy_last_error:.2f}")
+    near = [d.near for d in direction_test(model)]
+    print(f"still-start full-speed chunks within 4 px: {100 * np.mean(near):.0f}%  ({near})")
+
+
+if __name__ == "__main__":
+    main()

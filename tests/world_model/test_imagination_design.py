@@ -1,0 +1,75 @@
+"""The imagination options of the config do what their names say (issue 10's design)."""
+
+import torch
+
+from tests.world_model.conftest import tiny_config
+from world_model.model import UVA
+
+
+def _model(**overrides):
+    torch.manual_seed(0)
+    return UVA(tiny_config(**overrides)).eval()
+
+
+def test_an_untrained_residual_model_at_temperature_zero_copies_the_current_frame():
+    """The residual target's prior is "nothing moves": the zero-initialised head's sample is a zero
+    change, so the future is the current frame (a frame-target model would give blank latents)."""
+    history = torch.randn(2, 4, 8, 8, 4)
+    actions = torch.rand(2, 16, 2) * 4 - 2
+    res = _model(video_target="residual").forward_dynamics(history_latents=history, actions=actions, temperature=0.0)
+    assert torch.allclose(res.latents, history[:, -1:].expand_as(res.latents), atol=1e-5)
+    blank = _model(video_target="frame").forward_dynamics(history_latents=history, actions=actions, temperature=0.0)
+    assert blank.latents.abs().max() < 1e-5
+
+
+def _fused_inputs(model, actions):
+    seen = {}
+
+    def keep(_module, args, _out):
+        seen.setdefault("x", args[0])  # returns None: the output stays as it is
+
+    handle = model.backbone.fuse.register_forward_hook(keep)
+    history = torch.zeros(1, 4, 8, 8, 4)
+    model.forward_dynamics(history_latents=history, actions=actions, temperature=0.0, sample_latents=False)
+    handle.remove()
+    return seen["x"]  # [B, Tf, S, fused]
+
+
+def test_prefix_actions_reach_every_later_frame_and_no_earlier_one():
+    model = _model(action_context="prefix")
+    actions = torch.zeros(1, 16, 2)
+    late = actions.clone()
+    late[:, 8:12] = 1.5  # the actions of future frame 2 (0-based) only
+    a, b = _fused_inputs(model, actions), _fused_inputs(model, late)
+    changed = (a - b).abs().flatten(2).amax(dim=2)[0]  # per future frame
+    assert changed[:2].max() == 0  # frames before it never see them
+    assert (changed[2:] > 0).all()  # it and every later frame do
+
+
+def test_frame_actions_reach_only_their_own_frame():
+    model = _model(action_context="frame")
+    actions = torch.zeros(1, 16, 2)
+    late = actions.clone()
+    late[:, 8:12] = 1.5
+    changed = (_fused_inputs(model, actions) - _fused_inputs(model, late)).abs().flatten(2).amax(dim=2)[0]
+    assert changed[2] > 0 and changed[[0, 1, 3]].max() == 0
+
+
+def test_current_frame_fusion_widens_each_future_token_by_one_token():
+    with_current, without = _model(fuse_current_frame=True), _model(fuse_current_frame=False)
+    d = with_current.config.token_dim
+    assert with_current.backbone.fuse.in_features - without.backbone.fuse.in_features == d
+
+
+def test_local_mixing_starts_as_the_identity_and_learns_from_neighbours():
+    model = _model(local_mixing=2)
+    x = torch.randn(2, 4, model.config.tokens_per_frame, model.config.width)
+    block = model.backbone.local_mixing[0]
+    assert torch.equal(block(x, model.config.grid_size), x)  # zero-initialised residual
+    torch.nn.init.normal_(block.conv.weight, std=0.1)
+    y = x.clone()
+    y[:, :, 0] += 1.0  # change one token: its grid neighbours' outputs change, far tokens' do not
+    diff = (block(y, model.config.grid_size) - block(x, model.config.grid_size)).abs().amax(dim=(0, 1, 3))
+    g = model.config.grid_size
+    assert diff[1] > 0 and diff[g] > 0 and diff[g + 1] > 0  # right, below, diagonal neighbours
+    assert diff[2 * g + 2] == 0  # two rows and columns away
