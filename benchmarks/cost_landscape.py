@@ -6,7 +6,11 @@ frame against the goal image; the table reports Spearman's rank correlation with
 distance (the shortest path routed through the door) over all pairs and within distance bins. A cost
 that stays informative at long range keeps a high correlation in the far bins.
 
-    python benchmarks/cost_landscape.py [--checkpoint RUN_DIR] [--pairs 600] [--seed 0]
+Then what the planner feels: along held-out paths of the door-aware expert to a goal in the other room,
+the fraction of steps (1, 4 and 8 env steps apart) on which each cost falls - a cost with local minima
+along the wall rises or stalls there, whatever its rank correlation over random pairs.
+
+    python benchmarks/cost_landscape.py [--checkpoint RUN_DIR] [--pairs 600] [--paths 20] [--seed 0]
 """
 
 from __future__ import annotations
@@ -49,6 +53,40 @@ def sample_pairs(n: int, seed: int, image_size: int):
     return np.stack(frames), np.stack(goals), np.asarray(dist)
 
 
+def expert_paths(n: int, seed: int, image_size: int, max_steps: int = 120):
+    """Frames of the noise-free door-aware expert walking from a held-out start to a goal in the OTHER
+    room: ``[(frames [T, S, S, 3], goal image [S, S, 3]), ...]`` - the way a planner must follow."""
+    from uva_plan.envs import make_env
+    from uva_plan.envs.goals import EVAL_SEED_OFFSET
+    from uva_plan.envs.policies import make_policy
+    from uva_plan.envs.wall import sample_position
+
+    env = make_env("wall", image_size=image_size)
+    rng = np.random.default_rng(EVAL_SEED_OFFSET + 777 + seed)
+    paths = []
+    for i in range(n):
+        _, info = env.reset(seed=EVAL_SEED_OFFSET + 777 + seed + i)
+        state = np.asarray(info["state"], dtype=np.float64)
+        goal = state.copy()
+        goal[:2] = sample_position(rng, 1 - env.room(state))
+        policy = make_policy("wall", "expert", seed=i)
+        policy.reset(state, goal)
+        frames = [env.render_state(state)]
+        for _ in range(max_steps):
+            state = env.step_state(policy(state))
+            frames.append(env.render_state(state))
+            if env.is_success(state, goal) and env.state_distance(state, goal) < 0.5:
+                break
+        paths.append((np.stack(frames), env.render_state(goal)))
+    return paths
+
+
+def falling_fraction(scores: list[np.ndarray], every: int = 1) -> float:
+    """Fraction of the steps (``every`` env steps apart) along the paths on which the cost falls."""
+    falls = [np.diff(c[::every]) < 0 for c in scores]
+    return float(np.concatenate(falls).mean())
+
+
 def _inside(state) -> bool:
     from uva_plan.envs import wall_geometry as geo
 
@@ -86,6 +124,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="RUN_DIR (default: the shipped Wall checkpoint)")
     parser.add_argument("--pairs", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--paths", type=int, default=20, help="held-out expert paths for the falling-cost measure")
     args = parser.parse_args()
 
     model = load_model_for_env(args.checkpoint, "wall")
@@ -105,6 +144,19 @@ def main() -> None:
             m = (dist >= lo) & (dist < hi)
             row.append(f"{spearmanr(s[m], dist[m]).statistic:.2f}" if m.sum() > 5 else "-")
         table.add_row(*row)
+    Console().print(table)
+
+    paths = expert_paths(args.paths, args.seed, model.config.image_size)
+    table = Table(title=f"Does the cost fall along the way? {len(paths)} held-out expert paths to the other room "
+                        f"({sum(len(f) - 1 for f, _ in paths)} steps)")
+    for col in ("cost", "falls per step", "falls per 4 steps", "falls per 8 steps"):
+        table.add_column(col, justify="right" if col != "cost" else "left")
+    for name in ("pixel_l2", *FRAME_COSTS):
+        per_path = []
+        for path, goal in paths:
+            goals_rep = np.repeat(goal[None], len(path), axis=0)
+            per_path.append(pixel_l2(path, goals_rep) if name == "pixel_l2" else score(model, name, path, goals_rep))
+        table.add_row(name, *(f"{100 * falling_fraction(per_path, k):.0f}%" for k in (1, 4, 8)))
     Console().print(table)
 
 

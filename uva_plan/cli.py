@@ -172,16 +172,20 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
 @click.option("--data", type=click.Path(), required=True, help="The replay buffer the run was trained on.")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True, help="(frame, goal) pairs per step.")
+@click.option("--method", type=click.Choice(["expectile", "td"]), default="expectile", show_default=True,
+              help="expectile: a low expectile of hindsight step counts; td: a shortest-path distance by "
+                   "temporal differences over recorded transitions (cuts the detours of wandering episodes).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @user_errors
-def fit_distance(checkpoint, data, steps, batch_size, seed, device):
+def fit_distance(checkpoint, data, steps, batch_size, method, seed, device):
     """Refit the latent-distance head (the default goal cost) on frozen frame latents with large
     batches of hindsight pairs: cheap, and it ranks frames by their distance to a goal better than
     the joint training leaves it. Run it after the last `uva-plan train` of a run."""
     from uva_plan.distance_fit import fit_latent_distance
 
-    r = fit_latent_distance(checkpoint, data, steps=steps, batch_size=batch_size, seed=seed, device=device, progress=True)
+    r = fit_latent_distance(checkpoint, data, steps=steps, batch_size=batch_size, seed=seed, device=device, progress=True,
+                            method=method)
     click.echo(f"Fitted {r.steps} steps on {r.train_episodes} training episodes ({r.pairs_per_second:.0f} pairs/s); "
                f"held-out expectile loss {r.val_loss_before:.4f} -> {r.val_loss_after:.4f}. Checkpoint: {checkpoint}")
 

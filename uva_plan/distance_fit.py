@@ -7,6 +7,17 @@ Measured on the shipped Wall run (9000 joint steps, then 2000 steps here, 36 s):
 correlation with the routed distance 0.87 -> 0.92 on held-out pairs, and the true simulator planning
 with this cost reached 56% of 16 cross-room goals instead of 31%.
 
+Two ways to fit it (`method`):
+- ``expectile``: regress a low expectile of hindsight step counts (frame, a later frame of the same
+  episode). Counts along one trajectory over-state the way wherever the trajectory wandered.
+- ``td``: a shortest-path distance by temporal differences, d(s, g) = 1 + d(s', g) for every recorded
+  transition s -> s', d(g, g) = 0, fitted with a LOW expectile so the bootstrap follows the shortest of
+  the recorded continuations (GCIVL / HILP-style implicit value learning, in steps instead of
+  discounted rewards; a slowly updated target copy of the head supplies d(s', g)). Goals are frames of
+  the same episode at ANY time, before or after (the Wall is reversible, and a shared door keeps the
+  goal reachable), so loops and detours of a wandering episode are cut short, which hindsight counts
+  cannot do.
+
 Only the run's training episodes are used (its train_config.json names them when `data` is the file
 it was trained on). The checkpoint is rewritten atomically; run this after the last `uva-plan train`
 of a run, since `--resume` continues from the joint-training state.
@@ -60,10 +71,32 @@ def _pairs(rng, starts, ends, episodes, n, goal_max_steps):
     return t, g, (g - t).astype(np.float32)
 
 
+FIT_METHODS = ("expectile", "td")
+TD_TAU = 0.1  # expectile of the bootstrapped targets: the shorter continuations
+TD_TARGET_RATE = 0.005  # Polyak rate of the target head (HILP's)
+TD_MAX_STEPS = 400.0  # bootstrapped distances are capped here (the longest Wall episode is 100 steps)
+
+
+def _td_pairs(rng, starts, ends, episodes, n):
+    """``n`` transitions (t, t+1) with goals: 10% the frame itself (distance 0), 20% the next frame
+    (distance 1), 70% any frame of the same episode. Returns (t, g, kind) with kind 0/1/2."""
+    ep = rng.choice(np.asarray(episodes), size=n)
+    lo, hi = starts[ep], ends[ep]
+    t = lo + (rng.random(n) * (hi - 1 - lo)).astype(np.int64)  # t + 1 stays inside the episode
+    u = rng.random(n)
+    kind = np.where(u < 0.1, 0, np.where(u < 0.3, 1, 2))
+    anywhere = lo + (rng.random(n) * (hi - lo)).astype(np.int64)
+    g = np.where(kind == 0, t, np.where(kind == 1, t + 1, anywhere))
+    kind = np.where(g == t, 0, np.where(g == t + 1, 1, kind))
+    return t, g, kind
+
+
 def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 256, lr: float = 1e-3,
                         goal_max_steps: int = 64, seed: int = 0, device: str = "cpu",
-                        progress: bool = False) -> DistanceFitResult:
+                        progress: bool = False, method: str = "expectile") -> DistanceFitResult:
     """Refit ``checkpoint``'s latent-distance head on ``data`` (see the module docstring)."""
+    import copy
+
     import torch
 
     import world_model
@@ -74,6 +107,8 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     for name, value, low in (("steps", steps, 1), ("batch_size", batch_size, 2), ("goal_max_steps", goal_max_steps, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise UserInputError(f"{name} is {value!r}; expected an integer >= {low}")
+    if method not in FIT_METHODS:
+        raise UserInputError(f"method is {method!r}; expected one of {', '.join(FIT_METHODS)}")
     if not 0.0 < float(lr) < 1.0:
         raise UserInputError(f"lr is {lr!r}; expected a number in (0, 1)")
     run_dir, data = Path(checkpoint), Path(data)
@@ -106,25 +141,41 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         with torch.no_grad():
             return float(loss_on(*val))
 
+    target_head = copy.deepcopy(head).eval().requires_grad_(False)
+
+    def td_loss(t, g, kind):
+        with torch.no_grad():
+            ahead = torch.expm1(target_head(latents[t + 1], latents[g]).clamp(min=0.0))
+            kind_t = torch.from_numpy(kind).to(model.device)
+            target = torch.where(kind_t == 0, 0.0, torch.where(kind_t == 1, 1.0, 1.0 + ahead)).clamp(max=TD_MAX_STEPS)
+        return expectile_loss(head(latents[t], latents[g]), torch.log1p(target), TD_TAU).mean()
+
     before = val_loss()
     head.train()
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.02)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     t0 = time.perf_counter()
     with _bar(progress) as bar:
-        task = bar.add_task("fit distance head", total=steps)
+        task = bar.add_task(f"fit distance head ({method})", total=steps)
         for _ in range(steps):
-            loss = loss_on(*_pairs(rng, starts, ends, train_eps, batch_size, goal_max_steps))
+            if method == "td":
+                loss = td_loss(*_td_pairs(rng, starts, ends, train_eps, batch_size))
+            else:
+                loss = loss_on(*_pairs(rng, starts, ends, train_eps, batch_size, goal_max_steps))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
+            if method == "td":
+                with torch.no_grad():
+                    for p_t, p in zip(target_head.parameters(), head.parameters()):
+                        p_t.lerp_(p, TD_TARGET_RATE)
             bar.update(task, advance=1, description=f"fit distance head  loss {loss.item():.4f}")
     seconds = time.perf_counter() - t0
     head.eval()
     after = val_loss()
     extra = load_extra_state(run_dir)
-    extra["distance_fit"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "goal_max_steps": goal_max_steps,
+    extra["distance_fit"] = {"method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "goal_max_steps": goal_max_steps,
                              "seed": seed, "data": str(data), "val_loss_before": before, "val_loss_after": after}
     world_model.save_checkpoint(model, run_dir, extra_state=extra)
     return DistanceFitResult(steps, steps * batch_size / max(seconds, 1e-9), before, after, len(train_eps))

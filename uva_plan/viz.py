@@ -4,19 +4,20 @@ atomically (temp file, then rename) so a crash never leaves half a GIF behind.""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 
-def _atomic_target(path: Path, suffix: str):
+def _write(path: Path, data: bytes) -> Path:
+    """Atomic write with the user's umask permissions (a colleague can open the GIFs and plots)."""
+    from uva_plan.train_state import atomic_write_bytes
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    return tmp
+    atomic_write_bytes(path, data)
+    return path
 
 
 def _upscale(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -36,15 +37,7 @@ def write_gif(path: str | Path, frames: Sequence[np.ndarray], fps: int = 10) -> 
     """Write ``frames`` (each ``[H, W, 3]`` uint8) as a looping GIF, atomically."""
     import imageio.v3 as iio
 
-    path = Path(path)
-    tmp = _atomic_target(path, ".gif")
-    try:
-        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return _write(Path(path), iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000 / fps, loop=0))
 
 
 def planning_gif(
@@ -117,15 +110,12 @@ def cost_plot(path: str | Path, replans: Sequence[dict], title: str = "planner c
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    tmp = _atomic_target(path, ".png")
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        fig.savefig(buffer, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return _write(path, buffer.getvalue())
 
 
 def save_image_grid(rows: Sequence[Sequence[np.ndarray]], path: str | Path, column_titles: Sequence[str] = (),
@@ -133,8 +123,6 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]], path: str | Path, colu
     """A PNG of frames in rows (each ``[H, W, 3]`` uint8), every panel labelled with its column title;
     written atomically with the user's umask permissions."""
     import imageio.v3 as iio
-
-    from uva_plan.train_state import atomic_write_bytes
 
     gap = np.full((rows[0][0].shape[0] * scale + 14, 2, 3), 255, np.uint8)
     lines = []
@@ -144,7 +132,4 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]], path: str | Path, colu
             title = column_titles[j] if j < len(column_titles) else ""
             panels += [_label(_upscale(frame, scale), title), gap]
         lines.append(np.concatenate(panels[:-1], axis=1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, iio.imwrite("<bytes>", np.concatenate(lines, axis=0), extension=".png"))
-    return path
+    return _write(Path(path), iio.imwrite("<bytes>", np.concatenate(lines, axis=0), extension=".png"))

@@ -23,3 +23,22 @@ def test_side_by_side_and_cost_plot(tmp_path):
     assert iio.imread(tmp_path / "s.gif", index=None).shape[0] == 5
     cost_plot(tmp_path / "c.png", [{"best": [3, 2, 1], "mean": [4, 3, 2]}, {"best": [2, 1], "mean": [3, 2]}])
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_pictures_respect_the_umask(tmp_path):
+    """GIFs, plots and sheets are for colleagues too: not the private 0600 of a temp file."""
+    import os
+
+    from uva_plan.viz import cost_plot, save_image_grid, write_gif
+
+    old = os.umask(0o022)
+    try:
+        frame = np.zeros((8, 8, 3), np.uint8)
+        paths = [write_gif(tmp_path / "a.gif", [frame, frame]),
+                 cost_plot(tmp_path / "c.png", [{"best": [2.0, 1.0], "mean": [3.0, 2.0]}]),
+                 save_image_grid([[frame, frame]], tmp_path / "s.png", column_titles=["a", "b"])]
+    finally:
+        os.umask(old)
+    for p in paths:
+        assert (p.stat().st_mode & 0o777) == 0o644, p
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
