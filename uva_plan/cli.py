@@ -36,6 +36,7 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            _check_device(kwargs.get("device"))
             return fn(*args, **kwargs)
         except (ValueError, OSError) as exc:
             if not _is_user_error(exc):
@@ -44,6 +45,17 @@ def user_errors(fn):
             sys.exit(2)
 
     return wrapper
+
+
+def _check_device(device) -> None:
+    """Every command's --device: a GPU that is not there is a bad input, not a traceback deep in torch."""
+    if device == "cuda":
+        import torch
+
+        from uva_plan.errors import UserInputError
+
+        if not torch.cuda.is_available():
+            raise UserInputError("--device cuda was asked for but no CUDA GPU is available here; expected --device cpu")
 
 
 class OneLineErrorGroup(click.Group):

@@ -125,3 +125,19 @@ def test_state_oracle_sums_the_distance_over_frame_times_or_keeps_the_last():
     assert float(summed) == pytest.approx(4.0, abs=1e-4)  # 2 units short at both frame times
     with pytest.raises(ValueError, match="state_reduce"):
         SimulatorObjective("wall", [start], [goal], state_reduce="mean")
+
+
+@pytest.mark.parametrize("command", [
+    ["plan", "--episodes", "1"],
+    ["imitate", "--video", "x.gif", "--env", "wall", "--mode", "label"],
+    ["fit-distance", "--checkpoint", "nope", "--data", "nope.zarr"],
+])
+def test_a_missing_gpu_is_one_line_for_every_command(tmp_path, command, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = [] if command[0] == "fit-distance" else ["--out", str(tmp_path / "o")]
+    res = CliRunner().invoke(main, [*command, *out, "--device", "cuda"])
+    assert res.exit_code == 2
+    assert "no CUDA GPU is available here; expected --device cpu" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "o").exists()
