@@ -4,8 +4,6 @@ write results.json, GIFs and the cost plot, print the comparison table."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,15 +41,11 @@ def load_model_for_env(checkpoint: str | Path | None, env_name: str, device: str
 
 
 def write_json_atomic(path: Path, data) -> None:
+    """Atomic, readable under the user's umask (results.json is for colleagues too)."""
+    from uva_plan.train_state import atomic_write_bytes
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def results_table(summary: dict, title: str):
@@ -120,9 +114,11 @@ def run_planning(
     else:
         goals = protocol_goals(env_name, episodes, settings.seed)
 
+    evaluator = Evaluator(model, env_name, settings, image_size=image_size)  # checks the settings first
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    evaluator = Evaluator(model, env_name, settings, image_size=image_size)
+    for stale in [*out.glob("episode_*.gif"), out / "cost_per_iteration.png"]:  # an earlier run's pictures
+        stale.unlink(missing_ok=True)
     gif_method = gif_method or next((m for m in ("planner+prior", "planner") if m in methods), None)
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -141,3 +141,26 @@ def test_a_missing_gpu_is_one_line_for_every_command(tmp_path, command, monkeypa
     assert res.exit_code == 2
     assert "no CUDA GPU is available here; expected --device cpu" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "o").exists()
+
+
+def test_a_failed_plan_leaves_no_output_folder(wall_ckpt, tmp_path):
+    out = tmp_path / "o"
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--horizon", "10", "--out", str(out)])
+    assert res.exit_code == 2 and "horizon 10 must be a multiple" in res.output
+    assert not out.exists()
+
+
+def test_a_rerun_with_fewer_episodes_leaves_no_stale_gifs_and_files_are_readable(wall_ckpt, tmp_path):
+    import os
+
+    out = tmp_path / "o"
+    old = os.umask(0o022)
+    try:
+        for episodes in ("2", "1"):
+            res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", episodes,
+                                            "--out", str(out), *FAST])
+            assert res.exit_code == 0, res.output
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in out.glob("episode_*.gif")) == ["episode_000.gif"]
+    assert ((out / "results.json").stat().st_mode & 0o777) == 0o644
