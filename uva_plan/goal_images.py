@@ -13,8 +13,9 @@ from uva_plan.errors import UserInputError
 def to_frame(image, size: int) -> np.ndarray:
     """Bring an image to uint8 ``[size, size, 3]``.
 
-    Accepts uint8 (0..255) or float (0..1) pixels, ``[H, W, 3]``, ``[H, W, 4]`` (alpha dropped) or
-    ``[3, H, W]``. A square image of another size is resized with an area filter. A non-square image is
+    Accepts uint8 (0..255) or float (0..1) pixels, ``[H, W, 3]``, ``[H, W, 4]`` (only fully opaque: the
+    alpha is then dropped) or ``[3, H, W]``. Greyscale is rejected: the frames are in colour and a grey
+    picture cannot say where a red agent is. A square image of another size is resized with an area filter. A non-square image is
     rejected: cropping or padding would silently move the goal.
     """
     arr = np.asarray(image)
@@ -23,6 +24,10 @@ def to_frame(image, size: int) -> np.ndarray:
     if arr.shape[-1] not in (3, 4) and arr.shape[0] == 3:
         arr = np.moveaxis(arr, 0, -1)
     if arr.shape[-1] == 4:
+        opaque = 255 if arr.dtype == np.uint8 else 1.0
+        if not np.all(arr[..., 3] == opaque):
+            raise UserInputError("goal image has transparent pixels (RGBA with alpha < max); expected an opaque RGB "
+                                 "image like the env's frames (what is behind a transparent pixel is unknown)")
         arr = arr[..., :3]
     if arr.shape[-1] != 3:
         raise UserInputError(f"goal image has shape {np.asarray(image).shape}; expected 3 colour channels "
@@ -56,8 +61,10 @@ def load_goal_image(path: str | Path, size: int) -> np.ndarray:
 
     try:
         image = iio.imread(path)
-    except Exception as exc:  # imageio raises many types for unreadable files
-        raise UserInputError(f"cannot read goal image {path}: {exc}; expected a PNG or JPEG file") from None
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
+    except Exception:  # imageio raises many types (and install hints) for files that are no image
+        raise UserInputError(f"cannot read goal image {path}: it is not a readable image file; expected a PNG or "
+                             "JPEG file") from None
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (1, 2)):
+        raise UserInputError(f"goal image {path} is greyscale; expected an RGB image like the env's frames "
+                             "(e.g. saved from env.render_state(state))")
     return to_frame(image, size)

@@ -87,11 +87,11 @@ def _read_config(run_dir: Path) -> dict:
     if not run_dir.is_dir():
         raise CheckpointError(f"no checkpoint directory at {run_dir}; expected a folder with {WEIGHTS_FILE} and {CONFIG_FILE}")
     if not path.is_file():
-        raise CheckpointError(f"{path} is missing; expected {CONFIG_FILE} next to {WEIGHTS_FILE} (written by save_checkpoint)")
+        raise CheckpointError(f"{path} is missing; expected {CONFIG_FILE} next to {WEIGHTS_FILE} (written by `uva-plan train` or world_model.save_checkpoint)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc}); expected a checkpoint config written by save_checkpoint") from None
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); expected a checkpoint config written by `uva-plan train`") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{path} has format {found!r}; expected {FORMAT!r} (a uva-plan world-model checkpoint)")
@@ -166,7 +166,7 @@ def load(run_dir, device: str | torch.device = "cpu"):
     try:
         tensors = load_safetensors(raw)
     except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
-        raise CheckpointError(f"{wpath} is not a readable safetensors file ({exc}); expected {WEIGHTS_FILE} from save_checkpoint") from None
+        raise CheckpointError(f"{wpath} is not a readable safetensors file ({exc}); expected the {WEIGHTS_FILE} written by `uva-plan train`") from None
     model = UVA(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))

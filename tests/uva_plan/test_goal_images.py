@@ -48,3 +48,19 @@ def test_files(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"not a png")
     with pytest.raises(UserInputError, match="cannot read"):
         load_goal_image(tmp_path / "junk.png", 64)
+
+
+def test_grey_transparent_and_non_image_files_are_one_clear_line(tmp_path):
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "grey.png", np.full((64, 64), 90, np.uint8))
+    with pytest.raises(UserInputError, match="greyscale; expected an RGB image"):
+        load_goal_image(tmp_path / "grey.png", 64)
+    rgba = np.full((64, 64, 4), 200, np.uint8)
+    iio.imwrite(tmp_path / "clear.png", rgba)
+    with pytest.raises(UserInputError, match="transparent pixels"):
+        load_goal_image(tmp_path / "clear.png", 64)
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(UserInputError) as info:
+        load_goal_image(tmp_path / "text.png", 64)
+    assert "\n" not in str(info.value) and "pip install" not in str(info.value)

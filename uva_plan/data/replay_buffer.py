@@ -104,7 +104,7 @@ def check_consistency(img, action, state, episode_ends, where: str) -> None:
 def _prepare_target(path: Path, overwrite: bool) -> list[Path]:
     """Check the target and create its missing parent folders; returns the folders created."""
     if path.exists() and not overwrite:
-        raise UserInputError(f"output {path} already exists; expected a new path (or overwrite to replace it)")
+        raise UserInputError(f"output {path} already exists; expected a new path (or --overwrite to replace it)")
     if path.is_dir() and not ((path / "zarr.json").exists() or (path / ".zgroup").exists()):
         # overwrite replaces a dataset, never an arbitrary folder (`--out data --overwrite` must not wipe data/)
         raise UserInputError(f"output {path} is a folder but not a zarr store; expected a new path or an existing .zarr")
@@ -272,7 +272,7 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
     if path.exists() or path.is_symlink():
         if not overwrite:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise UserInputError(f"output {path} appeared while writing; expected a new path (or overwrite)")
+            raise UserInputError(f"output {path} appeared while writing; expected a new path (or --overwrite)")
         old = path.with_name(f"{path.name}.old-{secrets.token_hex(4)}")
         os.rename(path, old)
     try:
