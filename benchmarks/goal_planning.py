@@ -6,7 +6,9 @@ Tables (each printed with rich, all rows from this one run and these goals):
 - ``prior``: planner with vs without the policy prior at several population sizes (does the prior
   match the no-prior planner with half the samples?);
 - ``steps``: success and seconds per replan against the diffusion heads' DDIM steps (1, 2, 4, 8);
-- ``costs``: success of the planner (with prior) under each goal cost.
+- ``costs``: success of the planner (with prior) under each goal cost;
+- ``sweep``: one method (``--sweep-method``, default the true-distance oracle) over a grid of planner
+  settings (samples x iterations, horizon): what it takes to turn a perfect cost into success.
 
 Goals follow the evaluation protocol (Wall: start and goal in different rooms; PushT: ends of 25-step
 segments of held-out scripted trajectories) on evaluation seeds disjoint from training seeds; success is
@@ -63,11 +65,15 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="RUN_DIR (default: the shipped checkpoint)")
     parser.add_argument("--goals", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tables", default="methods", help="comma-separated: methods,prior,steps,costs")
+    parser.add_argument("--tables", default="methods", help="comma-separated: methods,prior,steps,costs,sweep")
     parser.add_argument("--samples", type=int, default=PlanSettings.samples)
     parser.add_argument("--iters", type=int, default=PlanSettings.iters)
     parser.add_argument("--cost", default=PlanSettings.cost)
     parser.add_argument("--planner", default=PlanSettings.planner, choices=PLANNER_NAMES)
+    parser.add_argument("--horizon", type=int, default=PlanSettings.horizon)
+    parser.add_argument("--execute", type=int, default=PlanSettings.execute)
+    parser.add_argument("--sweep-method", default="oracle-state",
+                        help="method of the planner-settings sweep table (oracle-state: a perfect cost)")
     parser.add_argument("--methods", default="random,greedy,policy,planner,planner+prior,oracle-image,oracle-state",
                         help="comma-separated methods of the methods table")
     parser.add_argument("--json", default=None, help="also write all summaries to this JSON file")
@@ -76,7 +82,7 @@ def main() -> None:
     console = Console()
     model = load_model_for_env(args.checkpoint, args.env)
     base = PlanSettings(seed=args.seed, budget_steps=BUDGET_STEPS[args.env], samples=args.samples, iters=args.iters,
-                        cost=args.cost, planner=args.planner)
+                        cost=args.cost, planner=args.planner, horizon=args.horizon, execute=args.execute)
     goals = protocol_goals(args.env, args.goals, args.seed)
 
     def factory(settings):
@@ -107,6 +113,14 @@ def main() -> None:
                           "latent_distance_sum")]
         results["costs"] = run_rows(factory, goals, rows)
         print_table(console, f"{args.env}: success vs goal cost", results["costs"])
+    if "sweep" in tables:
+        # (samples, iterations, horizon): which planner settings turn a good cost into success?
+        grid = [(32, 2, 16), (64, 3, 16), (64, 3, 32), (128, 3, 32), (128, 5, 32), (256, 3, 32)]
+        rows = [(f"{n}x{k}, horizon {h}", args.sweep_method, replace(base, samples=n, iters=k, horizon=h))
+                for n, k, h in grid if h % model.config.chunk_len == 0]
+        results["sweep"] = run_rows(factory, goals, rows)
+        print_table(console, f"{args.env}: {args.sweep_method} vs planner settings ({base.planner}, execute "
+                             f"{base.execute})", results["sweep"])
     if args.json:
         Path(args.json).write_text(json.dumps({k: dict(v) for k, v in results.items()}, indent=2))
 

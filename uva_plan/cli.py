@@ -325,8 +325,23 @@ def demo(episodes, out, seed):
     from uva_plan.planning import run_planning
 
     settings = PlanSettings(seed=seed, budget_steps=BUDGET_STEPS["wall"])
-    run_planning(env_name="wall", checkpoint=None, settings=settings, episodes=episodes,
-                 methods=["random", "greedy", "policy", "planner+prior"], out=out)
+    payload = run_planning(env_name="wall", checkpoint=None, settings=settings, episodes=episodes,
+                           methods=["random", "greedy", "policy", "planner+prior"], out=out)
+    click.echo(demo_caption(payload))
+
+
+def demo_caption(payload: dict) -> str:
+    """The line under the demo's table: what the rows are, what success means, who won."""
+    from uva_plan.envs.wall_geometry import SUCCESS_RADIUS
+
+    methods = payload["methods"]
+    plan, policy = methods["planner+prior"]["success_rate"], methods["policy"]["success_rate"]
+    verdict = ("beat" if plan > policy else "tied with" if plan == policy else "did not beat")
+    return (f"Rows: random actions, a greedy straight line, UVA's policy alone, and the UVA planner ({payload['settings']['planner']}"
+            f" scoring imagined futures, seeded by the policy) on the same {payload['n_goals']} cross-room goals. "
+            f"Success: the agent's centre ends within {SUCCESS_RADIUS:g} units (px) of the goal's after the "
+            f"{payload['settings']['budget_steps']}-step budget; final distance in the same units. "
+            f"The planner ({plan:.0%}) {verdict} the policy alone ({policy:.0%}).")
 
 
 

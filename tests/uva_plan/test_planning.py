@@ -164,3 +164,15 @@ def test_a_rerun_with_fewer_episodes_leaves_no_stale_gifs_and_files_are_readable
         os.umask(old)
     assert sorted(p.name for p in out.glob("episode_*.gif")) == ["episode_000.gif"]
     assert ((out / "results.json").stat().st_mode & 0o777) == 0o644
+
+
+@pytest.mark.parametrize(("plan", "policy", "verdict"), [(0.5, 0.2, "beat"), (0.2, 0.2, "tied with"),
+                                                         (0.1, 0.2, "did not beat")])
+def test_the_demo_caption_says_what_the_rows_are_and_who_won(plan, policy, verdict):
+    from uva_plan.cli import demo_caption
+
+    payload = {"n_goals": 6, "settings": {"planner": "cem", "budget_steps": 64},
+               "methods": {"planner+prior": {"success_rate": plan}, "policy": {"success_rate": policy}}}
+    line = demo_caption(payload)
+    assert f"The planner ({plan:.0%}) {verdict} the policy alone ({policy:.0%})" in line
+    assert "within 4 units" in line and "64-step budget" in line and "6 cross-room goals" in line
