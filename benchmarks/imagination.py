@@ -104,7 +104,7 @@ def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, co
                   f"(x{shuffled / max(true_loss, 1e-9):.2f});  inverse-dynamics R^2 "
                   + ", ".join(f"{k} {v:.2f}" for k, v in r2.items()))
     if out is not None:
-        name = Path(path).name
+        name = "-".join(Path(path).parts[-2:])  # runs/a/final and runs/b/final must not collide
         png = out / f"imagination-{name}.png"
         imagination_sheet(model, episodes, png)
         summary["png"] = str(png)
@@ -121,8 +121,9 @@ def _pooled(kinds: dict, key: str, h: int) -> float:
 def summary_table(summaries: list[dict]) -> Table:
     """One row per checkpoint at the planner's settings: the ablation table's columns."""
     table = Table(title="summary (planner settings; errors: mean over expert and random of the median)")
-    for col in ("checkpoint", "present", "err +4", "err +16", "still-start within 4 px", "loss shuffled/true",
-                "inverse R^2 expert", "random"):
+    steps = sorted({int(h) for s in summaries for k in s["planner"].values() for h in k})
+    for col in ("checkpoint", "present", f"err +{steps[0]}", f"err +{steps[-1]}", "still-start within 4 px",
+                "loss shuffled/true", "inverse R^2 expert", "random"):
         table.add_column(col, justify="right")
     for s in summaries:
         kinds = s["planner"]

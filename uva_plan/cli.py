@@ -199,7 +199,8 @@ def fit_distance(checkpoint, data, steps, batch_size, method, seed, device):
     r = fit_latent_distance(checkpoint, data, steps=steps, batch_size=batch_size, seed=seed, device=device, progress=True,
                             method=method)
     click.echo(f"Fitted {r.steps} steps on {r.train_episodes} training episodes ({r.pairs_per_second:.0f} pairs/s); "
-               f"held-out expectile loss {r.val_loss_before:.4f} -> {r.val_loss_after:.4f}. Checkpoint: {checkpoint}")
+               f"held-out loss against hindsight step counts (an upper bound of the way; expectile) "
+               f"{r.val_loss_before:.4f} -> {r.val_loss_after:.4f}. Checkpoint: {checkpoint}")
 
 
 def _parse_model_options(options) -> dict:

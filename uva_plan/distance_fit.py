@@ -77,15 +77,17 @@ TD_TARGET_RATE = 0.005  # Polyak rate of the target head (HILP's)
 TD_MAX_STEPS = 400.0  # bootstrapped distances are capped here (the longest Wall episode is 100 steps)
 
 
-def _td_pairs(rng, starts, ends, episodes, n):
+def _td_pairs(rng, starts, ends, episodes, n, reversible: bool = True):
     """``n`` transitions (t, t+1) with goals: 10% the frame itself (distance 0), 20% the next frame
-    (distance 1), 70% any frame of the same episode. Returns (t, g, kind) with kind 0/1/2."""
+    (distance 1), 70% another frame of the same episode - any frame when the env is reversible, else a
+    later one. Episodes need >= 2 steps. Returns (t, g, kind) with kind 0/1/2."""
     ep = rng.choice(np.asarray(episodes), size=n)
     lo, hi = starts[ep], ends[ep]
     t = lo + (rng.random(n) * (hi - 1 - lo)).astype(np.int64)  # t + 1 stays inside the episode
     u = rng.random(n)
     kind = np.where(u < 0.1, 0, np.where(u < 0.3, 1, 2))
-    anywhere = lo + (rng.random(n) * (hi - lo)).astype(np.int64)
+    first = lo if reversible else t + 1
+    anywhere = first + (rng.random(n) * (hi - first)).astype(np.int64)
     g = np.where(kind == 0, t, np.where(kind == 1, t + 1, anywhere))
     kind = np.where(g == t, 0, np.where(g == t + 1, 1, kind))
     return t, g, kind
@@ -122,6 +124,12 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         raise UserInputError(f"{data} has {buffer.image_size}px frames; expected {model.config.image_size}px as the model")
     train_eps, val_eps = _episodes_of_run(run_dir, data, buffer.n_episodes)
     starts, ends = np.asarray(buffer.episode_starts), np.asarray(buffer.episode_ends)
+    # Goals before t are reachable only where the dynamics can undo a move (the Wall's disc can; a
+    # pushed PushT block may not come back), so other envs take later goals only.
+    reversible = (env or model.config.env_name) == "wall"
+    td_eps = [e for e in train_eps if ends[e] - starts[e] >= 2]
+    if method == "td" and not td_eps:
+        raise UserInputError(f"{data} has no training episode of 2 or more steps; expected transitions for --method td")
 
     model.eval()
     with torch.no_grad():
@@ -159,7 +167,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         task = bar.add_task(f"fit distance head ({method})", total=steps)
         for _ in range(steps):
             if method == "td":
-                loss = td_loss(*_td_pairs(rng, starts, ends, train_eps, batch_size))
+                loss = td_loss(*_td_pairs(rng, starts, ends, td_eps, batch_size, reversible))
             else:
                 loss = loss_on(*_pairs(rng, starts, ends, train_eps, batch_size, goal_max_steps))
             optimizer.zero_grad(set_to_none=True)

@@ -23,6 +23,8 @@ def to_frame(image, size: int) -> np.ndarray:
         raise UserInputError(f"goal image has shape {arr.shape}; expected [H, W, 3] or [3, H, W]")
     if arr.shape[-1] not in (3, 4) and arr.shape[0] == 3:
         arr = np.moveaxis(arr, 0, -1)
+    if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
+        raise UserInputError(f"goal image has dtype {arr.dtype}; expected uint8 (0..255) or float (0..1)")
     if arr.shape[-1] == 4:
         opaque = 255 if arr.dtype == np.uint8 else 1.0
         if not np.all(arr[..., 3] == opaque):

@@ -5,7 +5,8 @@ frame's latent token or a learned mask token where it is masked, (2) the history
 same position (history frame i pairs with future frame i), and (3) the embedding of the frame_stride
 actions that lead to that future frame (or a learned "no actions" embedding) - then ONE linear layer
 projects the concatenation to the model width. Two options of the config widen the fusion:
-``fuse_current_frame`` adds the current frame's token at the same position to every future token, and
+``fuse_current_frame`` concatenates the current frame's token at the same position to every future
+token, and
 ``action_context="prefix"`` gives future frame i every action of the chunk up to it (zeros after). Learned temporal + spatial position embeddings are
 added, goal-image tokens (or a learned "no goal" set) are prepended as a condition, as UVA prepends
 language, and a bidirectional transformer mixes everything.

@@ -21,8 +21,9 @@ PRESENT_FRACTION = 0.5  # of a rendered disc's redness mass
 
 
 def _redness(frames: np.ndarray) -> np.ndarray:
-    x = np.asarray(frames, dtype=np.float32)
-    if x.dtype == np.uint8 or x.max(initial=0.0) > 1.5:
+    raw = np.asarray(frames)
+    x = raw.astype(np.float32)
+    if raw.dtype == np.uint8:
         x = x / 255.0
     r = x[..., 0] - np.maximum(x[..., 1], x[..., 2])
     return np.clip(r - REDNESS_FLOOR, 0.0, None)
@@ -36,7 +37,7 @@ def disc_mass(image_size: int) -> float:
 
 
 def locate_agent(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frames ``[..., S, S, 3]`` (uint8 or float in [0, 1]) -> ``(xy [..., 2], present [...], mass [...])``.
+    """Frames ``[..., S, S, 3]`` (uint8 0..255, or float in [0, 1]) -> ``(xy [..., 2], present [...], mass [...])``.
 
     ``xy`` is the agent centre in WORLD units (the state's coordinates; NaN where absent), ``mass`` the
     found redness mass as a fraction of a rendered disc's."""
@@ -71,6 +72,6 @@ def locate_agent(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def _box_sum(img: np.ndarray, half: int) -> np.ndarray:
     """Sum over the (2*half+1)^2 window around every pixel (zero padding), via an integral image."""
     k = 2 * half + 1
-    padded = np.pad(img, half + 1)
+    padded = np.pad(img, ((half + 1, half), (half + 1, half)))  # [S, S] out
     integral = padded.cumsum(0).cumsum(1)
     return integral[k:, k:] - integral[:-k, k:] - integral[k:, :-k] + integral[:-k, :-k]
