@@ -86,12 +86,16 @@ def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, co
                     "tokenizer_error": h.tokenizer_error, "n": h.n}
     console.print(table)
 
-    table = Table(title="full-speed chunks from a still start (16 steps; simulator includes the walls)")
-    for col in ("direction", "within 4 px", "moved the commanded way", "median err", "starts"):
+    table = Table(title="chunks from a still start (16 steps; the simulator includes the walls)")
+    for col in ("speed", "direction", "within 4 px", "moved the commanded way", "median err", "starts"):
         table.add_column(col, justify="right")
+    half = direction_test(model, n_starts=starts, speed_fraction=0.5)
     dirs = direction_test(model, n_starts=starts)
-    for d in dirs:
-        table.add_row(d.direction, f"{100 * d.near:.0f}%", f"{100 * d.moved_right_way:.0f}%", fmt(d.median_error), str(d.n))
+    for speed, results in (("half", half), ("full", dirs)):
+        for d in results:
+            table.add_row(speed, d.direction, f"{100 * d.near:.0f}%", f"{100 * d.moved_right_way:.0f}%",
+                          fmt(d.median_error), str(d.n))
+    summary["directions_half_speed_near"] = float(np.mean([d.near for d in half]))
     summary["directions"] = {d.direction: {"near": d.near, "moved": d.moved_right_way, "median_error": d.median_error}
                              for d in dirs}
     summary["directions_near"] = float(np.mean([d.near for d in dirs]))

@@ -161,13 +161,14 @@ class DirectionResult:
 
 
 def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None = None, seed: int = EVAL_SEED,
-                   ) -> list[DirectionResult]:
-    """From a still start (the current frame repeated as history, as at an episode start), a full-speed
-    chunk in each direction: does the imagined agent end where the simulator's does?"""
+                   speed_fraction: float = 1.0) -> list[DirectionResult]:
+    """From a still start (the current frame repeated as history, as at an episode start), a chunk at
+    ``speed_fraction`` of the top speed in each direction: does the imagined agent end where the
+    simulator's does?"""
     cfg = model.config
     settings = settings or SamplingSettings("planner")
     env = make_env("wall", image_size=cfg.image_size)
-    speed = float(env.action_high[0])
+    speed = float(env.action_high[0]) * speed_fraction
     starts = []
     for i in range(n_starts):
         _, info = env.reset(seed=seed + 50_000 + i)
