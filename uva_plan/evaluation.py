@@ -40,17 +40,17 @@ def make_planner(settings: PlanSettings, prior_fraction: float):
 
     n, it = settings.samples, settings.iters
     elites = max(2, n // 8)
-    if settings.planner == "cem":
-        return CEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction)
-    if settings.planner == "icem":
-        return ICEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction)
-    if settings.planner == "mppi":
-        return MPPI(population=n, iterations=it, prior_fraction=prior_fraction)
-    if settings.planner == "cmaes":
-        return CMAES(population=n, iterations=it, prior_fraction=prior_fraction)
-    if settings.planner == "gradient":
-        return GradientPlanner(n_starts=max(1, n // 16), iterations=it, prior_fraction=prior_fraction)
-    return RandomShooting(population=n, iterations=it, prior_fraction=prior_fraction)
+    builders = {  # one entry per PLANNER_NAMES: an unknown name is an error, never a silent fallback
+        "cem": lambda: CEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction),
+        "icem": lambda: ICEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction),
+        "mppi": lambda: MPPI(population=n, iterations=it, prior_fraction=prior_fraction),
+        "cmaes": lambda: CMAES(population=n, iterations=it, prior_fraction=prior_fraction),
+        "gradient": lambda: GradientPlanner(n_starts=max(1, n // 16), iterations=it, prior_fraction=prior_fraction),
+        "random": lambda: RandomShooting(population=n, iterations=it, prior_fraction=prior_fraction),
+    }
+    if settings.planner not in builders:
+        raise UserInputError(f"unknown planner {settings.planner!r}; expected one of {', '.join(builders)}")
+    return builders[settings.planner]()
 
 
 @dataclass

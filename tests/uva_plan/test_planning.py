@@ -176,3 +176,14 @@ def test_the_demo_caption_says_what_the_rows_are_and_who_won(plan, policy, verdi
     line = demo_caption(payload)
     assert f"The planner ({plan:.0%}) {verdict} the policy alone ({policy:.0%})" in line
     assert "within 4 units" in line and "64-step budget" in line and "6 cross-room goals" in line
+
+
+def test_every_planner_name_builds_its_own_planner_and_an_unknown_one_is_an_error():
+    from uva_plan.errors import UserInputError
+    from uva_plan.evaluation import make_planner
+    from uva_plan.plan_settings import PLANNER_NAMES, PlanSettings
+
+    built = {name: type(make_planner(PlanSettings(planner=name), 0.25)).__name__ for name in PLANNER_NAMES}
+    assert len(set(built.values())) == len(PLANNER_NAMES)  # no name falls back to another planner
+    with pytest.raises(UserInputError, match="unknown planner 'cme'"):
+        make_planner(PlanSettings(planner="cme"), 0.25)
