@@ -57,6 +57,8 @@ def test_a_run_writes_a_loadable_checkpoint_metrics_and_resume_state(wall_data, 
     # Each mode's loss terms: video terms for video modes, action terms for action modes.
     assert {"video_loss/video_prediction", "action_loss/policy", "action_loss/joint", "video_loss/joint"} <= set(val[0])
     assert "action_loss/video_prediction" not in val[0] and "video_loss/policy" not in val[0]
+    # The latent-distance head (the default goal cost) is validated and logged in every mode.
+    assert all({f"latent_distance_loss/{m}" for m in MODES} <= set(r) for r in val)
     assert any(r["stage"] == "tokenizer" for r in records)
 
     # A resume state that does not fit the model code is refused with one clear error.
