@@ -213,10 +213,25 @@ def test_random_shooting_evaluates_the_warm_start():
     assert torch.allclose(result.costs, torch.zeros(B), atol=1e-9)
 
 
-def test_cmaes_diagonal_auto_switch():
+def test_cmaes_diagonal_auto_switch(monkeypatch):
+    """The mode reaches pycma: separable above ``diagonal_above`` dimensions (H*A = 8 here), full below or
+    when asked."""
+    import cma
+
+    seen = []
+    real = cma.CMAEvolutionStrategy
+
+    def spy(x0, sigma0, opts):
+        seen.append(opts["CMA_diagonal"])
+        return real(x0, sigma0, opts)
+
+    monkeypatch.setattr(cma, "CMAEvolutionStrategy", spy)
     objective = quadratic(quadratic_targets(B, H, A))
-    for planner in (CMAES(iterations=3, diagonal_above=4), CMAES(iterations=3, diagonal=False)):
+    for planner, expected in ((CMAES(iterations=3, diagonal_above=4), True), (CMAES(iterations=3, diagonal_above=64), False),
+                              (CMAES(iterations=3, diagonal=False, diagonal_above=4), False), (CMAES(iterations=3, diagonal=True), True)):
+        seen.clear()
         result = plan(planner, objective)
+        assert seen == [expected] * B
         assert result.n_calls == 3 and torch.isfinite(result.costs).all()
 
 

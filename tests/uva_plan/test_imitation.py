@@ -244,4 +244,11 @@ def test_policy_rollout_covers_the_budget(tiny_model, demo):
     rollout = im.run_policy(tiny_model, "wall", [states[0]], frames[-1:], states[-1:], budget_steps=12,
                             denoise_steps=1)
     assert len(rollout.frames[0]) == 13 and rollout.final_states.shape == (1, 3)
-    assert im.judge("wall", rollout, states[-1:], frames[-1:])["success_rate"] in (0.0, 1.0)
+    # The rollout's frames are the env's renders of its states: its last frame is its final state's.
+    from uva_plan.envs import make_env
+
+    assert np.array_equal(rollout.frames[0][-1], make_env("wall").render_state(rollout.final_states[0]))
+    verdict = im.judge("wall", rollout, states[-1:], frames[-1:])
+    distance = float(np.hypot(*(rollout.final_states[0, :2] - states[-1, :2])))
+    assert verdict["mean_final_distance"] == pytest.approx(distance)
+    assert verdict["success_rate"] == float(distance < 4.0)
