@@ -165,6 +165,9 @@ class Evaluator:
             raise UserInputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
         if self.model is None and method in ("policy", "planner", "planner+prior", "oracle-image"):
             raise UserInputError(f"method {method!r} needs a world-model checkpoint")
+        if method == "oracle-image" and self.cost.needs_subgoals:
+            raise UserInputError(f"the {self.settings.cost} cost compares plans with the way the model imagines, which "
+                                 "the simulator oracle does not imagine; expected another --cost for oracle-image")
         if goal_frames is None:
             goal_frames = self._goal_frames(goals)
         result = MethodResult(method)
@@ -205,11 +208,15 @@ class Evaluator:
                                          frame_stride=self.frame_stride, model=self.model,
                                          goal_images=goal_frames, image_size=self.image_size)
             else:
-                from uva_plan.objective import UVAObjective
+                from uva_plan.objective import UVAObjective, imagine_subgoals
 
-                obj = UVAObjective(self.model, batch.history(self.n_history, self.frame_stride), goal_tensor,
-                                   self.cost, num_steps=s.denoise_steps, model_samples=s.model_samples,
-                                   generator=gen)
+                history = batch.history(self.n_history, self.frame_stride)
+                subgoals = None
+                if self.cost.needs_subgoals:  # imagined afresh at every replan, from where the agent is now
+                    subgoals = imagine_subgoals(self.model, history, goal_tensor, s.horizon,
+                                                num_steps=s.denoise_steps, generator=gen)
+                obj = UVAObjective(self.model, history, goal_tensor, self.cost, num_steps=s.denoise_steps,
+                                   model_samples=s.model_samples, subgoals=subgoals, generator=gen)
             objectives.append(obj)
             return obj
 

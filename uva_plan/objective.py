@@ -155,3 +155,23 @@ class PolicyProposals:
                 hist = hist[:, -self.model.config.n_history:]
         out = torch.cat(chunks, dim=1)
         return out.reshape(b, num, horizon, -1)
+
+
+def imagine_subgoals(model, history: torch.Tensor, goal: torch.Tensor, horizon: int, *, num_steps: int | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """The way to the goal as the goal-conditioned video predictor imagines it, one frame per future frame
+    time of a ``horizon``-step plan: history ``[B, Th, H, W, 3]`` uint8, goal ``[B, H, W, 3]`` ->
+    latents ``[B, horizon // frame_stride, h, w, c]`` (what the ``subgoal`` cost compares plans with)."""
+    _check_history_and_goal(model, history, goal)
+    chunk = model.config.chunk_len
+    if horizon % chunk:
+        raise UserInputError(f"subgoal horizon {horizon} must be a multiple of the model's chunk length {chunk}")
+    hist = model.encode(history)
+    goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
+    out = []
+    for _ in range(horizon // chunk):
+        fut = model.predict_video(history_latents=hist, goal_latents=goal_latents, num_steps=num_steps,
+                                  generator=generator).latents
+        out.append(fut)
+        hist = fut[:, -model.config.n_history:]
+    return torch.cat(out, dim=1)

@@ -195,3 +195,24 @@ def test_every_planner_name_builds_its_own_planner_and_an_unknown_one_is_an_erro
     assert len(set(built.values())) == len(PLANNER_NAMES)  # no name falls back to another planner
     with pytest.raises(UserInputError, match="unknown planner 'cme'"):
         make_planner(PlanSettings(planner="cme"), 0.25)
+
+
+def test_the_subgoal_cost_runs_from_the_cli(wall_ckpt, tmp_path):
+    """The planner compares each plan with the way the video predictor imagines towards the goal,
+    re-imagined at every replan (it used to fail: nothing passed the subgoals)."""
+    out = tmp_path / "o"
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1", "--cost", "subgoal",
+                                    "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["settings"]["cost"] == "subgoal" and data["methods"]["planner+prior"]["objective_calls"] > 0
+
+
+def test_imagined_subgoals_cover_the_horizon(wall_ckpt):
+    from uva_plan.objective import imagine_subgoals
+    from world_model import load
+
+    model = load(wall_ckpt)
+    history = torch.zeros(2, 4, 64, 64, 3, dtype=torch.uint8)
+    sub = imagine_subgoals(model, history, history[:, 0], horizon=32, num_steps=1)
+    assert sub.shape == (2, 8, 8, 8, 4)
