@@ -41,11 +41,13 @@ class PlanSettings:
     prior_fraction: float = 0.25
     budget_steps: int = 64
     time_budget: float | None = None
-    # Chosen by benchmarks/cost_landscape.py on the shipped checkpoint: the latent-comparison distance
-    # head ranks held-out frames by their routed distance to the goal best of the costs built (Spearman
-    # 0.91 overall, 0.47 beyond 40 px, where plain and multi-scale latent L2 turn negative), and in the
-    # 50-goal cost table it left the agent closest to the goal.
-    cost: str = "latent_distance"
+    # Chosen by measurement on the shipped checkpoint: the latent-comparison distance head ranks held-out
+    # frames by their routed distance to the goal best of the costs built (benchmarks/cost_landscape.py:
+    # Spearman 0.94, falling on 98% of 4-step intervals along expert paths) and it plans best.
+    # Summed over the plan's frame times rather than the last frame only: 72% vs 64% of 50 held-out
+    # cross-room goals with the shipped model (`goal_planning.py --tables costs`, CEM 64x3 + prior), as the
+    # true-distance oracle gained from summing (REFERENCE section 6: 0.43 -> 0.67).
+    cost: str = "latent_distance_sum"
     denoise_steps: int = 2
     model_samples: int = 1
     batch_episodes: int = 8
