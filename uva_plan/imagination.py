@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from uva_plan.envs import make_env
+from uva_plan.envs.goals import EVAL_SEED_OFFSET
 from uva_plan.envs.policies import make_policy
 from uva_plan.envs.wall_locate import locate_agent
 from uva_plan.errors import UserInputError
 
-EVAL_SEED = 1_000_000  # held-out episodes start here; `uva-plan collect` seeds start at 0
+EVAL_SEED = EVAL_SEED_OFFSET  # held-out episodes start here; `uva-plan collect` seeds start at 0
 NEAR_PX = 4.0  # "ends where the simulator ends": within this many world units (= pixels at 64x64)
 DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
 FORWARD_BATCH = 64
