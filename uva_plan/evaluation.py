@@ -208,15 +208,11 @@ class Evaluator:
                                          frame_stride=self.frame_stride, model=self.model,
                                          goal_images=goal_frames, image_size=self.image_size)
             else:
-                from uva_plan.objective import UVAObjective, imagine_subgoals
+                from uva_plan.objective import UVAObjective
 
-                history = batch.history(self.n_history, self.frame_stride)
-                subgoals = None
-                if self.cost.needs_subgoals:  # imagined afresh at every replan, from where the agent is now
-                    subgoals = imagine_subgoals(self.model, history, goal_tensor, s.horizon,
-                                                num_steps=s.denoise_steps, generator=gen)
-                obj = UVAObjective(self.model, history, goal_tensor, self.cost, num_steps=s.denoise_steps,
-                                   model_samples=s.model_samples, subgoals=subgoals, generator=gen)
+                obj = UVAObjective(self.model, batch.history(self.n_history, self.frame_stride), goal_tensor,
+                                   self.cost, num_steps=s.denoise_steps, model_samples=s.model_samples,
+                                   generator=gen)
             objectives.append(obj)
             return obj
 

@@ -36,14 +36,10 @@ def to_frame(image, size: int) -> np.ndarray:
                              "([H, W, 3] or [3, H, W])")
     if not np.all(np.isfinite(arr)):
         raise UserInputError("goal image contains NaN or inf values; expected finite pixels")
-    if arr.dtype == np.uint8:
-        pass
-    elif np.issubdtype(arr.dtype, np.floating):
+    if arr.dtype != np.uint8:  # float, checked above
         if arr.min() < 0 or arr.max() > 1:
             raise UserInputError(f"float goal image has values in [{arr.min():.3g}, {arr.max():.3g}]; expected [0, 1]")
         arr = np.round(arr * 255).astype(np.uint8)
-    else:
-        raise UserInputError(f"goal image has dtype {arr.dtype}; expected uint8 (0..255) or float (0..1)")
     h, w = arr.shape[:2]
     if h != w:
         raise UserInputError(f"goal image is {w}x{h}; expected a square image (the model sees {size}x{size})")

@@ -32,7 +32,9 @@ class UVAObjective:
 
     One call covers all ``B`` problems and ``N`` candidates; the rollouts are batched through the model
     in slices of ``max_batch`` sequences to bound memory. ``model_samples > 1`` scores each candidate
-    several times with fresh model noise and averages (NWM's remedy for a stochastic model).
+    several times with fresh model noise and averages (NWM's remedy for a stochastic model). A cost that
+needs subgoals gets ``subgoals`` or, when none are given, the way the goal-conditioned video predictor
+imagines from this history (``imagine_subgoals``, on the first call).
 
     history: ``[B, Th, H, W, 3]`` uint8 frames; goal: ``[B, H, W, 3]`` uint8 goal images.
     """
@@ -53,8 +55,6 @@ class UVAObjective:
         _check_history_and_goal(model, history, goal)
         if model_samples < 1:
             raise UserInputError(f"model_samples must be >= 1, got {model_samples}")
-        if cost.needs_subgoals and subgoals is None:
-            raise UserInputError(f"the {cost.name} cost needs subgoal latents [B, T, h, w, c]; none were given")
         self.model = model
         self.cost = cost
         self.num_steps = num_steps
@@ -72,6 +72,10 @@ class UVAObjective:
         if b != self.history_latents.shape[0]:
             raise UserInputError(f"actions cover {b} problems; this objective was built for {self.history_latents.shape[0]}")
         self.n_calls += 1
+        if self.cost.needs_subgoals and (self.subgoals is None or self.subgoals.shape[1] * self.model.config.frame_stride < h):
+            # not given: the way the video predictor imagines from the latents encoded above, once per replan
+            self.subgoals = imagine_subgoals(self.model, self.history_latents, self.goal_latents, h,
+                                             num_steps=self.num_steps, generator=self.generator)
         flat = actions.reshape(b * n, h, a)
         index = torch.arange(b, device=flat.device).repeat_interleave(n)
         total = torch.zeros(b * n, dtype=torch.float32)
@@ -157,17 +161,15 @@ class PolicyProposals:
         return out.reshape(b, num, horizon, -1)
 
 
-def imagine_subgoals(model, history: torch.Tensor, goal: torch.Tensor, horizon: int, *, num_steps: int | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def imagine_subgoals(model, history_latents: torch.Tensor, goal_latents: torch.Tensor, horizon: int, *,
+                     num_steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """The way to the goal as the goal-conditioned video predictor imagines it, one frame per future frame
-    time of a ``horizon``-step plan: history ``[B, Th, H, W, 3]`` uint8, goal ``[B, H, W, 3]`` ->
+    time of a ``horizon``-step plan: history latents ``[B, Th, h, w, c]``, goal latents ``[B, h, w, c]`` ->
     latents ``[B, horizon // frame_stride, h, w, c]`` (what the ``subgoal`` cost compares plans with)."""
-    _check_history_and_goal(model, history, goal)
     chunk = model.config.chunk_len
     if horizon % chunk:
         raise UserInputError(f"subgoal horizon {horizon} must be a multiple of the model's chunk length {chunk}")
-    hist = model.encode(history)
-    goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
+    hist = history_latents
     out = []
     for _ in range(horizon // chunk):
         fut = model.predict_video(history_latents=hist, goal_latents=goal_latents, num_steps=num_steps,

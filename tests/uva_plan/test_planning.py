@@ -213,6 +213,6 @@ def test_imagined_subgoals_cover_the_horizon(wall_ckpt):
     from world_model import load
 
     model = load(wall_ckpt)
-    history = torch.zeros(2, 4, 64, 64, 3, dtype=torch.uint8)
+    history = model.encode(torch.zeros(2, 4, 64, 64, 3, dtype=torch.uint8))
     sub = imagine_subgoals(model, history, history[:, 0], horizon=32, num_steps=1)
     assert sub.shape == (2, 8, 8, 8, 4)
