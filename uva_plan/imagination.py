@@ -98,15 +98,25 @@ def _windows(episodes: list[Episode], n_history: int, stride: int, span: int, ev
     return [(e, t) for e, ep in enumerate(episodes) for t in range(first, len(ep.frames) - span, every)]
 
 
+def _history_steps(cfg, t: int) -> np.ndarray:
+    """Env steps of the history frames of the window at step ``t`` (oldest first, ``t`` last)."""
+    return t - cfg.frame_stride * np.arange(cfg.n_history - 1, -1, -1)
+
+
+def _future_steps(cfg, t: int, n_chunks: int = 1) -> np.ndarray:
+    """Env steps of the future frames the model imagines from step ``t``."""
+    return t + cfg.frame_stride * np.arange(1, n_chunks * cfg.n_future + 1)
+
+
 def _imagine(model, episodes, wins, n_chunks: int, settings: SamplingSettings, seed: int) -> np.ndarray:
     """Decoded imagined frames ``[N, n_chunks * Tf, S, S, 3]`` float for windows ``wins``."""
     cfg = model.config
-    stride, L = cfg.frame_stride, cfg.chunk_len
+    L = cfg.chunk_len
     gen = torch.Generator(device="cpu").manual_seed(seed)
     out = []
     for s in range(0, len(wins), FORWARD_BATCH):
         part = wins[s : s + FORWARD_BATCH]
-        hist = np.stack([episodes[e].frames[t - stride * np.arange(cfg.n_history - 1, -1, -1)] for e, t in part])
+        hist = np.stack([episodes[e].frames[_history_steps(cfg, t)] for e, t in part])
         acts = np.stack([episodes[e].actions[t : t + n_chunks * L] for e, t in part])
         res = model.forward_dynamics(torch.from_numpy(hist), torch.from_numpy(acts), decode=True,
                                      num_iters=settings.num_iters, num_steps=settings.num_steps,
@@ -124,7 +134,7 @@ def measure_imagination(model, episodes: list[Episode], settings: SamplingSettin
     if not wins:
         raise UserInputError(f"episodes are too short for windows of {span} future steps; expected longer episodes")
     imagined = _imagine(model, episodes, wins, n_chunks, settings, seed)
-    offsets = stride * np.arange(1, n_chunks * cfg.n_future + 1)
+    offsets = _future_steps(cfg, 0, n_chunks)
     true_frames = np.stack([episodes[e].frames[t + offsets] for e, t in wins])
     true_xy = np.stack([episodes[e].states[t + offsets, :2] for e, t in wins])
     last_xy = np.stack([episodes[e].states[t, :2] for e, t in wins])
@@ -212,9 +222,9 @@ def shuffled_action_loss(model, episodes: list[Episode], n_windows: int = 128, s
     wins = _windows(episodes, cfg.n_history, cfg.frame_stride, cfg.chunk_len, 4)
     rng = np.random.default_rng(seed)
     wins = [wins[i] for i in rng.choice(len(wins), min(n_windows, len(wins)), replace=False)]
-    stride, L = cfg.frame_stride, cfg.chunk_len
-    hist = np.stack([episodes[e].frames[t - stride * np.arange(cfg.n_history - 1, -1, -1)] for e, t in wins])
-    fut = np.stack([episodes[e].frames[t + stride * np.arange(1, cfg.n_future + 1)] for e, t in wins])
+    L = cfg.chunk_len
+    hist = np.stack([episodes[e].frames[_history_steps(cfg, t)] for e, t in wins])
+    fut = np.stack([episodes[e].frames[_future_steps(cfg, t)] for e, t in wins])
     acts = np.stack([episodes[e].actions[t : t + L] for e, t in wins])
     norm = model.normalizer.normalize(torch.from_numpy(acts))
     batch = {"history": torch.from_numpy(hist), "future": torch.from_numpy(fut)}
@@ -233,7 +243,8 @@ def inverse_r2(model, episodes: list[Episode]) -> dict[str, float]:
     for kind in sorted({ep.kind for ep in episodes}):
         eps = [ep for ep in episodes if ep.kind == kind]
         frames = torch.from_numpy(np.stack([ep.frames for ep in eps]))
-        pred = model.inverse_dynamics(frames).cpu().numpy().reshape(-1, 2)
+        gen = torch.Generator(device="cpu").manual_seed(0)  # the same figure on every run
+        pred = model.inverse_dynamics(frames, generator=gen).cpu().numpy().reshape(-1, 2)
         true = np.concatenate([ep.actions for ep in eps])
         out[kind] = float(1.0 - ((pred - true) ** 2).sum() / ((true - true.mean(0)) ** 2).sum())
     return out
@@ -254,8 +265,8 @@ def imagination_sheet(model, episodes: list[Episode], path, n_rows: int = 4, set
     rows = []
     for (e, t), im in zip(wins, imagined):
         ep = episodes[e]
-        hist = ep.frames[t - stride * np.arange(cfg.n_history - 1, -1, -1)]
-        fut = ep.frames[t + stride * np.arange(1, cfg.n_future + 1)]
+        hist = ep.frames[_history_steps(cfg, t)]
+        fut = ep.frames[_future_steps(cfg, t)]
         rows.append([*hist, *fut, *(np.clip(im, 0, 1) * 255).astype(np.uint8)])
     titles = [f"history t{-stride * k}" if k else "now" for k in range(cfg.n_history - 1, -1, -1)]
     titles += [f"true +{stride * k}" for k in range(1, cfg.n_future + 1)]
