@@ -203,6 +203,45 @@ def fit_distance(checkpoint, data, steps, batch_size, method, seed, device):
                f"{r.val_loss_before:.4f} -> {r.val_loss_after:.4f}. Checkpoint: {checkpoint}")
 
 
+@main.command("extract-policy")
+@click.option("--checkpoint", type=click.Path(), required=True, help="RUN_DIR of `uva-plan train` (rewritten in place).")
+@click.option("--data", type=click.Path(), required=True, help="The replay buffer the run was trained on.")
+@click.option("--method", type=click.Choice(["awr", "uniform"]), default="awr", show_default=True,
+              help="awr: weigh each recorded chunk by how much closer it brought the agent to its hindsight goal "
+                   "(the latent goal distance); uniform: plain hindsight cloning (the control).")
+@click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True, help="Fine-tuning steps.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True, help="Training windows per step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1), default=3e-4, show_default=True,
+              help="Peak learning rate (cosine schedule, 5% warm-up).")
+@click.option("--beta", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="AWR temperature in env steps: weight = exp(advantage / beta).")
+@click.option("--max-weight", type=click.FloatRange(min=1), default=20.0, show_default=True,
+              help="Largest AWR weight of one chunk.")
+@click.option("--policy-fraction", type=click.FloatRange(min=0, min_open=True, max=1), default=0.5, show_default=True,
+              help="Share of steps in the policy mode; the rest keep training the other modes (the world model).")
+@click.option("--episode-policy", type=str, default=None,
+              help="Only episodes the data records as collected by this policy (e.g. expert).")
+@click.option("--hold-at-goal/--no-hold-at-goal", default=True, show_default=True,
+              help="Targets past a near hindsight goal hold the agent still there instead of the recorded motion on.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the window draws.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to train.")
+@user_errors
+def extract_policy(checkpoint, data, method, steps, batch_size, lr, beta, max_weight, policy_fraction, episode_policy,
+                   hold_at_goal, seed, device):
+    """Fine-tune the goal-conditioned policy (the planner's proposal prior) to follow the data's better
+    trajectories: advantage-weighted regression with the model's own goal distance. Run it after
+    `uva-plan fit-distance`."""
+    from uva_plan.policy_extraction import extract_policy as extract
+
+    r = extract(checkpoint, data, method=method, steps=steps, batch_size=batch_size, lr=lr, beta=beta,
+                max_weight=max_weight, policy_fraction=policy_fraction, episode_policy=episode_policy,
+                hold_at_goal=hold_at_goal, seed=seed, device=device, progress=True)
+    weights = ", ".join(f"{k} {v:.2f}" for k, v in r.mean_weight_by_policy.items())
+    click.echo(f"Fine-tuned {r.steps} steps on {r.train_episodes} training episodes in {r.seconds:.0f} s"
+               + (f"; mean AWR weight by collection policy: {weights}" if weights and method == "awr" else "")
+               + f". Checkpoint: {checkpoint}")
+
+
 def _parse_model_options(options) -> dict:
     """``("frame_stride=1", ...)`` -> ``{"frame_stride": 1}``; the model config validates the values."""
     import json

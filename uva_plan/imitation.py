@@ -18,7 +18,6 @@ Shapes: videos ``uint8 [B, T, S, S, 3]`` (one frame per env step), actions ``[B,
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import math
@@ -353,17 +352,14 @@ def finetune_mode(model, videos: Sequence[np.ndarray], actions: Sequence[np.ndar
     labelled with ``actions`` (each ``[T-1, A]``, env units).
 
     Windows come from ``uva_plan.data.WindowDataset`` (the training windows: history, action chunk,
-    a hindsight goal from later in the same video) over latents encoded once by the frozen tokenizer;
-    the loss is ``model.loss(batch, mode=mode)`` with UVA's AdamW settings and diffusers' cosine
-    schedule. The last frame of each video is dropped because no action follows it. No EMA: a few
-    hundred steps from trained weights, where an average would mostly return the starting point.
-    ``progress(step, loss)`` is called after each step.
+    a hindsight goal from later in the same video) over latents encoded once by the frozen tokenizer,
+    trained by ``uva_plan.finetuning.finetune_windows``. The last frame of each video is dropped
+    because no action follows it. ``progress(step, loss)`` is called after each step.
     """
     import torch
-    from diffusers.optimization import get_cosine_schedule_with_warmup
 
     from uva_plan.data import ReplayBuffer, WindowDataset, WindowSpec
-    from uva_plan.training import UVA_BETAS, UVA_WEIGHT_DECAY
+    from uva_plan.finetuning import check_positive_int, finetune_windows
     from world_model.config import MODE_NAMES
 
     cfg = model.config
@@ -371,11 +367,8 @@ def finetune_mode(model, videos: Sequence[np.ndarray], actions: Sequence[np.ndar
         raise UserInputError(f"unknown mode {mode!r}; expected one of {', '.join(MODE_NAMES)}")
     if len(videos) != len(actions) or not videos:
         raise UserInputError(f"got {len(videos)} videos and {len(actions)} action sequences; expected equal, non-zero counts")
-    for name, v in (("steps", steps), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise UserInputError(f"{name} is {v!r}; expected an integer >= 1")
-    if not (isinstance(lr, (int, float)) and 0 < lr <= 1):
-        raise UserInputError(f"lr is {lr!r}; expected a number in (0, 1]")
+    check_positive_int("steps", steps)
+    check_positive_int("batch_size", batch_size)
     imgs, acts, ends = [], [], []
     for i, (v, a) in enumerate(zip(videos, actions)):
         v, a = np.asarray(v), np.asarray(a, dtype=np.float32)
@@ -392,35 +385,12 @@ def finetune_mode(model, videos: Sequence[np.ndarray], actions: Sequence[np.ndar
     buffer = ReplayBuffer(img=img, action=np.concatenate(acts), state=np.zeros((len(img), 0), np.float32),
                           episode_ends=np.asarray(ends, dtype=np.int64),
                           attrs={"action_low": list(cfg.action_low), "action_high": list(cfg.action_high)})
-    tuned = copy.deepcopy(model)
     with torch.no_grad():
-        latents = tuned.encode(torch.from_numpy(img)).cpu().numpy()
+        latents = model.encode(torch.from_numpy(img)).cpu().numpy()
     spec = WindowSpec(cfg.n_history, cfg.n_future, cfg.frame_stride)
     dataset = WindowDataset(buffer, spec, seed=seed, frames=latents)
-    params = tuned.world_parameters()
-    optimizer = torch.optim.AdamW(params, lr=lr, betas=UVA_BETAS, weight_decay=UVA_WEIGHT_DECAY)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, max(1, steps // 20), steps)
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(int(seed))
-    device = tuned.device
-    tuned.train()
-    tuned.tokenizer.eval()
-    for step in range(steps):
-        dataset.set_epoch(step * batch_size // len(dataset))  # new hindsight goals once per pass
-        items = [dataset[int(i)] for i in rng.integers(len(dataset), size=batch_size)]
-        batch = {key: torch.from_numpy(np.stack([it[key] for it in items])).to(device) for key in items[0]}
-        loss, _ = tuned.loss(batch, mode=mode, generator=gen)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{mode} fine-tuning loss became {float(loss)} at step {step + 1}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        if progress is not None:
-            progress(step + 1, float(loss.detach()))
-    tuned.eval()
-    return tuned
+    return finetune_windows(model, dataset, {mode: 1.0}, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                            progress=progress)
 
 
 def run_policy(model, env_name: str, start_states, goal_frames, goal_states=None, *, budget_steps: int,

@@ -238,6 +238,18 @@ class UVA(nn.Module):
                 f"actions have shape {tuple(actions.shape)}; expected [{b}, {cfg.chunk_len}, {cfg.action_dim}] "
                 "(one normalised chunk per item)"
             )
+        goal_actions = None
+        if batch.get("goal_actions") is not None:
+            goal_actions = self._actions(batch["goal_actions"], "goal_actions", normalise=False)
+            if goal_actions.shape != actions.shape:
+                raise WorldModelError(f"goal_actions have shape {tuple(goal_actions.shape)}; expected {tuple(actions.shape)} like actions")
+        weights = batch.get("action_weights")
+        if weights is not None:
+            weights = self._as_tensor(weights, "action_weights").to(self.device, torch.float32).reshape(-1)
+            if weights.shape[0] != b or not torch.isfinite(weights).all() or (weights < 0).any() or not weights.sum() > 0:
+                raise WorldModelError(
+                    f"action_weights has shape {tuple(weights.shape)}; expected [{b}] finite weights >= 0, not all zero"
+                )
         steps = batch.get("goal_steps")
         if steps is not None:
             steps = self._as_tensor(steps, "goal_steps").to(self.device, torch.float32).reshape(-1)
@@ -246,7 +258,7 @@ class UVA(nn.Module):
                     f"goal_steps has shape {tuple(steps.shape)} (min {float(steps.min()):.3g}); expected [{b}] "
                     "finite env-step counts >= 0"
                 )
-        return hist, fut, goal, actions, steps
+        return hist, fut, goal, actions, goal_actions, steps, weights
 
     def loss(self, batch: dict, mode: str | Mode | None = None, generator: torch.Generator | None = None):
         """Masked multi-task loss for one batch; one mode per call (drawn with the configured weights
@@ -254,12 +266,16 @@ class UVA(nn.Module):
 
         batch: ``history [B, Th, H, W, 3]`` / ``future [B, Tf, H, W, 3]`` / ``goal [B, H, W, 3]`` frames
         or ``history_latents`` / ``future_latents`` / ``goal_latents``; ``actions [B, L, A]``
-        normalised; optional ``goal_steps [B]`` (env steps to the goal, trains the distance head).
+        normalised; optional ``goal_steps [B]`` (env steps to the goal, trains the distance head);
+        optional ``action_weights [B]`` (>= 0): the action loss becomes the weighted mean over items, as
+        advantage-weighted regression needs (policy extraction); optional ``goal_actions [B, L, A]``: the
+        targets of goal-directed modes (policy) where the goal is shown, e.g. the chunk with the steps
+        past a near goal replaced by holding still there.
         Every trainable parameter enters the graph (a zero-weighted term for the unused heads) so data
         parallel training works without ``find_unused_parameters``.
         """
         cfg = self.config
-        hist, fut, goal, actions, steps = self._batch_latents(batch)
+        hist, fut, goal, actions, goal_actions, steps, weights = self._batch_latents(batch)
         mode = resolve_mode(mode, cfg.mode_weights, generator)
         b, dev = hist.shape[0], self.device
         if cfg.static_history_prob > 0:
@@ -283,7 +299,11 @@ class UVA(nn.Module):
             total = total + video
             logs["video_loss"] = video.item()
         if mode.action_loss:
-            action = self.action_head.loss(z, actions, generator, cfg.diffusion_batch_mul).mean()
+            targets = actions
+            if mode.goal_directed and goal_actions is not None and goal_given is not None:
+                targets = torch.where(goal_given.view(b, 1, 1), goal_actions, actions)
+            per_item = self.action_head.loss(z, targets, generator, cfg.diffusion_batch_mul).view(b, -1).mean(dim=1)
+            action = per_item.mean() if weights is None else (per_item * weights).sum() / weights.sum()
             total = total + action
             logs["action_loss"] = action.item()
         if steps is not None and goal is not None:

@@ -39,6 +39,9 @@ class Mode:
     actions_given: bool
     video_loss: bool
     action_loss: bool
+    # Predicts actions from the goal alone (no future frames shown): its targets may be the goal-reaching
+    # relabel of the recorded chunk (``goal_actions``), since nothing it sees shows the recorded future.
+    goal_directed: bool = False
 
 
 MODES: dict[str, Mode] = {
@@ -46,7 +49,7 @@ MODES: dict[str, Mode] = {
     for m in (
         Mode("video_prediction", PARTIAL, actions_given=False, video_loss=True, action_loss=False),
         Mode("forward_dynamics", PARTIAL, actions_given=True, video_loss=True, action_loss=False),
-        Mode("policy", ALL_MASKED, actions_given=False, video_loss=False, action_loss=True),
+        Mode("policy", ALL_MASKED, actions_given=False, video_loss=False, action_loss=True, goal_directed=True),
         Mode("inverse_dynamics", VISIBLE, actions_given=False, video_loss=False, action_loss=True),
         Mode("joint", PARTIAL, actions_given=False, video_loss=True, action_loss=True),
     )

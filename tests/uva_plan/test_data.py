@@ -162,6 +162,28 @@ def test_windows_at_episode_boundaries():
         assert item["history"].shape == (3, 8, 8, 3) and item["actions"].shape == (4, 2)
 
 
+def test_goal_actions_hold_still_from_the_goal_step_on():
+    """A near hindsight goal: the policy's targets are the recorded actions up to the goal, then the
+    hold action of the goal's state (here its step index, so the test can read which state it was)."""
+    buf = make_buffer()
+    spec = WindowSpec(n_history=2, n_future=2, frame_stride=2)  # chunks of 4 actions
+    hold = np.stack([np.arange(buf.n_steps), -np.arange(buf.n_steps)], axis=1).astype(np.float32) * 0.5
+    ds = WindowDataset(buf, spec, goal_max_steps=6, hold_actions=hold)
+    assert "goal_actions" not in WindowDataset(buf, spec)[0]
+    near = far = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        t, k = ids(item["history"])[-1], int(item["goal_steps"])
+        targets = ds.normalizer.unnormalize(item["goal_actions"])[:, 0]
+        recorded = ds.normalizer.unnormalize(item["actions"])[:, 0]
+        np.testing.assert_allclose(targets[:k], recorded[:k], atol=1e-4)
+        np.testing.assert_allclose(targets[k:], 0.5 * (t + k), atol=1e-4)
+        near, far = near + (k < 4), far + (k >= 4)
+    assert near and far
+    with pytest.raises(UserInputError, match="hold_actions have shape"):
+        WindowDataset(buf, spec, hold_actions=hold[:-1])
+
+
 def test_goal_draws_are_deterministic_and_change_with_epoch():
     buf = make_buffer(lengths=(60, 60))
     ds = WindowDataset(buf, WindowSpec(2, 2, 2), goal_max_steps=30, seed=1)

@@ -335,3 +335,20 @@ def test_wander_holds_fast_headings_and_bumps_into_walls(wall):
     assert same.mean() > 0.7  # headings are held for several steps ...
     assert (~same).sum() >= 10  # ... and change
     assert blocked > 0
+
+
+@pytest.mark.parametrize("name", ["wall", "pusht"])
+def test_hold_actions_keep_the_agent_still(name):
+    """What a goal-reaching policy does at its goal: the agent stays (PushT: within a pixel, the PD
+    controller's residual motion)."""
+    from uva_plan.envs import hold_actions
+
+    env = make_env(name, image_size=16)
+    env.reset(seed=3)
+    state = env.get_state()
+    if name == "pusht":
+        state[5:] = 0.0  # at rest
+        env.set_state(state)
+    for _ in range(5):
+        after = env.step_state(hold_actions(name, state[None])[0])
+    assert np.hypot(*(after[:2] - state[:2])) < 1.0

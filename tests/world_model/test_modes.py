@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from tests.world_model.conftest import square_windows
 from world_model.config import MODE_NAMES
 from world_model.errors import WorldModelError
 from world_model.modes import (
@@ -81,3 +82,39 @@ def test_resolve_mode_draws_by_weight_and_rejects_unknown_names():
     assert resolve_mode("joint", uniform).name == "joint"
     with pytest.raises(WorldModelError, match="unknown mode 'dream'"):
         resolve_mode("dream", uniform)
+
+
+def test_action_weights_make_the_action_loss_a_weighted_mean_over_items(tiny_model):
+    """Per-item weights (advantage-weighted regression): one-hot weights pick one item's loss, equal
+    weights give the plain mean, and a bad weight vector is refused in one line."""
+    batch = square_windows(tiny_model, 2, seed=3)
+
+    def action_loss(weights):
+        b = dict(batch) if weights is None else {**batch, "action_weights": torch.tensor(weights)}
+        return tiny_model.loss(b, mode="policy", generator=torch.Generator().manual_seed(0))[1]["action_loss"]
+
+    first, second, plain = action_loss([1.0, 0.0]), action_loss([0.0, 1.0]), action_loss(None)
+    assert first != pytest.approx(second)
+    assert plain == pytest.approx((first + second) / 2, rel=1e-5)
+    assert action_loss([3.0, 3.0]) == pytest.approx(plain, rel=1e-5)
+    assert action_loss([3.0, 1.0]) == pytest.approx(0.75 * first + 0.25 * second, rel=1e-5)
+    for bad in ([1.0], [1.0, float("nan")], [-1.0, 1.0], [0.0, 0.0]):
+        with pytest.raises(WorldModelError, match="action_weights"):
+            action_loss(bad)
+
+
+def test_goal_actions_are_the_targets_of_the_policy_mode_only(tiny_model):
+    """Goal-reaching relabels train the policy (nothing it sees shows the recorded future); the modes
+    that see future frames keep the recorded chunk, which those frames show."""
+    batch = square_windows(tiny_model, 2, seed=4)
+    relabelled = {**batch, "goal_actions": torch.zeros_like(batch["actions"])}
+
+    def action_loss(b, mode):
+        return tiny_model.loss(b, mode=mode, generator=torch.Generator().manual_seed(0))[1]["action_loss"]
+
+    assert action_loss(relabelled, "policy") != pytest.approx(action_loss(batch, "policy"))
+    assert action_loss({**batch, "goal_actions": batch["actions"]}, "policy") == pytest.approx(action_loss(batch, "policy"))
+    for mode in ("inverse_dynamics", "joint"):
+        assert action_loss(relabelled, mode) == pytest.approx(action_loss(batch, mode))
+    with pytest.raises(WorldModelError, match="goal_actions"):
+        action_loss({**batch, "goal_actions": batch["actions"][:, :3]}, "policy")

@@ -76,6 +76,12 @@ class WindowDataset(torch.utils.data.Dataset):
       episode's last step
     - `goal_steps float32 []`: env steps from t to the goal frame (0 only when t is the last step)
 
+    - `goal_actions float32 [Tf*s, A]` (only with `hold_actions`): the chunk as a goal-reaching policy
+      would act: actions from the goal step on replaced by the hold action of the goal's state (the
+      recorded episode moved on past its hindsight goal; a policy asked for that goal should stop there)
+
+    `hold_actions`: optional `[N, A]` env-unit actions, one per buffer step, that keep the agent still
+    there (`uva_plan.envs.hold_actions`).
     `frames`: optional `[N, ...]` array aligned with the buffer's steps (e.g. pre-encoded latents
     `float32 [N,h,w,c]`) used instead of `buffer.img`; the keys are then `history_latents`,
     `future_latents` and `goal_latents`. This lets training run a frozen tokenizer once per frame
@@ -83,7 +89,7 @@ class WindowDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, buffer: ReplayBuffer, spec: WindowSpec | None = None, episodes=None, goal_max_steps: int = 64,
-                 seed: int = 0, frames=None):
+                 seed: int = 0, frames=None, hold_actions=None):
         self.buffer = buffer
         self.spec = spec if spec is not None else WindowSpec()
         if isinstance(goal_max_steps, bool) or not isinstance(goal_max_steps, (int, np.integer)) or goal_max_steps < 1:
@@ -104,6 +110,12 @@ class WindowDataset(torch.utils.data.Dataset):
             raise UserInputError("replay buffer has no actions; expected data/action [N, A] to build training windows")
         self.normalizer = normalizer_for(buffer)
         self._actions = np.asarray(self.normalizer.normalize(buffer.action), dtype=np.float32)
+        self._hold = None
+        if hold_actions is not None:
+            hold = np.asarray(hold_actions, dtype=np.float32)
+            if hold.shape != buffer.action.shape:
+                raise UserInputError(f"hold_actions have shape {hold.shape}; expected {buffer.action.shape} (one per buffer step)")
+            self._hold = np.asarray(self.normalizer.normalize(hold), dtype=np.float32)
 
         if episodes is None:
             ids = np.arange(buffer.n_episodes)
@@ -137,6 +149,11 @@ class WindowDataset(torch.utils.data.Dataset):
             self._offsets_epoch = self.epoch
         return self._offsets
 
+    def episode_of(self, indices) -> np.ndarray:
+        """The buffer episode id of each window index."""
+        steps = self._step[np.asarray(indices, dtype=np.int64)]
+        return np.searchsorted(np.asarray(self.buffer.episode_ends), steps, side="right")
+
     def __len__(self) -> int:
         return int(self._step.shape[0])
 
@@ -151,10 +168,14 @@ class WindowDataset(torch.utils.data.Dataset):
         act = np.clip(t + self._act_offsets, first, last)
         goal = min(t + int(self._goal_offsets()[index]), last)
         k_hist, k_fut, k_goal = self._keys
-        return {
+        item = {
             k_hist: np.asarray(self._frames[hist]),
             k_fut: np.asarray(self._frames[fut]),
             "actions": self._actions[act],
             k_goal: np.asarray(self._frames[goal]),
             "goal_steps": np.array(goal - t, dtype=np.float32),
         }
+        if self._hold is not None:
+            reached = np.arange(self.spec.chunk_len) >= goal - t
+            item["goal_actions"] = np.where(reached[:, None], self._hold[goal], item["actions"])
+        return item

@@ -47,8 +47,21 @@ def make_env(name: str, image_size: int = 64, **kwargs):
     return PushTEnv(image_size=image_size, **kwargs)
 
 
+def hold_actions(name: str, states):
+    """``[N, A]`` env-unit actions that keep the agent still in each of ``states [N, D]``: what a
+    goal-reaching policy does once it is at its goal (the policy's hindsight targets past the goal)."""
+    short = env_name(name)
+    if short == "wall":
+        from uva_plan.envs.wall import WallEnv
+
+        return WallEnv.hold_actions(states)
+    from uva_plan.envs.pusht import PushTEnv
+
+    return PushTEnv.hold_actions(states)
+
+
 def default_max_steps(name: str) -> int:
     return _DEFAULT_MAX_STEPS[env_name(name)]
 
 
-__all__ = ["ENV_IDS", "ENV_NAMES", "default_max_steps", "env_name", "make_env"]
+__all__ = ["ENV_IDS", "ENV_NAMES", "default_max_steps", "env_name", "hold_actions", "make_env"]

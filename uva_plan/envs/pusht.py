@@ -241,6 +241,12 @@ class PushTEnv(gym.Env):
         self._loaded = False
         return self._draw()
 
+    @staticmethod
+    def hold_actions(states) -> np.ndarray:
+        """The action that keeps the agent where it is in each of ``states [N, 10]``: its own position as
+        the PD controller's target."""
+        return np.asarray(states, dtype=np.float32)[:, 0:2].copy()
+
     def coverage(self, state) -> float:
         """gym-pusht's own figure: the fraction of its fixed goal region covered by the block."""
         self._load(self.check_state(state))

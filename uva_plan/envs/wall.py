@@ -159,6 +159,11 @@ class WallEnv(gym.Env):
         g = self.check_state([g[0], g[1], s[2]])  # the world's door is the one of `state`
         return geo.routed_distance(s[0], s[1], g[0], g[1], s[2])
 
+    @staticmethod
+    def hold_actions(states) -> np.ndarray:
+        """The action that keeps the agent where it is in each of ``states [N, 3]``: zero velocity."""
+        return np.zeros((len(states), 2), dtype=np.float32)
+
     def room(self, state) -> int:
         """0 if the agent is in the left room, 1 if in the right room."""
         s = as_vector(state, 3, "Wall state", STATE_LAYOUT)

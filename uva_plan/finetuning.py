@@ -1,0 +1,82 @@
+"""Fine-tuning a trained model on training windows in chosen masked modes: the one short loop behind
+behaviour cloning on labelled videos (`imitation`) and policy extraction on a run's data
+(`policy_extraction`).
+
+UVA's AdamW settings and diffusers' cosine schedule with a 5% warm-up. No EMA: a few thousand steps
+from trained weights, where an average would mostly return the starting point. The tokenizer stays
+frozen (the windows hold its latents).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+
+from uva_plan.errors import UserInputError
+
+
+def check_positive_int(name: str, value, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise UserInputError(f"{name} is {value!r}; expected an integer >= {low}")
+
+
+def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, batch_size: int, lr: float,
+                     seed: int = 0, weight_fn: Callable[[dict], object] | None = None,
+                     progress: Callable[[int, float], None] | None = None):
+    """A copy of ``model`` fine-tuned for ``steps`` steps on ``dataset`` (a `WindowDataset` over
+    latents). Each step draws one mode from ``modes`` (name -> weight) and a batch of random windows.
+
+    ``weight_fn(batch) -> [B] weights`` (optional) weighs the items of steps whose mode has an action
+    loss (advantage-weighted regression); other modes keep plain means, so the world model they train
+    is not bent towards the weighted items. ``progress(step, loss)`` is called after each step.
+    """
+    import torch
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+
+    from uva_plan.training import UVA_BETAS, UVA_WEIGHT_DECAY
+    from world_model.config import MODE_NAMES
+    from world_model.modes import MODES
+
+    check_positive_int("steps", steps)
+    check_positive_int("batch_size", batch_size)
+    if not (isinstance(lr, (int, float)) and 0 < lr <= 1):
+        raise UserInputError(f"lr is {lr!r}; expected a number in (0, 1]")
+    unknown = sorted(set(modes) - set(MODE_NAMES))
+    if unknown or not modes or not sum(modes.values()) > 0:
+        raise UserInputError(f"fine-tuning modes {modes!r}; expected positive weights over {', '.join(MODE_NAMES)}")
+    if len(dataset) == 0:
+        raise UserInputError("no training windows to fine-tune on; expected at least one episode of 1 or more steps")
+    names = list(modes)
+    probs = np.asarray([modes[n] for n in names], dtype=np.float64)
+    probs /= probs.sum()
+
+    tuned = copy.deepcopy(model)
+    params = tuned.world_parameters()
+    optimizer = torch.optim.AdamW(params, lr=lr, betas=UVA_BETAS, weight_decay=UVA_WEIGHT_DECAY)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, max(1, steps // 20), steps)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(int(seed))
+    device = tuned.device
+    tuned.train()
+    tuned.tokenizer.eval()
+    for step in range(steps):
+        dataset.set_epoch(step * batch_size // len(dataset))  # new hindsight goals once per pass
+        mode = names[int(rng.choice(len(names), p=probs))]
+        items = [dataset[int(i)] for i in rng.integers(len(dataset), size=batch_size)]
+        batch = {key: torch.from_numpy(np.stack([it[key] for it in items])).to(device) for key in items[0]}
+        if weight_fn is not None and MODES[mode].action_loss:
+            batch["action_weights"] = weight_fn(batch)
+        loss, _ = tuned.loss(batch, mode=mode, generator=gen)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{mode} fine-tuning loss became {float(loss)} at step {step + 1}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        if progress is not None:
+            progress(step + 1, float(loss.detach()))
+    tuned.eval()
+    return tuned
