@@ -7,7 +7,7 @@ inflates figures).
 
 Methods (``METHODS``):
 - ``random``: uniform random actions (lower bound);
-- ``greedy``: straight at the goal's agent position, ignoring obstacles;
+- ``greedy``: the agent straight at the goal's agent position, ignoring obstacles (Wall) and the block (PushT);
 - ``policy``: UVA's goal-conditioned policy alone, re-queried every ``execute`` steps;
 - ``planner``: MPC with UVA forward dynamics + goal cost, no policy prior;
 - ``planner+prior``: the same with a fraction of each population drawn from the policy head;

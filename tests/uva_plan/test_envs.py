@@ -352,3 +352,19 @@ def test_hold_actions_keep_the_agent_still(name):
     for _ in range(5):
         after = env.step_state(hold_actions(name, state[None])[0])
     assert np.hypot(*(after[:2] - state[:2])) < 1.0
+
+
+def test_pusht_greedy_drives_the_agent_to_the_goals_agent_position():
+    env = make_env("pusht", image_size=16)
+    env.reset(seed=5)
+    start = env.get_state()
+    goal = start.copy()
+    goal[0:2] = [150.0, 380.0]
+    greedy = make_policy("pusht", "greedy")
+    with pytest.raises(UserInputError, match="goal"):
+        greedy(start)
+    greedy.reset(start, goal_state=goal)
+    state = start
+    for _ in range(30):
+        state = env.step_state(greedy(state))
+    assert np.hypot(*(state[0:2] - goal[0:2])) < 5.0

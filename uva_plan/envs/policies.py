@@ -20,7 +20,7 @@ from uva_plan.envs.pusht import WORKSPACE, block_center
 from uva_plan.envs.wall import room_of, sample_position
 from uva_plan.errors import UserInputError
 
-POLICY_KINDS = {"wall": ("random", "expert", "greedy", "wander"), "pusht": ("random", "pusher")}
+POLICY_KINDS = {"wall": ("random", "expert", "greedy", "wander"), "pusht": ("random", "pusher", "greedy")}
 
 
 def _towards(dx: float, dy: float) -> np.ndarray:
@@ -167,6 +167,24 @@ class PushTRandom:
         return self.rng.uniform(self.MARGIN, WORKSPACE - self.MARGIN, size=2).astype(np.float32)
 
 
+class PushTGreedy:
+    """The agent straight to the goal's agent position, ignoring the block: the planning baseline that
+    shows how much of a goal is reached without pushing anything on purpose."""
+
+    def __init__(self, seed: int):
+        self.goal: np.ndarray | None = None
+
+    def reset(self, state, goal_state=None) -> None:
+        if goal_state is None:
+            raise UserInputError("the PushT greedy controller needs a goal state; expected reset(state, goal_state)")
+        self.goal = np.asarray(goal_state, dtype=np.float32)[0:2].copy()
+
+    def __call__(self, state) -> np.ndarray:
+        if self.goal is None:
+            raise UserInputError("the PushT greedy controller has no goal yet; call reset(state, goal_state) first")
+        return self.goal.copy()
+
+
 class PushTPusher:
     """Noisy block-aimed pusher: makes contact often so the block moves in most short windows.
 
@@ -261,4 +279,6 @@ def make_policy(env_name: str, kind: str, seed: int = 0, **options):
         return (WallExpert if kind == "expert" else WallGreedy)(seed, **options)
     if kind == "random":
         return PushTRandom(seed, **options)
+    if kind == "greedy":
+        return PushTGreedy(seed, **options)
     return PushTPusher(seed, **options)
