@@ -43,11 +43,12 @@ def print_table(console, title, rows):
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("method", "success", "final distance", "s / replan", "objective calls", "coverage"):
+    for col in ("method", "success", "reached at some step", "final distance", "s / replan", "objective calls", "coverage"):
         table.add_column(col, justify="left" if col == "method" else "right", no_wrap=col == "method")
     for label, s in rows:
-        cov = s.get("coverage")
-        table.add_row(label, f"{s['success_rate']:.0%}", f"{s['mean_final_distance']:.1f}", f"{s['seconds_per_replan']:.2f}",
+        cov, reached = s.get("coverage"), s.get("reached_rate")
+        table.add_row(label, f"{s['success_rate']:.0%}", "-" if reached is None else f"{reached:.0%}",
+                      f"{s['mean_final_distance']:.1f}", f"{s['seconds_per_replan']:.2f}",
                       f"{s['objective_calls']:.0f}", "-" if cov is None else f"{cov:.2f}")
     console.print(table)
 

@@ -20,9 +20,12 @@ class EnvBatch:
         self.env_name = env_name
         self.envs = [make_env(env_name, image_size=image_size) for _ in start_states]
         self.frames: list[list[np.ndarray]] = []
+        # Every state visited, for judging after the episode (e.g. "passed the goal but did not stay").
+        self.state_log: list[list[np.ndarray]] = []
         for env, state in zip(self.envs, start_states):
             obs, _ = env.reset(options={"state": np.asarray(state, dtype=np.float64)})
             self.frames.append([obs])
+            self.state_log.append([env.get_state()])
         self.steps = 0
         env = self.envs[0]
         self.action_low = np.asarray(env.action_low, dtype=np.float32)
@@ -50,6 +53,7 @@ class EnvBatch:
             for a in actions[b]:
                 obs, *_ = env.step(a)
                 self.frames[b].append(obs)
+                self.state_log[b].append(env.get_state())
         self.steps += actions.shape[1]
 
     def states(self) -> np.ndarray:

@@ -63,6 +63,9 @@ class EpisodeRow:
     final_latent_distance: float
     final_pixel_distance: float
     coverage: float | None = None
+    # Within the success criterion at ANY step (judged afterwards, never used to stop the episode):
+    # above `success` when the method passes the goal but does not stay there.
+    reached: bool | None = None
 
 
 @dataclass
@@ -84,6 +87,7 @@ class MethodResult:
             "final_latent_distance": mean("final_latent_distance"),
             "final_pixel_distance": mean("final_pixel_distance"),
             "coverage": mean("coverage"),
+            "reached_rate": mean("reached"),
             "episodes": [asdict(r) for r in self.rows],
         }
 
@@ -150,6 +154,7 @@ class Evaluator:
                 final_latent_distance=float(latent[b]),
                 final_pixel_distance=float(pixel[b]),
                 coverage=float(env.coverage(states[b])) if hasattr(env, "coverage") else None,
+                reached=None if goal_state is None else any(env.is_success(v, goal_state) for v in batch.state_log[b]),
             ))
         return rows
 

@@ -53,14 +53,15 @@ def results_table(summary: dict, title: str):
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("method", "success", "final distance", "s / replan", "objective calls", "latent dist", "pixel dist"):
+    for col in ("method", "success", "reached at some step", "final distance", "s / replan", "objective calls",
+                "latent dist", "pixel dist"):
         table.add_column(col, justify="right" if col != "method" else "left", no_wrap=col == "method")
 
     def fmt(x, spec):
         return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
 
     for method, s in summary.items():
-        table.add_row(method, fmt(s["success_rate"], ".0%"), fmt(s["mean_final_distance"], ".1f"),
+        table.add_row(method, fmt(s["success_rate"], ".0%"), fmt(s.get("reached_rate"), ".0%"), fmt(s["mean_final_distance"], ".1f"),
                       fmt(s["seconds_per_replan"], ".2f"), fmt(s["objective_calls"], ".0f"),
                       fmt(s["final_latent_distance"], ".3f"), fmt(s["final_pixel_distance"], ".4f"))
     return table

@@ -45,6 +45,8 @@ def test_plan_with_baselines_writes_results_gifs_and_plot(wall_ckpt, tmp_path):
         # The summary is the episodes' own aggregate, not a separate number that could drift from them.
         assert summary["success_rate"] == pytest.approx(np.mean([r["success"] for r in rows]))
         assert summary["mean_final_distance"] == pytest.approx(np.mean([r["final_distance"] for r in rows]))
+        assert summary["reached_rate"] == pytest.approx(np.mean([r["reached"] for r in rows]))
+        assert all(r["reached"] or not r["success"] for r in rows)  # ending at the goal is reaching it
     # An episode's success is the env's verdict on its final distance (< 4 units on the Wall).
     for r in data["methods"]["oracle-state"]["episodes"]:
         assert r["success"] == (r["final_distance"] < 4.0)
@@ -216,3 +218,19 @@ def test_imagined_subgoals_cover_the_horizon(wall_ckpt):
     history = model.encode(torch.zeros(2, 4, 64, 64, 3, dtype=torch.uint8))
     sub = imagine_subgoals(model, history, history[:, 0], horizon=32, num_steps=1)
     assert sub.shape == (2, 8, 8, 8, 4)
+
+
+def test_passing_the_goal_without_staying_counts_as_reached_not_success():
+    """The overshoot measure: an episode that starts on its goal and drives away has reached it at step 0
+    and failed at the end."""
+    from uva_plan.env_batch import EnvBatch
+    from uva_plan.envs.goals import GoalPair
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import PlanSettings
+
+    goal = GoalPair([12.0, 30.0, 32.0], [12.0, 30.0, 32.0])
+    batch = EnvBatch("wall", [goal.start_state])
+    batch.step(np.tile([[2.0, 0.0]], (1, 8, 1)))
+    frames = batch.current_frames()
+    row = Evaluator(None, "wall", PlanSettings())._judge(batch, [goal], frames, 0.0, 0, 0)[0]
+    assert row.reached and not row.success and row.final_distance == pytest.approx(16.0)
