@@ -1,0 +1,224 @@
+"""Executing what a video shows, judged only after each episode from the true env state (never inside
+the loop):
+- ``replay_actions``: inferred actions open-loop from the video's first state;
+- ``track_video``: goal-image MPC (UVA forward dynamics + a planner) towards successive subgoal frames of
+  the video, the inferred actions as the warm-start candidate and the goal-conditioned policy as the
+  prior: the video is the plan, the model corrects drift;
+- ``run_policy``: the goal-conditioned policy alone (the planning evaluation's ``policy`` method);
+- ``judge``: success and distances of a rollout against the demo's final state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from uva_plan.errors import UserInputError
+
+TRACK_COST = "subgoal"
+
+
+@dataclass
+class Rollout:
+    """What one execution mode did on B episodes: ``frames`` per episode ``uint8 [n + 1, S, S, 3]``
+    (the start frame first), ``final_states [B, D]``, executed ``actions [B, n, A]`` (clipped; None
+    where the executor does not report them, as the planning evaluator's policy loop)."""
+
+    frames: list[np.ndarray]
+    final_states: np.ndarray
+    actions: np.ndarray | None = None
+
+
+def _rollout(batch, actions) -> Rollout:
+    return Rollout([np.stack(f) for f in batch.frames], batch.states(), np.asarray(actions, dtype=np.float32))
+
+
+def replay_actions(env_name: str, start_states, actions, image_size: int = 64) -> Rollout:
+    """Open-loop replay of ``actions [B, n, A]`` from ``start_states [B, D]``."""
+    from uva_plan.env_batch import EnvBatch
+
+    acts = np.asarray(actions, dtype=np.float32)
+    if acts.ndim != 3 or acts.shape[0] != len(start_states) or acts.shape[1] < 1:
+        raise UserInputError(f"actions have shape {acts.shape}; expected [{len(start_states)}, n, A] (one sequence per start state)")
+    batch = EnvBatch(env_name, start_states, image_size=image_size)
+    if acts.shape[2] != len(batch.action_low):
+        raise UserInputError(
+            f"actions have {acts.shape[2]} dimensions; expected {len(batch.action_low)} (the {env_name} env's action size)"
+        )
+    if not np.all(np.isfinite(acts)):
+        raise UserInputError("actions contain NaN or infinite values; expected finite actions to replay")
+    clipped = np.clip(acts, batch.action_low, batch.action_high)
+    batch.step(clipped)
+    return _rollout(batch, clipped)
+
+
+def _pad_to(x, length: int):
+    """``[B, n, A] -> [B, length, A]``: cut, or repeat the last step (the video's final action) at the end."""
+    import torch
+
+    if x.shape[1] >= length:
+        return x[:, :length]
+    return torch.cat([x, x[:, -1:].expand(x.shape[0], length - x.shape[1], x.shape[2])], dim=1)
+
+
+class LabelPrior:
+    """Objective wrapper: ``cost + weight * mean(((a - labels) / half_range)^2)`` over the horizon, so
+    the planner leaves the inferred actions only where the model predicts a clear gain. Weight 0 is
+    pure goal-image MPC; a large weight is open-loop replay."""
+
+    def __init__(self, objective, labels, low, high, weight: float):
+        self.objective, self.labels, self.weight = objective, labels, float(weight)
+        self.half = (high - low) / 2
+
+    def __call__(self, actions):
+        """``actions [B, N, H, A]`` -> costs ``[B, N]``."""
+        costs = self.objective(actions)
+        labels, half = self.labels[:, None].to(actions), self.half.to(actions)
+        deviation = ((actions - labels) / half).pow(2).mean(dim=(2, 3))
+        return costs + self.weight * deviation.to(costs)
+
+
+def track_video(model, env_name: str, start_states, videos, init_actions, *, settings=None,
+                subgoal_every: int | None = None, label_weight: float = 0.0, seed: int = 0) -> Rollout:
+    """Closed-loop tracking of ``videos uint8 [B, T, S, S, 3]`` for ``T-1`` env steps.
+
+    Before each replan at step t, imagined frame j (at step ``t + j*stride``) is scored against the
+    video's next subgoal frame at or after that step (subgoals every ``subgoal_every`` steps, default
+    the model's frame stride, i.e. every imagined frame has its own target): the ``subgoal`` cost,
+    summed over the horizon. The proposals are the inferred actions ``init_actions [B, T-1, A]`` for
+    the coming horizon (the warm-start candidate, kept across planner iterations) plus samples of the
+    goal-conditioned policy towards the last subgoal in the horizon (the prior). ``label_weight > 0``
+    adds ``LabelPrior``: a cost for leaving the inferred actions.
+    """
+    import torch
+
+    from planners import run_mpc
+    from uva_plan.env_batch import EnvBatch
+    from uva_plan.evaluation import make_planner
+    from uva_plan.goal_costs import make_cost
+    from uva_plan.objective import PolicyProposals, UVAObjective
+    from uva_plan.plan_settings import PlanSettings
+
+    cfg = model.config
+    vids = torch.as_tensor(np.asarray(videos))
+    s_img = cfg.image_size
+    if vids.ndim != 5 or tuple(vids.shape[2:]) != (s_img, s_img, 3) or vids.shape[0] != len(start_states):
+        raise UserInputError(f"videos have shape {tuple(vids.shape)}; expected [{len(start_states)}, T, {s_img}, {s_img}, 3]")
+    b, t_len = vids.shape[:2]
+    init = torch.as_tensor(np.asarray(init_actions, dtype=np.float32))
+    if tuple(init.shape) != (b, t_len - 1, cfg.action_dim):
+        raise UserInputError(f"inferred actions have shape {tuple(init.shape)}; expected [{b}, {t_len - 1}, {cfg.action_dim}]")
+    settings = settings or PlanSettings(cost=TRACK_COST)
+    settings.validate(cfg.chunk_len)
+    stride = cfg.frame_stride
+    k = stride if subgoal_every is None else subgoal_every
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UserInputError(f"subgoal_every is {subgoal_every!r}; expected an integer >= 1 (env steps between subgoal frames)")
+    if not (isinstance(label_weight, (int, float)) and math.isfinite(label_weight) and label_weight >= 0):
+        raise UserInputError(f"label_weight is {label_weight!r}; expected a finite number >= 0")
+    horizon = settings.horizon
+    n_imagined = horizon // stride
+    cost = make_cost(settings.cost)
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        video_latents = model.encode(vids)
+    batch = EnvBatch(env_name, start_states, image_size=s_img)
+    low, high = torch.as_tensor(batch.action_low), torch.as_tensor(batch.action_high)
+
+    def subgoal_index() -> list[int]:
+        t = batch.steps
+        return [min(k * math.ceil((t + j * stride) / k), t_len - 1) for j in range(1, n_imagined + 1)]
+
+    def history():
+        return batch.history(cfg.n_history, stride)
+
+    def make_objective():
+        idx = subgoal_index()
+        objective = UVAObjective(model, history(), vids[:, idx[-1]], cost, num_steps=settings.denoise_steps,
+                                 model_samples=settings.model_samples, subgoals=video_latents[:, idx], generator=gen)
+        if label_weight > 0:
+            objective = LabelPrior(objective, _pad_to(init[:, batch.steps:], horizon), low, high, label_weight)
+        return objective
+
+    def proposals_fn():
+        t = batch.steps
+        warm = _pad_to(init[:, t:], horizon)
+        prior = (PolicyProposals(model, history(), vids[:, subgoal_index()[-1]], num_steps=settings.denoise_steps,
+                                 generator=gen) if settings.prior_fraction > 0 else None)
+
+        def sample(bsz: int, m: int):
+            parts = [warm[:, None]]
+            if m > 1 and prior is not None:
+                parts.append(prior(bsz, m - 1, horizon))
+            elif m > 1:  # no policy prior: jitter the warm start instead
+                noise = torch.randn(bsz, m - 1, horizon, warm.shape[-1], generator=gen) * 0.1 * (high - low) / 2
+                parts.append(warm[:, None] + noise)
+            return torch.cat(parts, dim=1)
+
+        return sample
+
+    planner = make_planner(settings, settings.prior_fraction)
+    result = run_mpc(planner, make_objective, batch.step, batch_size=b, horizon=horizon, action_dim=cfg.action_dim,
+                     low=low, high=high, n_execute=settings.execute, budget_steps=t_len - 1, proposals_fn=proposals_fn,
+                     seed=settings.seed * 7919 + int(seed), time_budget=settings.time_budget)
+    executed = np.clip(result.actions.cpu().numpy(), batch.action_low, batch.action_high)
+    return _rollout(batch, executed)
+
+
+
+def run_policy(model, env_name: str, start_states, goal_frames, goal_states=None, *, budget_steps: int,
+               execute: int = 8, denoise_steps: int = 4, seed: int = 0) -> Rollout:
+    """The goal-conditioned policy alone from ``start_states [B, D]`` towards ``goal_frames uint8
+    [B, S, S, 3]`` for ``budget_steps`` env steps, re-queried every ``execute`` steps: the planning
+    evaluation's ``policy`` method, reused so BC is run exactly like the planning baseline."""
+    from uva_plan.envs.goals import GoalPair
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import PlanSettings
+
+    cfg = model.config
+    settings = PlanSettings(horizon=cfg.chunk_len, execute=min(execute, cfg.chunk_len), budget_steps=budget_steps,
+                            denoise_steps=denoise_steps, seed=seed, batch_episodes=max(1, len(start_states)))
+    goals = [GoalPair(list(map(float, s)), None if goal_states is None else list(map(float, g)))
+             for s, g in zip(start_states, goal_states if goal_states is not None else [None] * len(start_states))]
+    frames: list[np.ndarray] = []
+    finals: list[np.ndarray] = []
+
+    def on_batch(first, batch, trace):
+        for f in batch.frames:
+            frames.append(np.stack(f))
+        finals.append(batch.states())
+
+    Evaluator(model, env_name, settings, image_size=cfg.image_size).run(
+        "policy", goals, goal_frames=np.asarray(goal_frames), on_batch=on_batch)
+    return Rollout(frames, np.concatenate(finals))
+
+
+# ------------------------------------------------------------------------------------------ judging
+
+
+def judge(env_name: str, rollout: Rollout, goal_states=None, goal_frames=None, image_size: int = 64) -> dict:
+    """Success and distances from the true final states (after the episode), against the demo's final
+    state; ``final_pixel_distance`` (mean squared pixel error to the demo's last frame, in [0, 1]
+    units) is reported even when the demo's state is unknown."""
+    from uva_plan.envs import make_env
+
+    env = make_env(env_name, image_size=image_size)
+    rows = []
+    for b, final in enumerate(rollout.final_states):
+        row = {"success": None, "final_distance": None, "final_pixel_distance": None}
+        if goal_states is not None:
+            row["success"] = bool(env.is_success(final, goal_states[b]))
+            row["final_distance"] = float(env.state_distance(final, goal_states[b]))
+        if goal_frames is not None:
+            diff = (rollout.frames[b][-1].astype(np.float32) - np.asarray(goal_frames[b], np.float32)) / 255.0
+            row["final_pixel_distance"] = float((diff**2).mean())
+        rows.append(row)
+
+    def mean(key):
+        vals = [r[key] for r in rows if r[key] is not None]
+        return float(np.mean(vals)) if vals else None
+
+    return {"success_rate": mean("success"), "mean_final_distance": mean("final_distance"),
+            "final_pixel_distance": mean("final_pixel_distance"), "episodes": rows}
