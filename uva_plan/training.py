@@ -24,9 +24,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ import torch
 from uva_plan.errors import UserInputError
 from uva_plan.train_state import (
     TrainState,
-    atomic_write_bytes,
     atomic_write_json,
     has_train_state,
     load_latents,
@@ -44,149 +42,26 @@ from uva_plan.train_state import (
     save_latents,
     save_train_state,
 )
-
-CONFIG_NAMES = ("tiny", "small", "base")
-METRICS_FILE = "metrics.jsonl"
-RUN_FILE = "train_config.json"
-SHORT_MODE_NAMES = {
-    "video_prediction": "video",
-    "forward_dynamics": "fwd",
-    "policy": "policy",
-    "inverse_dynamics": "inv",
-    "joint": "joint",
-}
-
-# UVA trains with AdamW lr 1e-4 (see PRESETS for ours), betas (0.9, 0.95), weight decay 0.02.
-UVA_BETAS = (0.9, 0.95)
-UVA_WEIGHT_DECAY = 0.02
-UVA_WARMUP_STEPS = 1000
-
-
-@dataclass(frozen=True)
-class TrainingPreset:
-    """Per-config defaults of the training loop (the model sizes live in world_model.config)."""
-
-    batch_size: int
-    tokenizer_steps: int
-    tokenizer_batch_size: int
-    lr: float
-    tokenizer_lr: float
-
-
-# Learning rates. UVA's 1e-4 (AdamW) belongs to a large model trained for 100k+ steps at GPU batch
-# sizes. Here a run affords 1-3k steps at batch 16-32 with 0.3-2M parameters. The batch-size rules
-# (linear, or square-root for Adam) would LOWER the rate for our small batches, which only makes sense
-# at a fixed, long step budget; with 100x fewer steps the binding constraint is progress per step, and
-# narrow transformers are stable at larger rates (muP-style: rate ~ 1/width). So the rate is
-# 1e-3 * 64 / width: tiny (width 64) 1e-3, small (128) 5e-4, base (512) 1.25e-4 ~ UVA's 1e-4.
-# Warm-up, gradient clipping and betas (0.9, 0.95) keep the small-batch noise in check.
-# Measured (tiny, Wall 200 episodes, 300 steps at batch 16; held-out video / policy loss):
-# 1e-4: 1.38 / 1.22, 3e-4: 1.12 / 1.21, 1e-3: 0.90 / 1.17, 3e-3: 0.84 / 1.22 (action modes worse).
-PRESETS: dict[str, TrainingPreset] = {
-    "tiny": TrainingPreset(batch_size=16, tokenizer_steps=300, tokenizer_batch_size=32, lr=1e-3, tokenizer_lr=2e-3),
-    "small": TrainingPreset(batch_size=32, tokenizer_steps=500, tokenizer_batch_size=32, lr=5e-4, tokenizer_lr=1e-3),
-    "base": TrainingPreset(batch_size=64, tokenizer_steps=5000, tokenizer_batch_size=64, lr=1.25e-4, tokenizer_lr=5e-4),
-}
-
-
-@dataclass
-class TrainConfig:
-    """One training run. `None` fields take the defaults of the `config` preset (see PRESETS)."""
-
-    data: str
-    out: str
-    config: str = "small"
-    steps: int = 2000
-    tokenizer_steps: int | None = None
-    batch_size: int | None = None
-    tokenizer_batch_size: int | None = None
-    lr: float | None = None
-    tokenizer_lr: float | None = None
-    betas: tuple[float, float] = UVA_BETAS
-    weight_decay: float = UVA_WEIGHT_DECAY
-    # UVA warms up for 1000 of its 100k+ steps; a short run warms up for 5% of its steps instead.
-    warmup_steps: int | None = None
-    grad_clip: float = 1.0
-    # diffusers EMAModel with warm-up (decay 1 - (1 + step)^-power, capped): power 3/4 is diffusers'
-    # advice for runs under ~100k steps (0.999 reached at 10k steps), so a 2k-step run still averages.
-    ema_decay: float = 0.9999
-    ema_power: float = 0.75
-    val_every: int = 200
-    val_batches: int = 4
-    val_fraction: float = 0.1
-    save_every: int = 500
-    log_every: int = 10
-    seed: int = 0
-    device: str | None = None  # "cpu" | "cuda" | None (cuda when available)
-    resume: bool = False
-    # Stop after this many world-model steps as if interrupted (the schedule still spans `steps`): for
-    # splitting one run over several sessions, and for testing resume. A resumed run may also be given
-    # more `steps` than before: the cosine schedule then stretches to the new total from the current step.
-    stop_at: int | None = None
-    progress: bool = True
-    # When set, every process writes the digest of its weights there at the end (replica check).
-    replica_digest_dir: str | None = None
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-
-    def resolved(self) -> TrainConfig:
-        """A copy with the preset's defaults filled in and every value checked."""
-        if self.config not in PRESETS:
-            raise UserInputError(f"config is {self.config!r}; expected one of {list(CONFIG_NAMES)}")
-        preset = PRESETS[self.config]
-        cfg = copy.deepcopy(self)
-        for name in ("tokenizer_steps", "batch_size", "tokenizer_batch_size", "lr", "tokenizer_lr"):
-            if getattr(cfg, name) is None:
-                setattr(cfg, name, getattr(preset, name))
-        if cfg.warmup_steps is None:
-            cfg.warmup_steps = min(UVA_WARMUP_STEPS, max(1, cfg.steps // 20))
-        cfg.betas = tuple(float(b) for b in cfg.betas)
-        cfg._check()
-        return cfg
-
-    def _check(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise UserInputError(message)
-
-        for name in ("steps", "batch_size", "tokenizer_batch_size", "val_every", "val_batches", "save_every", "log_every"):
-            v = getattr(self, name)
-            need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{name} is {v!r}; expected an integer >= 1")
-        for name in ("tokenizer_steps", "warmup_steps", "seed"):
-            v = getattr(self, name)
-            need(isinstance(v, int) and not isinstance(v, bool) and v >= 0, f"{name} is {v!r}; expected an integer >= 0")
-        for name in ("lr", "tokenizer_lr", "grad_clip"):
-            v = getattr(self, name)
-            need(_finite(v) and 0 < v <= 1.0 if name != "grad_clip" else _finite(v) and v > 0,
-                 f"{name} is {v!r}; expected a positive finite number" + (" <= 1" if name != "grad_clip" else ""))
-        need(len(self.betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in self.betas),
-             f"betas are {self.betas!r}; expected two numbers in [0, 1)")
-        need(_finite(self.weight_decay) and 0 <= self.weight_decay <= 1, f"weight_decay is {self.weight_decay!r}; expected a number in [0, 1]")
-        need(_finite(self.ema_decay) and 0 < self.ema_decay < 1, f"ema_decay is {self.ema_decay!r}; expected a number in (0, 1)")
-        need(_finite(self.ema_power) and self.ema_power > 0, f"ema_power is {self.ema_power!r}; expected a positive number")
-        need(_finite(self.val_fraction) and 0 < self.val_fraction < 1, f"val_fraction is {self.val_fraction!r}; expected a number in (0, 1)")
-        need(self.device in (None, "cpu", "cuda"), f"device is {self.device!r}; expected 'cpu' or 'cuda'")
-        need(self.stop_at is None or (isinstance(self.stop_at, int) and 1 <= self.stop_at <= self.steps),
-             f"stop_at is {self.stop_at!r}; expected an integer in [1, steps={self.steps}]")
-        need(isinstance(self.model_overrides, dict), f"model_overrides is {self.model_overrides!r}; expected a dict")
-
-
-@dataclass
-class TrainResult:
-    """What a run reached. Losses are per mode; `val_losses` are the EMA weights' on held-out episodes."""
-
-    run_dir: Path
-    step: int
-    train_losses: dict[str, float]
-    val_losses: dict[str, float]
-    tokenizer_val: dict[str, float]
-    samples_per_second: float
-    num_processes: int
-    is_main_process: bool = True
-
-
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
+from uva_plan.training_config import (  # noqa: F401  (the run's configuration, importable from here as before)
+    CONFIG_NAMES,
+    METRICS_FILE,
+    PRESETS,
+    RUN_FILE,
+    UVA_BETAS,
+    UVA_WEIGHT_DECAY,
+    TrainConfig,
+    TrainingPreset,
+    TrainResult,
+)
+from uva_plan.training_log import (
+    LOSS_TERMS,
+    TOKENIZER_TERMS,
+    LossMeter,
+    MetricsLog,
+    ProgressBar,
+    flat_metrics,
+    format_losses,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Data order and seeding.
@@ -271,86 +146,6 @@ def _check_run_dir(out: Path, resume: bool) -> None:
         raise UserInputError(f"run directory {out} already exists and is not empty; expected a new or empty directory, or --resume")
 
 
-class _MetricsLog:
-    """Appends one JSON object per line to RUN_DIR/metrics.jsonl (main process only)."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-
-    def truncate_after(self, stage: str, step: int) -> None:
-        """On resume: drop the records an interrupted session wrote after its last saved state, so the
-        resumed steps are not logged twice."""
-        if self.path is None or not self.path.is_file():
-            return
-        order = {"tokenizer": 0, "world_model": 1}
-        limit = (order[stage], step)
-        kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                r = json.loads(line)
-                if (order.get(r["stage"], 2), r["step"]) > limit:
-                    continue
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line torn by the interruption
-            kept.append(line)
-        atomic_write_bytes(self.path, "".join(f"{line}\n" for line in kept).encode())
-
-    def write(self, **record) -> None:
-        if self.path is None:
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, allow_nan=True) + "\n")
-
-
-def _format_losses(losses: dict[str, float]) -> str:
-    return "  ".join(f"{SHORT_MODE_NAMES.get(k, k)} {v:.4f}" for k, v in losses.items())
-
-
-class _Progress:
-    """Rich progress bar with the running loss of each mode (main process only)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._progress = None
-        self._task = None
-
-    def start(self, description: str, total: int, completed: int) -> None:
-        if not self.enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.stop()
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(description, total=total, completed=completed, losses="")
-
-    def update(self, completed: int, losses: dict[str, float]) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=completed, losses=_format_losses(losses))
-
-    def print(self, text: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(text)
-        elif self.enabled:
-            from rich import print as rprint
-
-            rprint(text)
-
-    def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Training.
@@ -369,39 +164,7 @@ class LossModule(torch.nn.Module):
         return getattr(self.target, self.method)(*args, **kwargs)
 
 
-class _Meter:
-    """Sums of loss terms per group (mode) since the last read; a read averages over all processes."""
 
-    def __init__(self, groups, keys):
-        self.groups, self.keys = list(groups), list(keys)
-        self.sums = np.zeros((len(self.groups), len(self.keys), 2))
-
-    def add(self, group: str, logs: dict, weight: float = 1.0) -> None:
-        i = self.groups.index(group)
-        for j, key in enumerate(self.keys):
-            if key in logs:
-                self.sums[i, j] += (float(logs[key]) * weight, weight)
-
-    def read(self, accelerator=None) -> dict[str, dict[str, float]]:
-        """`{group: {key: mean}}` for the groups and keys seen, then reset."""
-        t = torch.tensor(self.sums)  # a copy: the sums are reset below
-        if accelerator is not None and accelerator.num_processes > 1:
-            t = accelerator.reduce(t.to(accelerator.device), reduction="sum").cpu()
-        self.sums[:] = 0
-        return {
-            g: {k: float(t[i, j, 0] / t[i, j, 1]) for j, k in enumerate(self.keys) if t[i, j, 1] > 0}
-            for i, g in enumerate(self.groups)
-            if t[i, :, 1].sum() > 0
-        }
-
-
-def _flat(means: dict[str, dict[str, float]]) -> dict[str, float]:
-    """`{mode: {term: v}}` -> `{"term/mode": v}` for metrics.jsonl."""
-    return {f"{key}/{group}": v for group, terms in means.items() for key, v in terms.items()}
-
-
-LOSS_TERMS = ("loss", "video_loss", "action_loss", "distance_loss", "latent_distance_loss")
-TOKENIZER_TERMS = ("tokenizer_loss", "recon", "kl", "mse")
 
 
 def _make_accelerator(device: str | None):
@@ -436,8 +199,8 @@ class _Run:
     cfg: TrainConfig
     accelerator: Any
     out: Path
-    log: _MetricsLog
-    progress: _Progress
+    log: MetricsLog
+    progress: ProgressBar
     info: dict
 
     @property
@@ -523,7 +286,7 @@ def train(config: TrainConfig) -> TrainResult:
             "train_episodes": train_eps, "val_episodes": val_eps,
         })
     accelerator.wait_for_everyone()
-    run = _Run(cfg, accelerator, out, _MetricsLog(out / METRICS_FILE if main else None), _Progress(cfg.progress and main),
+    run = _Run(cfg, accelerator, out, MetricsLog(out / METRICS_FILE if main else None), ProgressBar(cfg.progress and main),
                {"train_config": _jsonable(asdict(cfg)), "data_fingerprint": fingerprint})
     if state is not None:
         run.log.truncate_after(state.stage, state.step)
@@ -582,7 +345,7 @@ def _train_tokenizer(run: _Run, model, buffer, train_eps, val_eps, state: TrainS
             start = state.step
         wrapped, optimizer = run.accelerator.prepare(LossModule(tok), optimizer)
         sampler = EpochSampler(len(train_frames), cfg.seed)
-        meter = _Meter(["tokenizer"], TOKENIZER_TERMS)
+        meter = LossMeter(["tokenizer"], TOKENIZER_TERMS)
         run.progress.start("tokenizer", steps, start)
         tok.train()
         for step in range(start, steps):
@@ -673,7 +436,7 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
     wrapped, optimizer = accelerator.prepare(LossModule(model), optimizer)
     sampler = EpochSampler(len(train_set), cfg.seed)
     end = cfg.stop_at if cfg.stop_at is not None else cfg.steps
-    meter = _Meter([*MODE_NAMES, "all"], [*LOSS_TERMS, "grad_norm"])
+    meter = LossMeter([*MODE_NAMES, "all"], [*LOSS_TERMS, "grad_norm"])
     running: dict[str, float] = {}
     val_losses: dict[str, float] = {}
     train_time, train_samples = 0.0, 0
@@ -707,7 +470,7 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
             grad = means.pop("all")["grad_norm"]
             for mode, terms in means.items():  # the bar shows an exponential average over log intervals
                 running[mode] = terms["loss"] if mode not in running else 0.7 * running[mode] + 0.3 * terms["loss"]
-            run.log.write(stage="world_model", step=done, lr=scheduler.get_last_lr()[0], **_flat(means),
+            run.log.write(stage="world_model", step=done, lr=scheduler.get_last_lr()[0], **flat_metrics(means),
                           grad_norm=grad, samples_per_second=train_samples / train_time, time=time.time())
             run.progress.update(done, running)
         if done % cfg.val_every == 0 or done == end:
@@ -715,8 +478,8 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
             if run.main:
                 val = _validate(ema_model, val_set, cfg, MODE_NAMES)
                 val_losses = {mode: terms["loss"] for mode, terms in val.items()}
-                run.log.write(stage="world_model", step=done, split="val", **_flat(val), time=time.time())
-                run.progress.print(f"step {done} validation: {_format_losses(val_losses)}")
+                run.log.write(stage="world_model", step=done, split="val", **flat_metrics(val), time=time.time())
+                run.progress.print(f"step {done} validation: {format_losses(val_losses)}")
             accelerator.wait_for_everyone()
         if done % cfg.save_every == 0 or done == end:
             ema.copy_to(ema_params)
@@ -742,7 +505,7 @@ def _validate(model, val_set, cfg: TrainConfig, mode_names) -> dict[str, dict[st
     k = min(n, cfg.val_batches * cfg.batch_size)
     ids = np.sort(np.random.default_rng([cfg.seed, 9]).choice(n, size=k, replace=False))
     batches = [_collate([val_set[int(i)] for i in ids[s : s + cfg.batch_size]], device) for s in range(0, k, cfg.batch_size)]
-    meter = _Meter(mode_names, LOSS_TERMS)
+    meter = LossMeter(mode_names, LOSS_TERMS)
     with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for j, mode in enumerate(mode_names):
             torch.manual_seed(_step_seed(cfg.seed, 3, j, 0))
@@ -753,3 +516,4 @@ def _validate(model, val_set, cfg: TrainConfig, mode_names) -> dict[str, dict[st
 
 
 __all__ = ["CONFIG_NAMES", "PRESETS", "EpochSampler", "TrainConfig", "TrainResult", "TrainingPreset", "train"]
+
