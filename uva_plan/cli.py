@@ -286,6 +286,9 @@ def _plan_options(fn):
                      help="Goal cost."),
         click.option("--denoise-steps", type=click.IntRange(1, 100), default=d.denoise_steps, show_default=True,
                      help="DDIM steps of the diffusion heads."),
+        click.option("--policy-temperature", type=click.FloatRange(0.0, 10.0), default=d.policy_temperature,
+                     show_default=True, help="Sampling temperature of the policy's own choice (the policy-alone "
+                                             "method and the first prior proposal; 0 = deterministic)."),
         click.option("--model-samples", type=click.IntRange(min=1), default=d.model_samples, show_default=True,
                      help="Score each candidate this many times and average (stochastic model)."),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
@@ -297,13 +300,13 @@ def _plan_options(fn):
 
 
 def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, budget_steps, time_budget, cost,
-              denoise_steps, model_samples, seed):
+              denoise_steps, policy_temperature, model_samples, seed):
     from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
 
     return PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
                         prior_fraction=prior_fraction, budget_steps=budget_steps or BUDGET_STEPS[env_name],
                         time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
-                        model_samples=model_samples, seed=seed)
+                        policy_temperature=policy_temperature, model_samples=model_samples, seed=seed)
 
 
 @main.command()
@@ -318,13 +321,14 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
 @_plan_options
 @user_errors
 def plan(checkpoint, env_name, episodes, goals_file, goal_image, start_state, baselines, out, planner, samples, iters,
-         horizon, execute, prior_fraction, budget_steps, time_budget, cost, denoise_steps, model_samples, seed, device):
+         horizon, execute, prior_fraction, budget_steps, time_budget, cost, denoise_steps, policy_temperature, model_samples,
+         seed, device):
     """Goal-image MPC: UVA imagines each candidate's future, the planner picks the best, replans."""
     from uva_plan.errors import UserInputError
     from uva_plan.planning import run_planning
 
     settings = _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, budget_steps,
-                         time_budget, cost, denoise_steps, model_samples, seed)
+                         time_budget, cost, denoise_steps, policy_temperature, model_samples, seed)
     state = None
     if start_state is not None:
         try:

@@ -227,7 +227,7 @@ class Evaluator:
             from uva_plan.objective import PolicyProposals
 
             sampler = PolicyProposals(self.model, batch.history(self.n_history, self.frame_stride), goal_tensor,
-                                      num_steps=s.denoise_steps, generator=gen)
+                                      num_steps=s.denoise_steps, generator=gen, first_temperature=s.policy_temperature)
             return lambda b, m: sampler(b, m, s.horizon)
 
         def on_replan(i, result):
@@ -281,7 +281,8 @@ class Evaluator:
             else:
                 with torch.no_grad():
                     chunk = self.model.policy(batch.history(self.n_history, self.frame_stride), goal=goal_tensor,
-                                              num_samples=1, num_steps=s.denoise_steps, generator=gen)
+                                              num_samples=1, num_steps=s.denoise_steps,
+                                              temperature=s.policy_temperature, generator=gen)
                 acts = chunk[:, 0, :n].numpy()
             t_total += time.perf_counter() - t0
             replans += 1

@@ -125,17 +125,20 @@ class PolicyProposals:
 
     For a horizon of several chunks the policy is applied chunk by chunk on histories imagined by the
     forward-dynamics mode, so every proposal is a whole ``[H, A]`` sequence.
-    history: ``[B, Th, H, W, 3]`` uint8; goal: ``[B, H, W, 3]`` uint8.
+    history: ``[B, Th, H, W, 3]`` uint8; goal: ``[B, H, W, 3]`` uint8. ``first_temperature``: the first
+    proposal of each problem is sampled at this temperature (0: the policy's own deterministic choice, so
+    the planner always sees it), the rest at the checkpoint's (spread).
     """
 
     def __init__(self, model, history: torch.Tensor, goal: torch.Tensor, *, num_steps: int | None = None,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, first_temperature: float | None = None):
         _check_history_and_goal(model, history, goal)
         self.model = model
         self.history_latents = model.encode(history)
         self.goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
         self.num_steps = num_steps
         self.generator = generator
+        self.first_temperature = first_temperature
 
     def __call__(self, batch_size: int, num: int, horizon: int | None = None) -> torch.Tensor:
         """``-> [B, num, horizon, A]`` in env units (horizon defaults to one chunk)."""
@@ -149,9 +152,16 @@ class PolicyProposals:
         hist = self.history_latents.repeat_interleave(num, dim=0)
         goal = self.goal_latents.repeat_interleave(num, dim=0)
         chunks = []
+        first = torch.zeros(b * num, dtype=torch.bool, device=hist.device)
+        if self.first_temperature is not None:
+            first[::num] = True
         for k in range(horizon // chunk):
-            acts = self.model.policy(history_latents=hist, goal_latents=goal, num_samples=1,
-                                     num_steps=self.num_steps, generator=self.generator)[:, 0]
+            acts = torch.empty(b * num, chunk, self.model.config.action_dim, device=hist.device)
+            for rows, temperature in ((~first, None), (first, self.first_temperature)):
+                if rows.any():
+                    acts[rows] = self.model.policy(history_latents=hist[rows], goal_latents=goal[rows], num_samples=1,
+                                                   num_steps=self.num_steps, temperature=temperature,
+                                                   generator=self.generator)[:, 0]
             chunks.append(acts)
             if k + 1 < horizon // chunk:
                 hist = self.model.forward_dynamics(history_latents=hist, actions=acts, goal_latents=goal,

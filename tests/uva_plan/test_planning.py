@@ -234,3 +234,28 @@ def test_passing_the_goal_without_staying_counts_as_reached_not_success():
     frames = batch.current_frames()
     row = Evaluator(None, "wall", PlanSettings())._judge(batch, [goal], frames, 0.0, 0, 0)[0]
     assert row.reached and not row.success and row.final_distance == pytest.approx(16.0)
+
+
+def test_the_first_prior_proposal_is_the_policys_own_deterministic_choice(wall_ckpt):
+    """With ``first_temperature=0`` the first proposal of each problem is the policy's temperature-0
+    chunk (the same whatever the generator), the others keep their spread; without it nothing changes."""
+    import world_model
+    from uva_plan.objective import PolicyProposals
+
+    model = world_model.load(wall_ckpt)
+    env = make_env("wall")
+    obs, info = env.reset(seed=0)
+    history = torch.from_numpy(np.repeat(obs[None, None], 4, axis=1)).repeat(2, 1, 1, 1, 1)
+    goal = torch.from_numpy(env.render_state([52.0, 20.0, info["state"][2]]))[None].repeat(2, 1, 1, 1)
+
+    def draw(seed, first_temperature):
+        gen = torch.Generator().manual_seed(seed)
+        return PolicyProposals(model, history, goal, generator=gen, first_temperature=first_temperature)(2, 5, 32)
+
+    a, b = draw(0, 0.0), draw(1, 0.0)
+    assert a.shape == (2, 5, 32, 2)
+    torch.testing.assert_close(a[:, 0], b[:, 0])  # deterministic
+    assert not torch.allclose(a[:, 1:], b[:, 1:])  # the rest are samples
+    torch.testing.assert_close(a[0, 0], a[1, 0])  # same problem twice, same choice
+    plain = draw(0, None)
+    assert not torch.allclose(plain[:, 0], draw(1, None)[:, 0])
