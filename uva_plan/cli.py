@@ -8,6 +8,7 @@ process exits with code 2, without a traceback.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 
@@ -358,35 +359,49 @@ def goals(env_name, n, seed, out):
 
 
 @main.command()
-@click.option("--episodes", type=click.IntRange(min=1), default=6, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default="uva-plan-demo", show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--env", "env_name", type=ENV_CHOICES, default="wall", show_default=True,
+              help="wall: cross-room goals; pusht: the ends of 25-step pusher segments (DINO-WM's protocol).")
+@click.option("--episodes", type=click.IntRange(min=1), default=6, show_default=True, help="Goals to plan for.")
+@click.option("--out", type=click.Path(file_okay=False), default="uva-plan-demo", show_default=True,
+              help="Output folder: results.json, one GIF per episode, the planner's cost plot.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Goal and sampling seed.")
 @user_errors
-def demo(episodes, out, seed):
-    """The main job in one command: goal-image planning with the shipped Wall checkpoint on a handful of
-    cross-room goals, against random, greedy and policy-only baselines."""
+def demo(env_name, episodes, out, seed):
+    """The main job in one command: goal-image planning with the shipped checkpoint on a handful of
+    held-out goals, against random, greedy and policy-only baselines."""
     from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
     from uva_plan.planning import run_planning
 
-    settings = PlanSettings(seed=seed, budget_steps=BUDGET_STEPS["wall"])
-    payload = run_planning(env_name="wall", checkpoint=None, settings=settings, episodes=episodes,
+    settings = PlanSettings(seed=seed, budget_steps=BUDGET_STEPS[env_name])
+    payload = run_planning(env_name=env_name, checkpoint=None, settings=settings, episodes=episodes,
                            methods=["random", "greedy", "policy", "planner+prior"], out=out)
     click.echo(demo_caption(payload))
 
 
 def demo_caption(payload: dict) -> str:
     """The line under the demo's table: what the rows are, what success means, who won."""
-    from uva_plan.envs.wall_geometry import SUCCESS_RADIUS
-
     methods = payload["methods"]
     plan, policy = methods["planner+prior"]["success_rate"], methods["policy"]["success_rate"]
     verdict = ("beat" if plan > policy else "tied with" if plan == policy else "did not beat")
-    return (f"Rows: random actions, a greedy straight line, UVA's policy alone, and the UVA planner ({payload['settings']['planner']}"
-            f" scoring imagined futures, seeded by the policy) on the same {payload['n_goals']} cross-room goals. "
-            f"Success: the agent's centre ends within {SUCCESS_RADIUS:g} units (px) of the goal's after the "
-            f"{payload['settings']['budget_steps']}-step budget; final distance in the same units. "
-            f"The planner ({plan:.0%}) {verdict} the policy alone ({policy:.0%}).")
+    budget = payload["settings"]["budget_steps"]
+    if payload.get("env", "wall") == "pusht":
+        from uva_plan.envs.pusht import ANGLE_TOLERANCE, POSITION_TOLERANCE
 
+        goals = f"{payload['n_goals']} held-out PushT goals (the end of a 25-step pusher segment)"
+        greedy = "the agent straight to the goal's agent position"
+        success = (f"agent + block position error under {POSITION_TOLERANCE:g} px and block angle error under "
+                   f"{math.degrees(ANGLE_TOLERANCE):.0f} degrees after the {budget}-step budget; final distance = "
+                   "that position error + 1 px per degree")
+    else:
+        from uva_plan.envs.wall_geometry import SUCCESS_RADIUS
+
+        goals = f"{payload['n_goals']} cross-room goals"
+        greedy = "a greedy straight line"
+        success = (f"the agent's centre ends within {SUCCESS_RADIUS:g} units (px) of the goal's after the "
+                   f"{budget}-step budget; final distance in the same units")
+    return (f"Rows: random actions, {greedy}, UVA's policy alone, and the UVA planner ({payload['settings']['planner']}"
+            f" scoring imagined futures, seeded by the policy) on the same {goals}. Success: {success}. "
+            f"The planner ({plan:.0%}) {verdict} the policy alone ({policy:.0%}).")
 
 
 @main.command()

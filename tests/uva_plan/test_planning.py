@@ -186,6 +186,9 @@ def test_the_demo_caption_says_what_the_rows_are_and_who_won(plan, policy, verdi
     line = demo_caption(payload)
     assert f"The planner ({plan:.0%}) {verdict} the policy alone ({policy:.0%})" in line
     assert "within 4 units" in line and "64-step budget" in line and "6 cross-room goals" in line
+    pusht = demo_caption({**payload, "env": "pusht", "settings": {"planner": "cem", "budget_steps": 50}})
+    assert "under 20 px" in pusht and "under 20 degrees" in pusht and "50-step budget" in pusht
+    assert f"The planner ({plan:.0%}) {verdict} the policy alone ({policy:.0%})" in pusht
 
 
 def test_every_planner_name_builds_its_own_planner_and_an_unknown_one_is_an_error():
