@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from uva_plan.errors import UserInputError
+from world_model.files import atomic_write_bytes
 
 STATE_FORMAT = "uva-plan-train-state"
 STATE_VERSION = 1
@@ -47,24 +47,6 @@ class TrainState:
     scheduler: dict[str, Any] | None = None
     ema: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so readers see the old file or the whole new one, never a torn one."""
-    path = Path(path)
-    # A unique name in the same folder (so the rename is atomic), opened like any file so it gets the
-    # user's umask permissions (mkstemp would make it private).
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

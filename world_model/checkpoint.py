@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from safetensors.torch import save as save_safetensors
 
 from world_model.config import TokenizerConfig, UVAConfig
 from world_model.errors import CheckpointError, WorldModelError
+from world_model.files import atomic_write_bytes
 
 FORMAT = "uva-plan/world_model"
 FORMAT_VERSION = 1
@@ -35,20 +34,6 @@ _VERSION_2_FIELDS = {"fuse_current_frame": False, "video_target": "frame", "acti
 _READABLE_VERSIONS = (2, ARCHITECTURE_VERSION)
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(model, run_dir, extra_state: dict[str, Any] | None = None) -> Path:
@@ -77,8 +62,8 @@ def save_checkpoint(model, run_dir, extra_state: dict[str, Any] | None = None) -
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "extra_state": config_extra,
     }
-    _atomic_write(run_dir / WEIGHTS_FILE, weights)
-    _atomic_write(run_dir / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+    atomic_write_bytes(run_dir / WEIGHTS_FILE, weights)
+    atomic_write_bytes(run_dir / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
     return run_dir
 
 

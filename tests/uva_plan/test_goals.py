@@ -91,3 +91,16 @@ def test_goal_file_for_another_env_or_missing(tmp_path):
         save_goals(tmp_path / "no" / "g.json", [])
     with pytest.raises(UserInputError, match="expected an integer >= 1"):
         protocol_goals("wall", 0)
+
+
+def test_goal_files_follow_the_users_umask(tmp_path):
+    import os
+
+    from uva_plan.envs.goals import protocol_goals, save_goals
+
+    old = os.umask(0o022)
+    try:
+        save_goals(tmp_path / "goals.json", protocol_goals("wall", 2))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "goals.json").stat().st_mode & 0o777 == 0o644

@@ -173,3 +173,18 @@ def test_a_version_2_checkpoint_loads_with_its_own_design(tmp_path):
     loaded = load(run)
     assert loaded.config.video_target == "frame" and loaded.config.local_mixing == 0
     assert not loaded.config.fuse_current_frame
+
+
+def test_checkpoint_files_follow_the_users_umask(tiny_model, tmp_path):
+    """A shared checkpoint must be readable by colleagues: files get the umask's permissions, not the
+    private 0600 of a temporary file."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        run = save_checkpoint(tiny_model, tmp_path / "run")
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "config.json"):
+        assert (run / name).stat().st_mode & 0o777 == 0o644
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 from uva_plan.envs import env_name as canonical_env_name
 from uva_plan.envs import make_env
 from uva_plan.errors import UserInputError
+from world_model.files import atomic_write_bytes
 
 EVAL_SEED_OFFSET = 1_000_000
 PUSHT_SEGMENT_STEPS = 25
@@ -96,16 +95,9 @@ def save_goals(path, pairs: list[GoalPair]) -> None:
         raise UserInputError(f"cannot write goals to {path}: folder {path.parent} does not exist; expected an existing folder")
     payload = json.dumps([p.to_json() for p in pairs], indent=1)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        atomic_write_bytes(path, payload.encode("utf-8"))
     except OSError as exc:
         raise UserInputError(f"cannot write goals to {path}: {exc.strerror}; expected a writable folder") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_goals(path, env_name: str) -> list[GoalPair]:
