@@ -62,6 +62,23 @@ def _episodes_of_run(run_dir: Path, data: Path, n_episodes: int) -> tuple[list[i
     return train_ids.tolist(), val_ids.tolist()
 
 
+def load_run_and_data(run_dir: Path, data: Path, device: str = "cpu"):
+    """``(model, replay buffer)`` of a trained run and the data to refine it on, checked to match (same
+    env, same frame size): the start of every post-training stage (fit-distance, extract-policy)."""
+    import world_model
+    from uva_plan.data import load_replay_buffer
+
+    model = world_model.load(run_dir, device=device)
+    buffer = load_replay_buffer(data)
+    env = buffer.attrs.get("env_name")
+    if model.config.env_name and env and env != model.config.env_name:
+        raise UserInputError(f"{data} holds {env!r} episodes but {run_dir} was trained on {model.config.env_name!r}; "
+                             "expected data of the same env")
+    if buffer.image_size != model.config.image_size:
+        raise UserInputError(f"{data} has {buffer.image_size}px frames; expected {model.config.image_size}px as the model")
+    return model, buffer
+
+
 def _pairs(rng, starts, ends, episodes, n, goal_max_steps):
     """``n`` (frame, hindsight goal) index pairs from ``episodes`` and their step gaps."""
     ep = rng.choice(np.asarray(episodes), size=n)
@@ -102,7 +119,6 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     import torch
 
     import world_model
-    from uva_plan.data import load_replay_buffer
     from world_model.checkpoint import load_extra_state
     from world_model.model import expectile_loss
 
@@ -114,14 +130,8 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     if not 0.0 < float(lr) < 1.0:
         raise UserInputError(f"lr is {lr!r}; expected a number in (0, 1)")
     run_dir, data = Path(checkpoint), Path(data)
-    model = world_model.load(run_dir, device=device)
-    buffer = load_replay_buffer(data)
+    model, buffer = load_run_and_data(run_dir, data, device)
     env = buffer.attrs.get("env_name")
-    if model.config.env_name and env and env != model.config.env_name:
-        raise UserInputError(f"{data} holds {env!r} episodes but {run_dir} was trained on {model.config.env_name!r}; "
-                             "expected data of the same env")
-    if buffer.image_size != model.config.image_size:
-        raise UserInputError(f"{data} has {buffer.image_size}px frames; expected {model.config.image_size}px as the model")
     train_eps, val_eps = _episodes_of_run(run_dir, data, buffer.n_episodes)
     starts, ends = np.asarray(buffer.episode_starts), np.asarray(buffer.episode_ends)
     # Goals before t are reachable only where the dynamics can undo a move (the Wall's disc can; a
@@ -190,7 +200,6 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
 
 
 def _bar(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from uva_plan.progress import progress_bar
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=not enabled)
+    return progress_bar(enabled)

@@ -150,12 +150,12 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
     Returns the results payload."""
     import torch
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from uva_plan.envs import env_name as canonical_env_name
     from uva_plan.envs import make_env
     from uva_plan.plan_settings import PlanSettings
     from uva_plan.planning import load_model_for_env, write_json_atomic
+    from uva_plan.progress import progress_bar
     from uva_plan.videos import load_video
     from uva_plan.viz import side_by_side_gif
 
@@ -201,8 +201,7 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
                      "start_state": None if start is None else [float(v) for v in start],
                      "options": asdict(opts), "methods": {}}
     executed: Rollout | None = None
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
+    with progress_bar(console=console) as progress:
         task = progress.add_task("labelling (inverse dynamics)", total=1)
         labels = label_frames(model, vid.frames, num_samples=opts.label_samples, dense=opts.dense,
                               num_steps=opts.denoise_steps, seed=opts.seed)

@@ -86,10 +86,10 @@ def run_planning(
     """Evaluate ``methods`` on goals and write everything into ``out``. Returns the summary dict."""
     import torch
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from uva_plan.envs.goals import GoalPair, load_goals, protocol_goals
     from uva_plan.evaluation import Evaluator
+    from uva_plan.progress import progress_bar
     from uva_plan.viz import cost_plot, planning_gif
 
     console = console or Console()
@@ -122,8 +122,7 @@ def run_planning(
         stale.unlink(missing_ok=True)
     gif_method = gif_method or next((m for m in ("planner+prior", "planner") if m in methods), None)
     results = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with progress_bar(console=console) as progress:
         for method in methods:
             task = progress.add_task(f"{method:>14}", total=len(goals))
 

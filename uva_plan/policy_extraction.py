@@ -91,8 +91,8 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
     import torch
 
     import world_model
-    from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer
-    from uva_plan.distance_fit import _bar, _episodes_of_run
+    from uva_plan.data import WindowDataset, WindowSpec
+    from uva_plan.distance_fit import _bar, _episodes_of_run, load_run_and_data
     from uva_plan.finetuning import finetune_windows
     from world_model.checkpoint import load_extra_state
 
@@ -108,14 +108,8 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
             raise UserInputError(f"{name} is {value!r}; expected {expected}")
     run_dir, data = Path(checkpoint), Path(data)
-    model = world_model.load(run_dir, device=device)
-    buffer = load_replay_buffer(data)
+    model, buffer = load_run_and_data(run_dir, data, device)
     env = buffer.attrs.get("env_name")
-    if model.config.env_name and env and env != model.config.env_name:
-        raise UserInputError(f"{data} holds {env!r} episodes but {run_dir} was trained on {model.config.env_name!r}; "
-                             "expected data of the same env")
-    if buffer.image_size != model.config.image_size:
-        raise UserInputError(f"{data} has {buffer.image_size}px frames; expected {model.config.image_size}px as the model")
     train_eps, _ = _episodes_of_run(run_dir, data, buffer.n_episodes)
     recorded = _episode_policies(buffer)
     if episode_policy is not None:

@@ -59,20 +59,10 @@ class ProgressBar:
     def start(self, description: str, total: int, completed: int) -> None:
         if not self.enabled:
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from uva_plan.progress import progress_bar
 
         self.stop()
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
-        )
+        self._progress = progress_bar(remaining=True, fields=("losses",))
         self._progress.start()
         self._task = self._progress.add_task(description, total=total, completed=completed, losses="")
 

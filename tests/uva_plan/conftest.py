@@ -12,3 +12,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def tiny_wall_run(root):
+    """``(run_dir, data)``: 6 mixed Wall episodes and an untrained tiny Wall checkpoint (extra_state
+    ``{"step": 7}``), the input of the post-training stages (fit-distance, extract-policy)."""
+    import world_model
+    from uva_plan.collection import collect_dataset
+    from uva_plan.envs import make_env
+
+    data = root / "wall.zarr"
+    collect_dataset(env_name="wall", episodes=6, max_steps=40, policy="mixed", image_size=64, seed=0, out=str(data))
+    env = make_env("wall")
+    torch.manual_seed(0)
+    ckpt = root / "run"
+    model = world_model.UVA(world_model.make_config("tiny", env.action_low, env.action_high, env_name="wall"))
+    world_model.save_checkpoint(model, ckpt, extra_state={"step": 7})
+    return ckpt, data

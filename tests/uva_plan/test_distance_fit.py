@@ -7,6 +7,7 @@ import torch
 from click.testing import CliRunner
 
 import world_model
+from tests.uva_plan.conftest import tiny_wall_run
 from uva_plan.cli import main
 from uva_plan.distance_fit import fit_latent_distance
 from uva_plan.errors import UserInputError
@@ -14,18 +15,7 @@ from uva_plan.errors import UserInputError
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from uva_plan.collection import collect_dataset
-    from uva_plan.envs import make_env
-
-    root = tmp_path_factory.mktemp("fit")
-    data = root / "wall.zarr"
-    collect_dataset(env_name="wall", episodes=6, max_steps=40, policy="mixed", image_size=64, seed=0, out=str(data))
-    env = make_env("wall")
-    torch.manual_seed(0)
-    ckpt = root / "run"
-    model = world_model.UVA(world_model.make_config("tiny", env.action_low, env.action_high, env_name="wall"))
-    world_model.save_checkpoint(model, ckpt, extra_state={"step": 7})
-    return ckpt, data
+    return tiny_wall_run(tmp_path_factory.mktemp("fit"))
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
