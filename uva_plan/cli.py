@@ -104,7 +104,8 @@ def main():
          "pusher (PushT) or a per-episode mix (Wall 60% expert / 20% wander / 20% random; PushT 80% pusher / "
          "20% random).",
 )
-@click.option("--image-size", type=click.IntRange(min=16, max=512), default=64, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=16, max=512), default=64, show_default=True,
+              help="Frame side in pixels.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="First episode seed.")
 @click.option("--out", type=click.Path(dir_okay=True, file_okay=False), required=True, help="Output PATH.zarr.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
@@ -143,13 +144,14 @@ def collect(env_name, episodes, max_steps, policy, image_size, seed, out, overwr
 @click.option("--tokenizer-steps", type=click.IntRange(min=0), default=None, help="Tokenizer steps (preset default).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per process per step (preset default).")
 @click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True), default=None, help="Peak learning rate (preset default).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of weights, data order and noise.")
 @click.option("--val-every", type=click.IntRange(min=1), default=200, show_default=True, help="Validate every N steps.")
 @click.option("--save-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps.")
 @click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
               help="Override one field of the model preset (repeatable), e.g. frame_stride=1 or width=192; "
                    "VALUE is read as JSON, else kept as text.")
-@click.option("--replica-digest-dir", type=click.Path(file_okay=False), default=None, hidden=True)
+@click.option("--replica-digest-dir", type=click.Path(file_okay=False), default=None, hidden=True,
+              help="Testing only: each process writes the digest of its weights here.")
 @user_errors
 def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_size, lr, seed, val_every, save_every,
           model_options, replica_digest_dir):
@@ -183,13 +185,13 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
 @main.command("fit-distance")
 @click.option("--checkpoint", type=click.Path(), required=True, help="RUN_DIR of `uva-plan train` (rewritten in place).")
 @click.option("--data", type=click.Path(), required=True, help="The replay buffer the run was trained on.")
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps of the head.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True, help="(frame, goal) pairs per step.")
 @click.option("--method", type=click.Choice(["expectile", "td"]), default="expectile", show_default=True,
               help="expectile: a low expectile of hindsight step counts; td: a shortest-path distance by "
                    "temporal differences over recorded transitions (cuts the detours of wandering episodes).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the pair draws.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to fit.")
 @user_errors
 def fit_distance(checkpoint, data, steps, batch_size, method, seed, device):
     """Refit the latent-distance head (the default goal cost) on frozen frame latents with large
@@ -268,7 +270,8 @@ def _plan_options(fn):
 
     d = PlanSettings()
     options = [
-        click.option("--planner", type=click.Choice(PLANNER_NAMES), default=d.planner, show_default=True),
+        click.option("--planner", type=click.Choice(PLANNER_NAMES), default=d.planner, show_default=True,
+                     help="Optimiser over action sequences."),
         click.option("--samples", type=click.IntRange(min=4), default=d.samples, show_default=True,
                      help="Candidates per planner iteration."),
         click.option("--iters", type=click.IntRange(min=1), default=d.iters, show_default=True,
@@ -292,8 +295,8 @@ def _plan_options(fn):
                                              "method and the first prior proposal; 0 = deterministic)."),
         click.option("--model-samples", type=click.IntRange(min=1), default=d.model_samples, show_default=True,
                      help="Score each candidate this many times and average (stochastic model)."),
-        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
-        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the goals and all sampling."),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where the model runs."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -312,11 +315,14 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
 
 @main.command()
 @click.option("--checkpoint", type=click.Path(), default=None, help="RUN_DIR of `uva-plan train` [default: shipped].")
-@click.option("--env", "env_name", type=ENV_CHOICES, default="wall", show_default=True)
-@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--env", "env_name", type=ENV_CHOICES, default="wall", show_default=True, help="Environment of the goals.")
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Held-out protocol goals to plan for (without --goals / --goal-image).")
 @click.option("--goals", "goals_file", type=click.Path(), default=None, help="Goal file from `uva-plan goals`.")
 @click.option("--goal-image", type=click.Path(), default=None, help="Plan towards your own picture.")
-@click.option("--start-state", type=str, default=None, help="Comma-separated start state (with --goal-image).")
+@click.option("--start-state", type=str, default=None, help="Comma-separated start state (with --goal-image): Wall "
+              "agent_x,agent_y,door_center_y; PushT agent_x,agent_y,block_x,block_y,block_angle,"
+              "agent_vx,agent_vy,block_vx,block_vy,block_angular_velocity.")
 @click.option("--baselines", is_flag=True, help="Also run random, greedy, policy-only, no-prior and oracles.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @_plan_options
@@ -345,9 +351,9 @@ def plan(checkpoint, env_name, episodes, goals_file, goal_image, start_state, ba
 
 
 @main.command()
-@click.option("--env", "env_name", type=ENV_CHOICES, required=True)
+@click.option("--env", "env_name", type=ENV_CHOICES, required=True, help="Environment of the goals.")
 @click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of goal pairs.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Goal pair i uses evaluation seed 1,000,000 + seed + i.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output FILE.json.")
 @user_errors
 def goals(env_name, n, seed, out):
@@ -411,10 +417,12 @@ def demo_caption(payload: dict) -> str:
 @click.option("--mode", type=click.Choice(["label", "replay", "track", "bc"]), required=True,
               help="label: infer actions; replay: run them open-loop; track: MPC towards the video's frames; "
                    "bc: fine-tune the policy on the labels and run it.")
-@click.option("--env", "env_name", type=ENV_CHOICES, required=True)
+@click.option("--env", "env_name", type=ENV_CHOICES, required=True, help="Environment the video shows.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--start-state", type=str, default=None,
-              help="Comma-separated env state the video starts from [default: the zarr episode's first state].")
+              help="Comma-separated env state the video starts from [default: the zarr episode's first state]: "
+                   "Wall agent_x,agent_y,door_center_y; PushT agent_x,agent_y,block_x,block_y,block_angle,"
+                   "agent_vx,agent_vy,block_vx,block_vy,block_angular_velocity.")
 @click.option("--episode", type=click.IntRange(min=0), default=0, show_default=True, help="Episode of a .zarr video.")
 @click.option("--subgoal-every", type=click.IntRange(min=1), default=None,
               help="Env steps between the subgoal frames tracked [default: the model's frame stride].")
@@ -424,8 +432,8 @@ def demo_caption(payload: dict) -> str:
               help="Tracking: cost of leaving the inferred actions (0: pure goal-image MPC).")
 @click.option("--bc-steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Fine-tuning steps of the policy in bc mode.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of labelling, planning and fine-tuning.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where the model runs.")
 @user_errors
 def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoal_every, samples, label_weight,
             bc_steps, seed, device):

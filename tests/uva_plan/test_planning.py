@@ -262,3 +262,14 @@ def test_the_first_prior_proposal_is_the_policys_own_deterministic_choice(wall_c
     torch.testing.assert_close(a[0, 0], a[1, 0])  # same problem twice, same choice
     plain = draw(0, None)
     assert not torch.allclose(plain[:, 0], draw(1, None)[:, 0])
+
+
+def test_every_cli_option_says_what_it_is_for_and_states_name_their_layout():
+    import click
+
+    bare = [f"{name} {p.opts[0]}" for name, cmd in main.commands.items() for p in cmd.params
+            if isinstance(p, click.Option) and not p.help]
+    assert bare == []
+    for name in ("plan", "imitate"):
+        state = next(p for p in main.commands[name].params if p.name == "start_state")
+        assert "agent_x,agent_y,door_center_y" in state.help and "block_angle" in state.help
