@@ -9,8 +9,14 @@ direction from a still start (within 4 px of the simulator's end), and the video
 shuffled actions; and the inverse-dynamics R^2 of the same held-out videos. Writes a PNG per run
 (history | true future | imagined): look at it.
 
+PushT checkpoints (the env is read from each checkpoint's config) get held-out pusher and
+random-action episodes and the same measures for the agent AND the block (position in state units,
+8 = 1 px at 64x64; angle error in degrees), the locator checked on true frames first; the still-start
+direction test is Wall-only and skipped.
+
     python benchmarks/imagination.py --checkpoint uva_plan/checkpoints/wall [--episodes 12] [--out out/imagination]
     python benchmarks/imagination.py --checkpoint runs/a --checkpoint runs/b --quick   # ablation rows
+    python benchmarks/imagination.py --checkpoint runs/pusht --quick
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import world_model  # noqa: E402
+from uva_plan.envs import env_name as canonical_env_name  # noqa: E402
 from uva_plan.envs.wall_locate import locate_agent  # noqa: E402
 from uva_plan.imagination import (  # noqa: E402
     SamplingSettings,
@@ -37,8 +44,10 @@ from uva_plan.imagination import (  # noqa: E402
     imagination_sheet,
     inverse_r2,
     measure_imagination,
+    model_env,
     shuffled_action_loss,
 )
+from uva_plan.imagination_pusht import true_frame_check  # noqa: E402
 from uva_plan.train_state import atomic_write_json  # noqa: E402
 
 
@@ -65,13 +74,61 @@ def _finite_or_none(obj):
     return obj
 
 
+PUSHT_WIDTH = 150  # PushT's tables are wider than a non-terminal console's 80 columns
+
+
+def _wide(console: Console) -> Console:
+    """A console for PushT's wide tables: a terminal keeps its width, a log or pipe gets PUSHT_WIDTH."""
+    return console if console.is_terminal else Console(width=max(console.width, PUSHT_WIDTH))
+
+
+def _pusht_tables(model, path: str, episodes, settings, chunks: int, summary: dict, console: Console) -> None:
+    """PushT's per-horizon tables (agent, then block) and their summary entries."""
+    unit = "state units, 8 = 1 px at 64x64"
+    agent = Table(title=f"imagined agent vs the simulator: {path}\n(planner = 1 MAR pass, 2 DDIM steps, "
+                        f"the checkpoint's temperature; errors in {unit})")
+    for col in ("sampling", "episodes", "+steps", "present", "median err", "copy-last err", "tokenizer err", "n"):
+        agent.add_column(col, justify="right")
+    block = Table(title=f"imagined block vs the simulator: medians of the pose point (state[2:4]) and mass-centre "
+                        f"distances ({unit}) and the |angle error| (degrees), each beside copy-last and tokenizer")
+    for col in ("sampling", "episodes", "+steps", "present", "pose err", "copy-last", "tokenizer",
+                "centre err", "copy-last", "tokenizer", "angle err", "copy-last", "tokenizer"):
+        block.add_column(col, justify="right")
+    for s in settings:
+        for rep in measure_imagination(model, episodes, s, n_chunks=chunks):
+            for h in rep.horizons:
+                agent.add_row(s.name, rep.kind, str(h.steps), f"{100 * h.present:.0f}%", fmt(h.median_error),
+                              fmt(h.copy_last_error), fmt(h.tokenizer_error), str(h.n))
+                block.add_row(s.name, rep.kind, str(h.steps), f"{100 * h.block_present:.0f}%", fmt(h.block_error),
+                              fmt(h.block_copy_last_error), fmt(h.block_tokenizer_error), fmt(h.block_centre_error),
+                              fmt(h.block_centre_copy_last_error), fmt(h.block_centre_tokenizer_error),
+                              fmt(h.angle_error_deg), fmt(h.angle_copy_last_error_deg), fmt(h.angle_tokenizer_error_deg))
+                summary.setdefault(s.name, {}).setdefault(rep.kind, {})[h.steps] = dict(vars(h))
+    console.print(agent)
+    _wide(console).print(block)
+
+
 def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, console: Console, quick: bool) -> dict:
     model = world_model.load(path)
     model.eval()
     settings = [SamplingSettings("planner"), SamplingSettings("T=0", temperature=0.0)]
     if quick:
         settings = settings[:1]
+    env = model_env(model)
     summary: dict = {"checkpoint": path}
+    if env != "wall":
+        summary["env"] = env  # Wall's summaries keep their earlier keys
+        _pusht_tables(model, path, episodes, settings, chunks, summary, console)
+        console.print("still-start direction test: Wall only (PushT's actions are target positions); skipped")
+    else:
+        _wall_tables(model, path, episodes, settings, chunks, starts, summary, console)
+    _shared_measures(model, path, episodes, out, summary, console)
+    return summary
+
+
+def _wall_tables(model, path: str, episodes, settings, chunks: int, starts: int, summary: dict,
+                 console: Console) -> None:
+    """Wall's per-horizon table and the still-start direction test, with their summary entries."""
     table = Table(title=f"imagined agent vs the simulator: {path}\n(planner = 1 MAR pass, 2 DDIM steps, "
                         "the checkpoint's temperature; errors in world units = px at 64x64)")
     for col in ("sampling", "episodes", "+steps", "present", "median err", "copy-last err", "tokenizer err", "n"):
@@ -101,6 +158,9 @@ def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, co
     summary["directions_near"] = float(np.mean([d.near for d in dirs]))
     console.print(table)
 
+
+def _shared_measures(model, path: str, episodes, out: Path | None, summary: dict, console: Console) -> None:
+    """Both envs: video loss with true vs shuffled actions, inverse-dynamics R^2, the PNG sheet."""
     true_loss, shuffled = shuffled_action_loss(model, episodes)
     r2 = inverse_r2(model, episodes)
     summary.update(video_loss_true=true_loss, video_loss_shuffled=shuffled, inverse_r2=r2)
@@ -113,13 +173,38 @@ def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, co
         imagination_sheet(model, episodes, png)
         summary["png"] = str(png)
         console.print(f"wrote {png}")
-    return summary
 
 
 def _pooled(kinds: dict, key: str, h: int) -> float:
     """Mean over episode kinds of one per-horizon measure (kinds where it was measurable)."""
     vals = [k[h][key] for k in kinds.values() if k[h][key] == k[h][key]]
     return float(np.mean(vals)) if vals else float("nan")
+
+
+def pusht_summary_table(summaries: list[dict]) -> Table:
+    """One row per PushT checkpoint at the planner's settings (errors: mean over pusher and random of
+    the median; positions in state units, angles in degrees)."""
+    table = Table(title="PushT summary (planner settings; errors: mean over pusher and random of the median; "
+                        "state units, 8 = 1 px; angle in degrees)")
+    steps = sorted({int(h) for s in summaries for k in s["planner"].values() for h in k})
+    first, last = steps[0], steps[-1]
+    for col in ("checkpoint", "agent present", f"agent err +{first}", f"+{last}", "block present",
+                f"block err +{last}", f"centre err +{last}", f"angle err +{last}", "loss shuffled/true",
+                "inverse R^2 pusher", "random"):
+        table.add_column(col, justify="right")
+    for s in summaries:
+        kinds = s["planner"]
+        horizons = sorted({int(h) for k in kinds.values() for h in k})
+        present = np.mean([k[h]["present"] for k in kinds.values() for h in horizons])
+        block = np.mean([k[h]["block_present"] for k in kinds.values() for h in horizons])
+        table.add_row(Path(s["checkpoint"]).name, f"{100 * present:.0f}%",
+                      fmt(_pooled(kinds, "median_error", horizons[0])), fmt(_pooled(kinds, "median_error", horizons[-1])),
+                      f"{100 * block:.0f}%", fmt(_pooled(kinds, "block_error", horizons[-1])),
+                      fmt(_pooled(kinds, "block_centre_error", horizons[-1])),
+                      fmt(_pooled(kinds, "angle_error_deg", horizons[-1])),
+                      f"{s['video_loss_shuffled'] / max(s['video_loss_true'], 1e-9):.2f}",
+                      fmt(s["inverse_r2"].get("pusher", float("nan"))), fmt(s["inverse_r2"].get("random", float("nan"))))
+    return table
 
 
 def summary_table(summaries: list[dict]) -> Table:
@@ -140,13 +225,30 @@ def summary_table(summaries: list[dict]) -> Table:
     return table
 
 
+def held_out(env: str, n_per_kind: int, steps: int, console: Console) -> list:
+    """The env's held-out episodes, after printing how well the locator reads their TRUE frames."""
+    episodes = heldout_episodes(n_per_kind=n_per_kind, steps=steps, env_name=env)
+    n = sum(len(e.frames) for e in episodes)
+    if env == "wall":
+        found, err = detector_check(episodes)
+        console.print(f"agent detector on the {n} TRUE held-out frames: "
+                      f"found in {100 * found:.1f}%, median error {err:.3f} units")
+    else:
+        c = true_frame_check(episodes)
+        console.print(f"PushT locator on the {n} TRUE held-out frames: agent found in {100 * c['agent_present']:.1f}%, "
+                      f"median error {c['agent_error']:.2f} units; block found in {100 * c['block_present']:.1f}%, "
+                      f"median error {c['block_error']:.2f} units (mass centre {c['block_centre_error']:.2f}), "
+                      f"angle {c['angle_error_deg']:.2f} deg")
+    return episodes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", required=True, help="checkpoint folder (repeatable)")
-    parser.add_argument("--episodes", type=int, default=12, help="held-out episodes per kind (expert, random)")
+    parser.add_argument("--episodes", type=int, default=12, help="held-out episodes per kind (Wall: expert, random; PushT: pusher, random)")
     parser.add_argument("--steps", type=int, default=64, help="env steps per held-out episode")
     parser.add_argument("--chunks", type=int, default=1, help="action chunks imagined per window (1 = 16 steps)")
-    parser.add_argument("--starts", type=int, default=24, help="still starts per direction in the direction test")
+    parser.add_argument("--starts", type=int, default=24, help="still starts per direction in the direction test (Wall only)")
     parser.add_argument("--out", default="out/imagination", help="folder for the PNGs and summary.json")
     parser.add_argument("--quick", action="store_true", help="planner settings only (for ablation rows)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -154,13 +256,19 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     console = Console()
-    episodes = heldout_episodes(n_per_kind=args.episodes, steps=args.steps)
-    found, err = detector_check(episodes)
-    console.print(f"agent detector on the {sum(len(e.frames) for e in episodes)} TRUE held-out frames: "
-                  f"found in {100 * found:.1f}%, median error {err:.3f} units")
     out = Path(args.out)
-    summaries = [evaluate(p, episodes, args.chunks, args.starts, out, console, args.quick) for p in args.checkpoint]
-    console.print(summary_table(summaries))
+    episodes: dict[str, list] = {}  # per env, made (and the locator checked) once
+    summaries = []
+    for path in args.checkpoint:
+        env = canonical_env_name(world_model.load_config(path).env_name or "wall")
+        if env not in episodes:
+            episodes[env] = held_out(env, args.episodes, args.steps, console)
+        summaries.append(evaluate(path, episodes[env], args.chunks, args.starts, out, console, args.quick))
+    wall = [s for s in summaries if "env" not in s]
+    if wall:
+        console.print(summary_table(wall))
+    if len(wall) < len(summaries):
+        _wide(console).print(pusht_summary_table([s for s in summaries if "env" in s]))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "summary.json", _finite_or_none(json.loads(json.dumps(summaries, default=float))))
 

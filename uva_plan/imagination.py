@@ -1,4 +1,4 @@
-"""Does the world model imagine what the simulator does? Measured on the object that matters.
+"""Does the world model imagine what the simulator does? Measured on the objects that matter.
 
 Held-out Wall episodes (seeds from EVAL_SEED, far from any collected training seed) are cut into
 windows; the model imagines the future frames of each window's TRUE action chunk, the frames are
@@ -9,7 +9,11 @@ ignoring the actions gives). Then two checks of action sensitivity: full-speed c
 from a still start must end where the simulator ends (walls included), and the video loss must rise
 when the actions are shuffled across windows.
 
-Shapes: episodes hold ``frames uint8 [T, S, S, 3]``, ``states [T, 3]``, ``actions [T-1, 2]``.
+PushT (the env is the model's ``config.env_name``) is measured the same way on the agent AND the block
+(`imagination_pusht`, with `pusht_locate`); the still-start direction test is Wall-only.
+
+Shapes: episodes hold ``frames uint8 [T, S, S, 3]``, ``states [T, D]`` (Wall 3, PushT 10),
+``actions [T-1, 2]``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from uva_plan.envs import env_name as canonical_env_name
 from uva_plan.envs import make_env
 from uva_plan.envs.goals import EVAL_SEED_OFFSET
 from uva_plan.envs.policies import make_policy
@@ -29,6 +34,8 @@ EVAL_SEED = EVAL_SEED_OFFSET  # held-out episodes start here; `uva-plan collect`
 NEAR_PX = 4.0  # "ends where the simulator ends": within this many world units (= pixels at 64x64)
 DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
 FORWARD_BATCH = 64
+# Scripted policies of the held-out episodes: one that does the task, one that moves at random.
+DEFAULT_KINDS = {"wall": ("expert", "random"), "pusht": ("pusher", "random")}
 
 
 @dataclass
@@ -67,29 +74,42 @@ class ImaginationReport:
     horizons: list[HorizonStats] = field(default_factory=list)
 
 
-def heldout_episodes(kinds=("expert", "random"), n_per_kind: int = 12, steps: int = 64, image_size: int = 64,
-                     seed: int = EVAL_SEED) -> list[Episode]:
-    """Roll out scripted Wall policies from seeds ``seed + i`` (never used by training data)."""
+def heldout_episodes(kinds=None, n_per_kind: int = 12, steps: int = 64, image_size: int = 64,
+                     seed: int = EVAL_SEED, env_name: str = "wall") -> list[Episode]:
+    """Roll out scripted policies (``kinds``, default `DEFAULT_KINDS` of the env) from seeds
+    ``seed + 10_000 * k + i`` (never used by training data)."""
     if n_per_kind < 1 or steps < 2:
         raise UserInputError(f"n_per_kind={n_per_kind}, steps={steps}; expected >= 1 and >= 2")
-    env = make_env("wall", image_size=image_size, max_episode_steps=steps + 1)
+    name = canonical_env_name(env_name)
+    kinds = DEFAULT_KINDS[name] if kinds is None else kinds
+    env = make_env(name, image_size=image_size, max_episode_steps=steps + 1)
     out = []
     for k, kind in enumerate(kinds):
         for i in range(n_per_kind):
             ep_seed = seed + 10_000 * k + i
-            options = {"noise": 0.1} if kind == "expert" else {}
-            policy = make_policy("wall", kind, seed=ep_seed, **options)
+            options = {"noise": 0.1} if name == "wall" and kind == "expert" else {}
+            policy = make_policy(name, kind, seed=ep_seed, **options)
             obs, info = env.reset(seed=ep_seed)
             policy.reset(info["state"])
             frames, states, actions = [obs], [info["state"]], []
             for _ in range(steps):
-                a = policy(info["state"])
-                obs, _, _, _, info = env.step(a)
+                a = policy(states[-1])
+                if name == "wall":
+                    obs, _, _, _, info = env.step(a)
+                    state = info["state"]
+                else:  # the same frames as env.step, without the block coverage (shapely) it computes
+                    state = env.step_state(a)
+                    obs = env.render_state(state)
                 frames.append(obs)
-                states.append(info["state"])
+                states.append(state)
                 actions.append(a)
             out.append(Episode(kind, np.stack(frames), np.stack(states), np.stack(actions).astype(np.float32)))
     return out
+
+
+def model_env(model) -> str:
+    """The env a model was trained on (``config.env_name``; checkpoints without one are Wall's)."""
+    return canonical_env_name(getattr(model.config, "env_name", "") or "wall")
 
 
 def _windows(episodes: list[Episode], n_history: int, stride: int, span: int, every: int):
@@ -125,9 +145,10 @@ def _imagine(model, episodes, wins, n_chunks: int, settings: SamplingSettings, s
     return np.concatenate(out)
 
 
-def measure_imagination(model, episodes: list[Episode], settings: SamplingSettings, n_chunks: int = 1,
-                        every: int = 8, seed: int = 0) -> list[ImaginationReport]:
-    """Per episode kind: presence and position error of the imagined agent at each future frame."""
+def imagine_windows(model, episodes: list[Episode], settings: SamplingSettings, n_chunks: int, every: int,
+                    seed: int) -> dict:
+    """What every per-horizon measure needs: the windows, the future offsets, the imagined frames and
+    the true frames' tokenizer round trip (both ``[N, H, S, S, 3]``), each window's episode kind."""
     cfg = model.config
     stride, span = cfg.frame_stride, n_chunks * cfg.chunk_len
     wins = _windows(episodes, cfg.n_history, stride, span, every)
@@ -136,12 +157,25 @@ def measure_imagination(model, episodes: list[Episode], settings: SamplingSettin
     imagined = _imagine(model, episodes, wins, n_chunks, settings, seed)
     offsets = _future_steps(cfg, 0, n_chunks)
     true_frames = np.stack([episodes[e].frames[t + offsets] for e, t in wins])
+    round_trip = model.decode(model.encode(torch.from_numpy(true_frames))).cpu().numpy()
+    kinds = np.array([episodes[e].kind for e, _ in wins])
+    return {"wins": wins, "offsets": offsets, "imagined": imagined, "round_trip": round_trip, "kinds": kinds}
+
+
+def measure_imagination(model, episodes: list[Episode], settings: SamplingSettings, n_chunks: int = 1,
+                        every: int = 8, seed: int = 0) -> list[ImaginationReport]:
+    """Per episode kind: presence and position error of the imagined agent at each future frame (PushT:
+    and of the block, `imagination_pusht.PushTHorizonStats`)."""
+    if model_env(model) == "pusht":
+        from uva_plan.imagination_pusht import measure_pusht
+
+        return measure_pusht(model, episodes, settings, n_chunks, every, seed)
+    got = imagine_windows(model, episodes, settings, n_chunks, every, seed)
+    wins, offsets, kinds = got["wins"], got["offsets"], got["kinds"]
     true_xy = np.stack([episodes[e].states[t + offsets, :2] for e, t in wins])
     last_xy = np.stack([episodes[e].states[t, :2] for e, t in wins])
-    round_trip = model.decode(model.encode(torch.from_numpy(true_frames))).cpu().numpy()
-    im_xy, im_present, _ = locate_agent(imagined)
-    rt_xy, _, _ = locate_agent(round_trip)
-    kinds = np.array([episodes[e].kind for e, _ in wins])
+    im_xy, im_present, _ = locate_agent(got["imagined"])
+    rt_xy, _, _ = locate_agent(got["round_trip"])
     reports = []
     for kind in sorted(set(kinds)):
         sel = kinds == kind
@@ -175,7 +209,9 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
                    speed_fraction: float = 1.0) -> list[DirectionResult]:
     """From a still start (the current frame repeated as history, as at an episode start), a chunk at
     ``speed_fraction`` of the top speed in each direction: does the imagined agent end where the
-    simulator's does?"""
+    simulator's does? Wall only: PushT's actions are target positions, not velocities."""
+    if model_env(model) != "wall":
+        raise UserInputError(f"the still-start direction test is Wall's; this model is {model_env(model)!r}")
     cfg = model.config
     settings = settings or SamplingSettings("planner")
     env = make_env("wall", image_size=cfg.image_size)
@@ -252,7 +288,7 @@ def inverse_r2(model, episodes: list[Episode]) -> dict[str, float]:
 
 def imagination_sheet(model, episodes: list[Episode], path, n_rows: int = 4, settings: SamplingSettings | None = None,
                       seed: int = 0) -> None:
-    """A PNG: one row per window, history | true future | imagined future, with the found agent marked."""
+    """A PNG: one row per window, history | true future | imagined future (any env: the frames as they are)."""
     from uva_plan.viz import save_image_grid
 
     cfg = model.config

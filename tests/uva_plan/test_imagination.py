@@ -1,5 +1,6 @@
 """The imagination measures can tell a model that follows the simulator from one that ignores the
-actions: checked with two stand-in models whose answers are known."""
+actions: checked with two stand-in models whose answers are known (Wall, and PushT's agent and block),
+plus the PushT path end to end on an untrained tiny model."""
 
 from types import SimpleNamespace
 
@@ -7,25 +8,31 @@ import numpy as np
 import pytest
 import torch
 
+from uva_plan.envs import make_env
+from uva_plan.errors import UserInputError
 from uva_plan.imagination import (
+    EVAL_SEED,
     SamplingSettings,
     direction_test,
     heldout_episodes,
     imagination_sheet,
+    inverse_r2,
     measure_imagination,
+    shuffled_action_loss,
 )
+from uva_plan.imagination_pusht import PushTHorizonStats, true_frame_check
 
 CONFIG = SimpleNamespace(frame_stride=4, n_history=4, n_future=4, chunk_len=16, image_size=64)
+PUSHT_CONFIG = SimpleNamespace(**vars(CONFIG), env_name="pusht")
 
 
 class _StandIn:
     """forward_dynamics answers from a lookup of the true futures (oracle) or repeats the current frame
     (copy-last); encode/decode are the identity on float frames."""
 
-    config = CONFIG
-
-    def __init__(self, futures: dict | None):
+    def __init__(self, futures: dict | None, config=CONFIG):
         self.futures = futures
+        self.config = config
 
     def forward_dynamics(self, history, actions, decode=True, **_):
         hist = history.numpy()
@@ -50,13 +57,18 @@ def episodes():
     return heldout_episodes(n_per_kind=2, steps=40)
 
 
-def _oracle(episodes):
+@pytest.fixture(scope="module")
+def pusht_episodes():
+    return heldout_episodes(n_per_kind=2, steps=40, env_name="pusht")
+
+
+def _oracle(episodes, config=CONFIG):
     futures = {}
     for ep in episodes:
         for t in range(len(ep.frames) - CONFIG.chunk_len):
             key = (ep.frames[t].tobytes(), ep.actions[t : t + CONFIG.chunk_len].tobytes())
             futures[key] = ep.frames[t + CONFIG.frame_stride * np.arange(1, CONFIG.n_future + 1)]
-    return _StandIn(futures)
+    return _StandIn(futures, config)
 
 
 def test_held_out_episodes_are_reproducible_and_disjoint_from_training_seeds(episodes):
@@ -90,3 +102,78 @@ def test_sheet_is_a_png(tmp_path, episodes):
     path = tmp_path / "sheet.png"
     imagination_sheet(_StandIn(None), episodes, path, n_rows=2)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- PushT ---------------------------------------------------------------------------------------
+
+
+def test_pusht_held_out_episodes_are_the_simulators_own_and_reproducible(pusht_episodes):
+    again = heldout_episodes(n_per_kind=2, steps=40, env_name="pusht")
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(pusht_episodes, again))
+    assert [ep.kind for ep in pusht_episodes] == ["pusher", "pusher", "random", "random"]
+    ep = pusht_episodes[0]
+    assert ep.frames.shape == (41, 64, 64, 3) and ep.states.shape == (41, 10) and ep.actions.shape == (40, 2)
+    env = make_env("pusht")
+    _, info = env.reset(seed=EVAL_SEED)  # the first held-out seed, far from the training seeds (from 0)
+    assert np.array_equal(info["state"], ep.states[0])
+    for t in (0, 17, 40):
+        assert np.array_equal(env.render_state(ep.states[t]), ep.frames[t])
+    assert any(np.hypot(*(e.states[-1, 2:4] - e.states[0, 2:4])) > 20 for e in pusht_episodes if e.kind == "pusher")
+    found = true_frame_check(pusht_episodes)
+    assert found["agent_present"] == 1.0 and found["block_present"] >= 0.95
+    assert found["agent_error"] < 1.0 and found["block_error"] < 3.0 and found["angle_error_deg"] < 2.0
+    assert found["block_centre_error"] < 3.0
+
+
+def test_a_pusht_oracle_finds_agent_and_block_and_copy_last_does_not(pusht_episodes):
+    settings = SamplingSettings("planner")
+    oracle = measure_imagination(_oracle(pusht_episodes, PUSHT_CONFIG), pusht_episodes, settings, every=4)
+    assert [r.kind for r in oracle] == ["pusher", "random"]
+    for rep in oracle:
+        assert [h.steps for h in rep.horizons] == [4, 8, 12, 16]
+        for h in rep.horizons:
+            assert isinstance(h, PushTHorizonStats) and h.n == 8
+            assert h.present == 1.0 and h.block_present >= 0.9
+            assert h.median_error < 1.5 and h.block_error < 4.0 and h.angle_error_deg < 2.0
+            assert h.block_centre_error < 3.0
+            # identity "tokenizer": its round trip reads the same true frames
+            assert h.tokenizer_error == pytest.approx(h.median_error)
+    copy = measure_imagination(_StandIn(None, PUSHT_CONFIG), pusht_episodes, settings, every=4)
+    for o, c in zip(oracle, copy):
+        for ho, hc in zip(o.horizons, c.horizons):
+            # the references come from the states alone, whatever the model imagines
+            assert (ho.copy_last_error, ho.block_copy_last_error) == (hc.copy_last_error, hc.block_copy_last_error)
+            # a model that repeats the current frame is as far off as copying the last state
+            assert hc.median_error == pytest.approx(hc.copy_last_error, abs=2.0)
+            assert hc.block_error == pytest.approx(hc.block_copy_last_error, abs=4.0)
+            assert hc.block_centre_error == pytest.approx(hc.block_centre_copy_last_error, abs=3.0)
+    last = copy[1].horizons[-1]  # random targets move the agent far in 16 steps
+    assert last.median_error > 40.0 and last.copy_last_error > 40.0
+    pusher = copy[0].horizons[-1]  # and the pusher moves the block
+    assert pusher.block_error > 10.0 and pusher.block_centre_error > 10.0 and pusher.angle_copy_last_error_deg > 2.0
+
+
+def test_pusht_path_end_to_end_on_an_untrained_model(pusht_episodes, tmp_path, one_torch_thread):
+    import world_model
+
+    env = make_env("pusht")
+    torch.manual_seed(0)
+    model = world_model.UVA(world_model.make_config("tiny", env.action_low, env.action_high, env_name="pusht"))
+    model.eval()
+    reports = measure_imagination(model, pusht_episodes, SamplingSettings("planner"), every=8)
+    copy = measure_imagination(_StandIn(None, PUSHT_CONFIG), pusht_episodes, SamplingSettings("planner"), every=8)
+    assert [r.kind for r in reports] == ["pusher", "random"]
+    for rep, ref in zip(reports, copy):
+        for h, hr in zip(rep.horizons, ref.horizons):
+            assert isinstance(h, PushTHorizonStats) and h.n == 4
+            assert 0.0 <= h.present <= 1.0 and 0.0 <= h.block_present <= 1.0
+            assert h.copy_last_error == hr.copy_last_error and h.angle_copy_last_error_deg == hr.angle_copy_last_error_deg
+    true, shuffled = shuffled_action_loss(model, pusht_episodes)
+    assert np.isfinite(true) and np.isfinite(shuffled) and true > 0
+    r2 = inverse_r2(model, pusht_episodes)
+    assert set(r2) == {"pusher", "random"} and all(np.isfinite(v) for v in r2.values())
+    path = tmp_path / "pusht.png"
+    imagination_sheet(model, pusht_episodes, path, n_rows=2)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(UserInputError, match="Wall"):
+        direction_test(model, n_starts=2)
