@@ -58,3 +58,22 @@ def test_the_shipped_model_example_runs(capsys):
     runpy.run_path(str(Path(__file__).parents[2] / "examples" / "shipped_world_model.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "imagined agent" in out and "inverse dynamics" in out
+
+
+def test_shipped_pusht_checkpoint_keeps_agent_and_block_through_its_tokenizer():
+    """The PushT checkpoint loads for `uva-plan demo --env pusht`, stays small, and its tokenizer keeps
+    what planning must see (600 tokenizer steps lost the agent in every round trip; 3,000 keep it)."""
+    from uva_plan.envs.pusht_locate import locate_pusht
+
+    pusht = load_model_for_env(None, "pusht")
+    folder = DEFAULT_CHECKPOINTS / "pusht"
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 20 * 2**20
+    episodes = heldout_episodes(kinds=("pusher",), n_per_kind=2, steps=24, env_name="pusht")
+    frames = np.concatenate([ep.frames[::4] for ep in episodes])
+    states = np.concatenate([ep.states[::4] for ep in episodes])
+    back = pusht.decode(pusht.encode(torch.from_numpy(frames))).numpy()
+    found = locate_pusht(back)
+    assert found.agent_present.mean() >= 0.9 and found.block_present.mean() >= 0.9
+    assert np.nanmedian(np.hypot(*(found.agent_xy - states[:, :2]).T)) <= 12.0  # state units, 8 = 1 px
+    history = torch.from_numpy(frames[None, :pusht.config.n_history])
+    assert pusht.policy(history, goal=history[:, 0], num_samples=1, num_steps=1).shape == (1, 1, pusht.config.chunk_len, 2)
