@@ -53,6 +53,14 @@ from uva_plan.training_config import (  # noqa: F401  (the run's configuration, 
     TrainingPreset,
     TrainResult,
 )
+from uva_plan.training_data import (  # noqa: F401  (EpochSampler importable from here as before)
+    EpochSampler,
+    collate,
+    data_fingerprint,
+    episode_frame_ids,
+    seed_everything,
+    step_seed,
+)
 from uva_plan.training_log import (
     LOSS_TERMS,
     TOKENIZER_TERMS,
@@ -62,76 +70,6 @@ from uva_plan.training_log import (
     flat_metrics,
     format_losses,
 )
-
-# ---------------------------------------------------------------------------------------------------------
-# Data order and seeding.
-
-
-class EpochSampler:
-    """Sample order without state: a fresh permutation of the items each epoch, derived from
-    (seed, epoch), so the batch of any step is known directly. Process `rank` takes slice `rank` of
-    each global batch of `batch_size * world` items."""
-
-    def __init__(self, n_items: int, seed: int):
-        self.n = n_items
-        self.seed = seed
-        self._cache: dict[int, np.ndarray] = {}
-
-    def _perm(self, epoch: int) -> np.ndarray:
-        if epoch not in self._cache:
-            if len(self._cache) > 2:
-                self._cache.clear()
-            self._cache[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-        return self._cache[epoch]
-
-    def draw(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Item indices `[batch_size]` of this process at `step`, and the epoch each belongs to."""
-        start = (step * world + rank) * batch_size
-        positions = np.arange(start, start + batch_size)
-        epochs = positions // self.n
-        ids = np.array([self._perm(int(e))[p % self.n] for p, e in zip(positions, epochs)], dtype=np.int64)
-        return ids, epochs
-
-    def indices(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> np.ndarray:
-        return self.draw(step, batch_size, rank, world)[0]
-
-
-def _step_seed(seed: int, stage: int, step: int, rank: int) -> int:
-    return int(np.random.SeedSequence([seed, stage, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def _seed_everything(seed: int) -> None:
-    """Every generator a library might draw from at construction time, so all processes build the
-    same initial weights."""
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Data.
-
-
-def _data_fingerprint(buffer) -> str:
-    """Identifies the data a run trained on: resuming on other data is refused."""
-    h = hashlib.sha256()
-    h.update(np.asarray(buffer.episode_ends, dtype=np.int64).tobytes())
-    h.update(str(tuple(buffer.img.shape)).encode())
-    h.update(np.ascontiguousarray(np.asarray(buffer.action, dtype=np.float32)).tobytes())
-    return h.hexdigest()[:32]
-
-
-def _episode_frame_ids(episode_ends: np.ndarray, episodes) -> np.ndarray:
-    starts = np.concatenate([[0], episode_ends[:-1]])
-    return np.concatenate([np.arange(starts[e], episode_ends[e]) for e in episodes]).astype(np.int64)
-
-
-def _collate(items: list[dict], device):
-    """Dataset items (dicts of numpy arrays) -> one batch of tensors on `device`."""
-    return {key: torch.from_numpy(np.stack([it[key] for it in items])).to(device) for key in items[0]}
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Run directory and logs.
@@ -243,7 +181,7 @@ def train(config: TrainConfig) -> TrainResult:
     buffer = load_replay_buffer(cfg.data)
     if buffer.n_episodes < 2:
         raise UserInputError(f"{cfg.data} has {buffer.n_episodes} episode(s); expected at least 2 (validation holds out whole episodes)")
-    fingerprint = _data_fingerprint(buffer)
+    fingerprint = data_fingerprint(buffer)
     train_eps, val_eps = (ids.tolist() for ids in split_episodes(buffer.n_episodes, cfg.val_fraction, cfg.seed))
 
     state = None
@@ -267,7 +205,7 @@ def train(config: TrainConfig) -> TrainResult:
     )
     # The windows follow the model's shape, which --model-option may have changed.
     spec = WindowSpec(model_config.n_history, model_config.n_future, model_config.frame_stride)
-    _seed_everything(cfg.seed)  # the same initial weights in every process
+    seed_everything(cfg.seed)  # the same initial weights in every process
     model = UVA(model_config).to(accelerator.device)
     if state is not None:
         try:
@@ -327,8 +265,8 @@ def _train_tokenizer(run: _Run, model, buffer, train_eps, val_eps, state: TrainS
 
     cfg, device, tok = run.cfg, run.device, model.tokenizer
     images = buffer.img
-    train_frames = _episode_frame_ids(buffer.episode_ends, train_eps)
-    val_frames = _episode_frame_ids(buffer.episode_ends, val_eps)
+    train_frames = episode_frame_ids(buffer.episode_ends, train_eps)
+    val_frames = episode_frame_ids(buffer.episode_ends, val_eps)
     # The same frames in every process, so every replica fits the same background and scale.
     fit_ids = np.sort(np.random.default_rng([cfg.seed, 7]).choice(train_frames, min(len(train_frames), 2048), replace=False))
 
@@ -349,7 +287,7 @@ def _train_tokenizer(run: _Run, model, buffer, train_eps, val_eps, state: TrainS
         run.progress.start("tokenizer", steps, start)
         tok.train()
         for step in range(start, steps):
-            torch.manual_seed(_step_seed(cfg.seed, 1, step, run.rank))
+            torch.manual_seed(step_seed(cfg.seed, 1, step, run.rank))
             ids = np.sort(train_frames[sampler.indices(step, cfg.tokenizer_batch_size, run.rank, run.world)])
             loss, logs = wrapped(torch.from_numpy(images[ids]).to(device))
             run.accelerator.backward(loss)
@@ -445,12 +383,12 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
     model.tokenizer.eval()
     for step in range(start, end):
         t0 = time.perf_counter()
-        torch.manual_seed(_step_seed(cfg.seed, 2, step, run.rank))
+        torch.manual_seed(step_seed(cfg.seed, 2, step, run.rank))
         items = []
         for i, epoch in zip(*sampler.draw(step, cfg.batch_size, run.rank, run.world)):
             train_set.set_epoch(int(epoch))  # new hindsight goals each epoch, the same ones on resume
             items.append(train_set[int(i)])
-        loss, logs = wrapped(_collate(items, device))
+        loss, logs = wrapped(collate(items, device))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {float(loss)} at step {step + 1} ({logs['mode']}); lower --lr or check the data")
         accelerator.backward(loss)
@@ -504,11 +442,11 @@ def _validate(model, val_set, cfg: TrainConfig, mode_names) -> dict[str, dict[st
     n = len(val_set)
     k = min(n, cfg.val_batches * cfg.batch_size)
     ids = np.sort(np.random.default_rng([cfg.seed, 9]).choice(n, size=k, replace=False))
-    batches = [_collate([val_set[int(i)] for i in ids[s : s + cfg.batch_size]], device) for s in range(0, k, cfg.batch_size)]
+    batches = [collate([val_set[int(i)] for i in ids[s : s + cfg.batch_size]], device) for s in range(0, k, cfg.batch_size)]
     meter = LossMeter(mode_names, LOSS_TERMS)
     with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for j, mode in enumerate(mode_names):
-            torch.manual_seed(_step_seed(cfg.seed, 3, j, 0))
+            torch.manual_seed(step_seed(cfg.seed, 3, j, 0))
             for batch in batches:
                 _, logs = model.loss(batch, mode=mode)
                 meter.add(mode, logs, weight=len(batch["actions"]))
