@@ -37,7 +37,7 @@ class GaussianPlanner(SamplingPlanner):
         self, planner: str, population: int, n_elites: int, iterations: int, init_std: float, min_std: float,
         momentum: float, prior_fraction: float,
     ) -> None:
-        """Check and keep the settings CEM and iCEM share (`refit_to_elites` reads the last three)."""
+        """Check and keep the settings CEM and iCEM share (their momentum and min_std feed `refit_to_elites`)."""
         self.population, self.n_elites = check_population(planner, population, n_elites)
         self.iterations = positive_int(f"{planner}.iterations", iterations)
         self.init_std = positive_float(f"{planner}.init_std", init_std)
