@@ -107,6 +107,17 @@ def swm_solver(solver_mod, kind: str, model, *, batch: int, horizon: int, action
     return solver
 
 
+def swm_settings(kind: str, samples: int, elites: int, iterations: int, var_scale: float, temperature: float) -> dict:
+    """stable-worldmodel's solver arguments for the same population, elites, iterations and noise as ours
+    (iCEM: its colored noise, momentum and kept elites at iCEM's defaults; MPPI: every sample weighted)."""
+    common = dict(num_samples=samples, n_steps=iterations, var_scale=var_scale)
+    if kind == "cem":
+        return dict(common, topk=elites)
+    if kind == "icem":
+        return dict(common, topk=elites, noise_beta=2.0, alpha=0.1, n_elite_keep=round(0.3 * elites))
+    return dict(common, topk=None, temperature=temperature)
+
+
 def swm_solve(solver, state: torch.Tensor, init=None) -> torch.Tensor:
     with contextlib.redirect_stdout(io.StringIO()):  # the solvers print one line per solve
         out = solver.solve({"state": state}, init_action=init)
@@ -187,7 +198,6 @@ def bench_point_mass(args, swm, swm_note, mppi_cls, mppi_note) -> list[Row]:
     state = point_mass_start(B)
     objective = rollout_objective(state, point_mass_dynamics, point_mass_cost)
     box = dict(batch_size=B, horizon=H, action_dim=A, low=-1.0, high=1.0)
-    n_keep = round(0.3 * elites)
 
     def final_cost(plan: torch.Tensor) -> float:
         with torch.no_grad():
@@ -205,37 +215,15 @@ def bench_point_mass(args, swm, swm_note, mppi_cls, mppi_note) -> list[Row]:
     for name, planner in ours.items():
         solvers[f"ours {name}"] = lambda r, p=planner: p.plan(objective, seed=r, **box).actions
 
-    swm_kw = {
-        "CEM": ("cem", B, dict(num_samples=N, topk=elites, n_steps=iters, var_scale=0.5)),
-        "iCEM": (
-            "icem",
-            B,
-            dict(
-                num_samples=N,
-                topk=elites,
-                n_steps=iters,
-                var_scale=0.5,
-                noise_beta=2.0,
-                alpha=0.1,
-                n_elite_keep=n_keep,
-            ),
-        ),
-        "MPPI": (
-            "mppi",
-            B,
-            dict(num_samples=N, topk=None, n_steps=iters, var_scale=0.5, temperature=args.temperature),
-        ),
-        "CEM (its default batch_size=1)": (
-            "cem",
-            1,
-            dict(num_samples=N, topk=elites, n_steps=iters, var_scale=0.5),
-        ),
+    swm_kw = {  # name -> (solver kind, problems per cost call)
+        "CEM": ("cem", B), "iCEM": ("icem", B), "MPPI": ("mppi", B), "CEM (its default batch_size=1)": ("cem", 1),
     }
     model = SwmCost(lambda s: rollout_objective(s, point_mass_dynamics, point_mass_cost))
-    for name, (kind, per_call, kw) in swm_kw.items():
+    for name, (kind, per_call) in swm_kw.items():
         if swm is None:
             missing.append(Row("point mass", f"stable-worldmodel {name}", note=swm_note))
             continue
+        kw = swm_settings(kind, N, elites, iters, 0.5, args.temperature)
 
         def solve(r, kind=kind, per_call=per_call, kw=kw):
             solver = swm_solver(
@@ -363,41 +351,19 @@ def bench_pendulum(args, swm, swm_note, mppi_cls, mppi_note) -> list[Row]:
 
         runners[f"ours {name}"] = episode
 
-    swm_kw = {
-        "CEM": ("cem", dict(num_samples=N, topk=elites, n_steps=iters, var_scale=sigma)),
-        "iCEM": (
-            "icem",
-            dict(
-                num_samples=N,
-                topk=elites,
-                n_steps=iters,
-                var_scale=sigma,
-                noise_beta=2.0,
-                alpha=0.1,
-                n_elite_keep=round(0.3 * elites),
-            ),
-        ),
-        "MPPI": ("mppi", dict(num_samples=N, topk=None, n_steps=iters, var_scale=sigma, temperature=1.0)),
-    }
+    swm_kw = {"CEM": "cem", "iCEM": "icem", "MPPI": "mppi"}
     model = SwmCost(lambda s: rollout_objective(s, pendulum_dynamics, pendulum_cost))
-    for name, (kind, kw) in swm_kw.items():
+    for name, kind in swm_kw.items():
         if swm is None:
             missing.append(Row("Pendulum MPC", f"stable-worldmodel {name}", note=swm_note))
             continue
+        kw = swm_settings(kind, N, elites, iters, sigma, 1.0)
 
         def episode(kind=kind, kw=kw):
             env = PendulumBatch(B, seed=args.seed)
             solver = swm_solver(
-                swm,
-                kind,
-                model,
-                batch=B,
-                horizon=H,
-                action_dim=A,
-                low=-MAX_TORQUE,
-                high=MAX_TORQUE,
-                seed=args.seed,
-                **kw,
+                swm, kind, model, batch=B, horizon=H, action_dim=A, low=-MAX_TORQUE, high=MAX_TORQUE,
+                seed=args.seed, **kw,
             )
             plan, seconds = None, []
             for _ in range(steps):

@@ -10,16 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from planners.base import (
-    Evaluation,
-    PlanResult,
-    PlanRun,
-    SamplingPlanner,
-    fraction,
-    positive_float,
-    positive_int,
-)
+from planners.base import SamplingPlanner
+from planners.contract import PlanResult
 from planners.errors import PlannerError
+from planners.plan_run import PlanRun
+from planners.population import Evaluation
+from planners.validation import fraction, population_size, positive_float, positive_int
 
 
 @dataclass
@@ -66,9 +62,7 @@ class CMAES(SamplingPlanner):
         prior_fraction: float = 0.05,
         options: dict | None = None,
     ) -> None:
-        self.population = None if population is None else positive_int("CMAES.population", population)
-        if self.population is not None and self.population < 2:
-            raise PlannerError(f"CMAES.population must be >= 2; got {self.population}")
+        self.population = None if population is None else population_size("CMAES", population)
         self.iterations = positive_int("CMAES.iterations", iterations)
         self.sigma0 = positive_float("CMAES.sigma0", sigma0)
         if diagonal not in (True, False, "auto"):

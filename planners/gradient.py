@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 import torch
 
-from planners.base import Planner, PlanResult, PlanRun, fraction, positive_float, positive_int
-from planners.cem import fixed_part
+from planners.base import Planner
+from planners.contract import PlanResult
 from planners.errors import PlannerError
+from planners.plan_run import PlanRun
+from planners.population import carried_parts
+from planners.validation import fraction, positive_float, positive_int
 
 # Adam's constants (Kingma & Ba; torch.optim.Adam's defaults).
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
@@ -61,7 +64,7 @@ class GradientPlanner(Planner):
             )
         s = self.n_starts
         proposals = run.draw_proposals(s, self.prior_fraction, reserved=0) if s > 1 else None
-        starts = fixed_part(run.initial_mean()[:, None], proposals, run.init_elites)
+        starts = carried_parts(run.initial_mean()[:, None], proposals, run.init_elites)
         starts_t = torch.cat(starts, dim=1)[:, :s]
         if starts_t.shape[1] < s:
             starts_t = torch.cat([starts_t, run.uniform(s - starts_t.shape[1])], dim=1)

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from planners.base import (
-    Evaluation,
-    PlanRun,
-    SamplingPlanner,
-    check_population,
-    fraction,
-    positive_float,
-    positive_int,
-)
-from planners.cem import GaussianState, assemble, fixed_part
 from planners.errors import PlannerError
+from planners.gaussian import GaussianPlanner, GaussianState, refit_to_elites, sample_around_mean
 from planners.noise import powerlaw_noise
+from planners.plan_run import PlanRun
+from planners.population import Evaluation, assemble, carried_parts, n_candidates
+from planners.validation import fraction, non_negative_float, positive_float
 
 
-class ICEM(SamplingPlanner):
+class ICEM(GaussianPlanner):
     """iCEM: colored noise, elites kept across iterations and MPC steps, population decay, the mean
     added at the last iteration, best sample executed.
 
@@ -39,38 +31,20 @@ class ICEM(SamplingPlanner):
     """
 
     def __init__(
-        self,
-        population: int = 100,
-        n_elites: int = 10,
-        iterations: int = 3,
-        beta: float = 2.0,
-        keep_fraction: float = 0.3,
-        population_decay: float = 1.25,
-        momentum: float = 0.1,
-        init_std: float = 0.5,
-        min_std: float = 0.05,
-        prior_fraction: float = 0.05,
+        self, population: int = 100, n_elites: int = 10, iterations: int = 3, beta: float = 2.0,
+        keep_fraction: float = 0.3, population_decay: float = 1.25, momentum: float = 0.1,
+        init_std: float = 0.5, min_std: float = 0.05, prior_fraction: float = 0.05,
     ) -> None:
-        self.population, self.n_elites = check_population("ICEM", population, n_elites)
-        self.iterations = positive_int("ICEM.iterations", iterations)
-        if (
-            isinstance(beta, bool)
-            or not isinstance(beta, (int, float))
-            or not math.isfinite(beta)
-            or beta < 0
-        ):
-            raise PlannerError(f"ICEM.beta must be a finite number >= 0; got {beta!r}")
-        self.beta = float(beta)
+        self._set_elite_refit_settings(
+            "ICEM", population, n_elites, iterations, init_std, min_std, momentum, prior_fraction
+        )
+        self.beta = non_negative_float("ICEM.beta", beta)
         self.keep_fraction = fraction("ICEM.keep_fraction", keep_fraction, upper_open=False)
         self.population_decay = positive_float("ICEM.population_decay", population_decay)
         if self.population_decay < 1:
             raise PlannerError(
                 f"ICEM.population_decay must be >= 1 (populations shrink); got {population_decay!r}"
             )
-        self.momentum = fraction("ICEM.momentum", momentum)
-        self.init_std = positive_float("ICEM.init_std", init_std)
-        self.min_std = fraction("ICEM.min_std", min_std, upper_open=False)
-        self.prior_fraction = fraction("ICEM.prior_fraction", prior_fraction)
 
     @property
     def n_keep(self) -> int:
@@ -96,26 +70,15 @@ class ICEM(SamplingPlanner):
         last = iteration == self.iterations - 1
         # The warm start is evaluated in the first iteration, the final mean in the last (the paper).
         with_mean = last or (iteration == 0 and run.init is not None)
-        fixed = fixed_part(state.mean[:, None] if with_mean else None, state.proposals, state.carried)
-        n_fixed = sum(p.shape[1] for p in fixed)
-        n_new = max(1, n_total - n_fixed)
+        carried = carried_parts(state.mean[:, None] if with_mean else None, state.proposals, state.carried)
+        n_new = max(1, n_total - n_candidates(carried))
         noise = powerlaw_noise((run.B, n_new, run.A), run.H, self.beta, run.generator, run.device, run.dtype)
-        sampled = torch.addcmul(state.mean[:, None], state.std[:, None], noise.transpose(-1, -2))
-        return assemble(fixed, sampled)
+        return assemble(carried, sample_around_mean(state, noise.transpose(-1, -2)))
 
     def _update(
-        self,
-        run: PlanRun,
-        state: GaussianState,
-        iteration: int,
-        population: torch.Tensor,
-        evaluation: Evaluation,
+        self, run: PlanRun, state: GaussianState, iteration: int, population: torch.Tensor, evaluation: Evaluation
     ) -> GaussianState:
         elites = evaluation.elite_actions()  # [B, K, H, A], best first
-        m = self.momentum
-        fit_std, fit_mean = torch.std_mean(elites, dim=1, correction=0)
-        mean = torch.lerp(fit_mean, state.mean, m)  # m * old + (1 - m) * fit
-        std = torch.lerp(fit_std, state.std, m)
-        std = torch.maximum(std, self.min_std * run.half_range)
+        mean, std = refit_to_elites(run, state, elites, self.momentum, self.min_std)
         carried = elites[:, : self.n_keep] if self.n_keep > 0 else None
         return GaussianState(mean, std, state.proposals, carried, elites)

@@ -14,16 +14,45 @@ from typing import Any
 
 import torch
 
-from planners.base import (
-    FILL_MODES,
-    Objective,
-    Planner,
-    PlanResult,
-    ProposalSampler,
-    positive_int,
-    shift_plan,
-)
+from planners.base import Planner
+from planners.contract import Objective, PlanResult, ProposalSampler
 from planners.errors import PlannerError
+from planners.validation import callable_argument, non_negative_int, optional_seed, positive_int
+
+FILL_MODES = ("last", "zeros", "mean")
+
+
+def _fill_mode(caller: str, fill: Any) -> str:
+    if fill not in FILL_MODES:
+        raise PlannerError(f"{caller} fill={fill!r}; expected one of {FILL_MODES}")
+    return fill
+
+
+def shift_plan(actions: torch.Tensor, n_executed: int, fill: str = "last") -> torch.Tensor:
+    """Drop the `n_executed` first steps of `actions [..., H, A]` and pad the end back to H.
+
+    fill: "last" repeats the final action (a plan that ends holding still keeps holding), "zeros" pads
+    with 0 (TD-MPC2's choice, for boxes centred on 0), "mean" pads with the plan's mean action.
+    Works for plans `[B, H, A]` and elite sets `[B, K, H, A]` alike.
+    """
+    if not isinstance(actions, torch.Tensor) or actions.dim() < 2:
+        shape = tuple(actions.shape) if isinstance(actions, torch.Tensor) else type(actions).__name__
+        raise PlannerError(f"shift_plan got actions of shape {shape}; expected a tensor [..., H, A]")
+    _fill_mode("shift_plan", fill)
+    n = non_negative_int("n_executed", n_executed)
+    horizon = actions.shape[-2]
+    if n == 0:
+        return actions.clone()
+    kept = actions[..., min(n, horizon) :, :]
+    if fill == "last":
+        pad_row = actions[..., -1:, :]
+    elif fill == "zeros":
+        pad_row = torch.zeros_like(actions[..., -1:, :])
+    else:
+        pad_row = actions.mean(dim=-2, keepdim=True)
+    n_pad = horizon - kept.shape[-2]
+    pad = pad_row.expand(*pad_row.shape[:-2], n_pad, pad_row.shape[-1])
+    return torch.cat([kept, pad], dim=-2)
 
 
 @dataclass
@@ -75,26 +104,21 @@ def run_mpc(
         raise PlannerError(
             f"planner must be a planners.Planner (CEM, ICEM, MPPI, ...); got {type(planner).__name__}"
         )
-    for name, fn in (("make_objective", make_objective), ("step", step)):
-        if not callable(fn):
-            raise PlannerError(f"{name} must be callable; got {type(fn).__name__}")
-    if proposals_fn is not None and not callable(proposals_fn):
-        raise PlannerError(
-            f"proposals_fn must be None or callable() -> proposal sampler; got {type(proposals_fn).__name__}"
-        )
+    callable_argument("make_objective", make_objective)
+    callable_argument("step", step)
+    callable_argument("proposals_fn", proposals_fn, "() -> proposal sampler", optional=True)
     horizon = positive_int("horizon", horizon)
     n_execute = positive_int("n_execute", n_execute)
     budget_steps = positive_int("budget_steps", budget_steps)
     if n_execute > horizon:
         raise PlannerError(f"n_execute must be <= horizon ({horizon}); got {n_execute}")
-    if fill not in FILL_MODES:
-        raise PlannerError(f"fill={fill!r}; expected one of {FILL_MODES}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise PlannerError(f"seed must be None or an int; got {seed!r}")
+    _fill_mode("run_mpc", fill)
+    optional_seed(seed)
     for reserved in ("init", "init_elites", "proposals", "seed"):
         if reserved in plan_kwargs:
             raise PlannerError(f"run_mpc sets {reserved} itself; remove it from the keyword arguments")
 
+    problem = dict(batch_size=batch_size, horizon=horizon, action_dim=action_dim, low=low, high=high)
     executed: list[torch.Tensor] = []
     plans: list[PlanResult] = []
     seconds: list[float] = []
@@ -106,17 +130,8 @@ def run_mpc(
         proposals = proposals_fn() if proposals_fn is not None else None
         t0 = time.perf_counter()
         result = planner.plan(
-            objective,
-            batch_size=batch_size,
-            horizon=horizon,
-            action_dim=action_dim,
-            low=low,
-            high=high,
-            init=init,
-            init_elites=init_elites,
-            proposals=proposals,
-            seed=None if seed is None else seed + i,
-            **plan_kwargs,
+            objective, **problem, init=init, init_elites=init_elites, proposals=proposals,
+            seed=None if seed is None else seed + i, **plan_kwargs,
         )
         seconds.append(time.perf_counter() - t0)
         plans.append(result)

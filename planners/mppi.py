@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from planners.base import (
-    Evaluation,
-    PlanResult,
-    PlanRun,
-    SamplingPlanner,
-    fraction,
-    positive_float,
-    positive_int,
-)
-from planners.cem import GaussianState, assemble, fixed_part
+from planners.contract import PlanResult
 from planners.errors import PlannerError
+from planners.gaussian import GaussianPlanner, GaussianState
+from planners.plan_run import PlanRun
+from planners.population import Evaluation
+from planners.validation import elite_count, fraction, population_size, positive_float, positive_int
 
 
-class MPPI(SamplingPlanner):
+class MPPI(GaussianPlanner):
     """MPPI with a fixed noise spread, a temperature-weighted mean update and optional smoothing.
 
     Hyper-parameters (default, where it comes from):
@@ -35,24 +30,12 @@ class MPPI(SamplingPlanner):
     """
 
     def __init__(
-        self,
-        population: int = 512,
-        iterations: int = 6,
-        n_elites: int | None = None,
-        temperature: float = 1.0,
-        noise_std: float = 0.5,
-        smoothing_window: int | None = None,
-        prior_fraction: float = 0.05,
+        self, population: int = 512, iterations: int = 6, n_elites: int | None = None, temperature: float = 1.0,
+        noise_std: float = 0.5, smoothing_window: int | None = None, prior_fraction: float = 0.05,
     ) -> None:
-        self.population = positive_int("MPPI.population", population)
-        if self.population < 2:
-            raise PlannerError(f"MPPI.population must be >= 2; got {self.population}")
+        self.population = population_size("MPPI", population)
         self.iterations = positive_int("MPPI.iterations", iterations)
-        self.n_elites = self.population if n_elites is None else positive_int("MPPI.n_elites", n_elites)
-        if self.n_elites > self.population:
-            raise PlannerError(
-                f"MPPI.n_elites must be <= population ({self.population}); got {self.n_elites}"
-            )
+        self.n_elites = self.population if n_elites is None else elite_count("MPPI", n_elites, self.population)
         self.temperature = positive_float("MPPI.temperature", temperature)
         self.noise_std = positive_float("MPPI.noise_std", noise_std)
         if smoothing_window is not None:
@@ -82,27 +65,10 @@ class MPPI(SamplingPlanner):
         return self._kernels[key]
 
     def _start(self, run: PlanRun) -> GaussianState:
-        proposals = run.draw_proposals(self.population, self.prior_fraction, reserved=1)
-        carried = run.init_elites
-        room = self.population - 2 - (0 if proposals is None else proposals.shape[1])
-        if carried is not None:
-            carried = carried[:, :room] if room > 0 else None
-        std = run.spread(self.noise_std)
-        return GaussianState(run.initial_mean(), std, proposals, carried)
-
-    def _propose(self, run: PlanRun, state: GaussianState, iteration: int) -> torch.Tensor:
-        fixed = fixed_part(state.mean[:, None], state.proposals, state.carried)
-        n_fixed = sum(p.shape[1] for p in fixed)
-        noise = run.randn(run.B, self.population - n_fixed, run.H, run.A)
-        return assemble(fixed, torch.addcmul(state.mean[:, None], state.std[:, None], noise))
+        return self._start_with_spread(run, self.noise_std)
 
     def _update(
-        self,
-        run: PlanRun,
-        state: GaussianState,
-        iteration: int,
-        population: torch.Tensor,
-        evaluation: Evaluation,
+        self, run: PlanRun, state: GaussianState, iteration: int, population: torch.Tensor, evaluation: Evaluation
     ) -> GaussianState:
         if self.n_elites < self.population:
             costs, candidates = evaluation.elite_costs, evaluation.elite_actions()

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
-from planners.base import Evaluation, PlanRun, SamplingPlanner, fraction, positive_int
-from planners.cem import assemble, fixed_part
-from planners.errors import PlannerError
+from planners.base import SamplingPlanner
+from planners.plan_run import PlanRun
+from planners.population import Evaluation, assemble, carried_parts, n_candidates
+from planners.validation import fraction, population_size, positive_int
 
 
 @dataclass
@@ -32,9 +33,7 @@ class RandomShooting(SamplingPlanner):
     def __init__(
         self, population: int = 1000, iterations: int = 1, n_elites: int = 10, prior_fraction: float = 0.05
     ) -> None:
-        self.population = positive_int("RandomShooting.population", population)
-        if self.population < 2:
-            raise PlannerError(f"RandomShooting.population must be >= 2; got {self.population}")
+        self.population = population_size("RandomShooting", population)
         self.iterations = positive_int("RandomShooting.iterations", iterations)
         self.n_elites = min(positive_int("RandomShooting.n_elites", n_elites), self.population)
         self.prior_fraction = fraction("RandomShooting.prior_fraction", prior_fraction)
@@ -42,21 +41,15 @@ class RandomShooting(SamplingPlanner):
     def _start(self, run: PlanRun) -> ShootingState:
         proposals = run.draw_proposals(self.population, self.prior_fraction, reserved=0)
         room = self.population - 1 - (0 if proposals is None else proposals.shape[1])
-        first = fixed_part(None if run.init is None else run.init[:, None], run.init_elites)
+        first = carried_parts(None if run.init is None else run.init[:, None], run.init_elites)
         first_t = torch.cat(first, dim=1)[:, :room] if first and room > 0 else None
         return ShootingState(proposals, first_t)
 
     def _propose(self, run: PlanRun, state: ShootingState, iteration: int) -> torch.Tensor:
-        fixed = fixed_part(state.proposals, state.first if iteration == 0 else None)
-        n_fixed = sum(p.shape[1] for p in fixed)
-        return assemble(fixed, run.uniform(self.population - n_fixed))
+        carried = carried_parts(state.proposals, state.first if iteration == 0 else None)
+        return assemble(carried, run.uniform(self.population - n_candidates(carried)))
 
     def _update(
-        self,
-        run: PlanRun,
-        state: ShootingState,
-        iteration: int,
-        population: torch.Tensor,
-        evaluation: Evaluation,
+        self, run: PlanRun, state: ShootingState, iteration: int, population: torch.Tensor, evaluation: Evaluation
     ) -> ShootingState:
         return ShootingState(state.proposals, state.first, evaluation.elite_actions())

@@ -256,15 +256,10 @@ def test_init_elites_are_evaluated_in_the_first_iteration(planner):
 
 def test_cmaes_handles_a_one_dimensional_problem():
     """pycma refuses 1-D problems; the planner pads a dummy coordinate the objective never sees."""
-    result = CMAES(iterations=40).plan(
-        lambda a: ((a - 0.3) ** 2).sum(dim=(-1, -2)),
-        batch_size=2,
-        horizon=1,
-        action_dim=1,
-        low=-1.0,
-        high=1.0,
-        seed=0,
-    )
+    def objective(actions):
+        return ((actions - 0.3) ** 2).sum(dim=(-1, -2))
+
+    result = plan(CMAES(iterations=40), objective, batch_size=2, horizon=1, action_dim=1)
     assert result.actions.shape == (2, 1, 1)
     assert torch.allclose(result.actions, torch.full((2, 1, 1), 0.3), atol=0.02)
 

@@ -8,6 +8,7 @@ import torch
 from planners import CEM, ICEM, MPPI, PlannerError, run_mpc, shift_plan
 
 DT = 0.1
+BOX = dict(action_dim=2, low=-1.0, high=1.0)  # the point mass's acceleration box
 
 
 def rollout_cost(state: torch.Tensor, goal: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -27,6 +28,7 @@ class PointMass:
     """B point masses; step() is the true simulator the MPC loop executes actions in."""
 
     def __init__(self, batch: int):
+        self.batch = batch
         self.state = torch.zeros(batch, 4)
         self.goal = torch.tensor([[1.0, 0.5], [-0.8, 0.3], [0.2, -1.0], [-0.5, -0.5]])[:batch]
         self.executed = 0
@@ -44,6 +46,10 @@ class PointMass:
     def distance(self) -> torch.Tensor:
         return (self.state[:, :2] - self.goal).norm(dim=-1)
 
+    def mpc(self, planner, step=None, **loop):
+        """run_mpc in these point masses; `loop`: horizon, n_execute, budget_steps, seed, ..."""
+        return run_mpc(planner, self.make_objective, step or self.step, batch_size=self.batch, **BOX, **loop)
+
 
 @pytest.mark.parametrize(
     "planner",
@@ -57,19 +63,8 @@ class PointMass:
 def test_point_mass_reaches_its_goal_under_mpc(planner):
     env = PointMass(batch=4)
     replans = []
-    result = run_mpc(
-        planner,
-        env.make_objective,
-        env.step,
-        batch_size=4,
-        horizon=16,
-        action_dim=2,
-        low=-1.0,
-        high=1.0,
-        n_execute=4,
-        budget_steps=50,
-        seed=0,
-        on_replan=lambda i, r: replans.append(i),
+    result = env.mpc(
+        planner, horizon=16, n_execute=4, budget_steps=50, seed=0, on_replan=lambda i, r: replans.append(i)
     )
     assert env.executed == 50 and result.actions.shape == (4, 50, 2)
     assert result.n_replans == 13 == len(result.plan_seconds) and replans == list(range(13))
@@ -86,19 +81,7 @@ def test_mpc_warm_starts_from_the_shifted_plan_and_carries_elites():
             seen_inits.append((kwargs["init"], kwargs["init_elites"]))
             return super().plan(objective, **kwargs)
 
-    result = run_mpc(
-        Spy(population=32, n_elites=6, iterations=2),
-        env.make_objective,
-        env.step,
-        batch_size=2,
-        horizon=8,
-        action_dim=2,
-        low=-1.0,
-        high=1.0,
-        n_execute=3,
-        budget_steps=7,
-        seed=1,
-    )
+    result = env.mpc(Spy(population=32, n_elites=6, iterations=2), horizon=8, n_execute=3, budget_steps=7, seed=1)
     assert [len(p.history.n_samples) for p in result.plans] == [2, 2, 2]
     assert seen_inits[0] == (None, None)
     previous = result.plans[0]
@@ -110,17 +93,10 @@ def test_mpc_warm_starts_from_the_shifted_plan_and_carries_elites():
 
 def test_mpc_never_sees_success_and_ignores_step_return_values():
     env = PointMass(batch=1)
-    result = run_mpc(
+    result = env.mpc(
         CEM(population=16, n_elites=4, iterations=2),
-        env.make_objective,
-        lambda a: (env.step(a), {"success": True})[1],  # a "done" signal must not stop the loop
-        batch_size=1,
-        horizon=4,
-        action_dim=2,
-        low=-1.0,
-        high=1.0,
-        n_execute=2,
-        budget_steps=6,
+        step=lambda a: (env.step(a), {"success": True})[1],  # a "done" signal must not stop the loop
+        horizon=4, n_execute=2, budget_steps=6,
     )
     assert env.executed == 6 and result.n_replans == 3
 
@@ -137,16 +113,8 @@ def test_mpc_never_sees_success_and_ignores_step_return_values():
 )
 def test_run_mpc_rejects_bad_arguments(overrides, fragment):
     kwargs = dict(
-        planner=CEM(population=8, n_elites=2, iterations=1),
-        make_objective=lambda: lambda a: a.sum(dim=(-1, -2)),
-        step=lambda a: None,
-        batch_size=1,
-        horizon=8,
-        action_dim=2,
-        low=-1.0,
-        high=1.0,
-        n_execute=2,
-        budget_steps=4,
+        planner=CEM(population=8, n_elites=2, iterations=1), make_objective=lambda: lambda a: a.sum(dim=(-1, -2)),
+        step=lambda a: None, batch_size=1, horizon=8, n_execute=2, budget_steps=4, **BOX,
     )
     kwargs.update(overrides)
     with pytest.raises(PlannerError, match=None) as excinfo:

@@ -21,11 +21,10 @@ import math
 import os
 import sys
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from uva_plan.envs.checks import as_action, as_vector, check_image_size, check_max_steps
+from uva_plan.envs.checks import as_action, as_vector
+from uva_plan.envs.pixel_env import PixelGoalEnv
 from uva_plan.errors import UserInputError
 
 STATE_NAMES = (
@@ -73,10 +72,9 @@ def block_center(state) -> np.ndarray:
     return np.array([x + c * lx - s * ly, y + s * lx + c * ly])
 
 
-class PushTEnv(gym.Env):
+class PushTEnv(PixelGoalEnv):
     """Gymnasium env `uva_plan/PushT-v0`. Observations `uint8 [S, S, 3]`, see the module docstring."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
     name = "pusht"
     state_names = STATE_NAMES
     state_dim = 10
@@ -85,18 +83,11 @@ class PushTEnv(gym.Env):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         from gym_pusht.envs.pusht import PushTEnv as Simulator
 
-        self.image_size = check_image_size(image_size)
-        self.max_episode_steps = check_max_steps(max_episode_steps)
-        self.render_mode = render_mode
-        self.action_low = np.zeros(2, dtype=np.float32)
-        self.action_high = np.full(2, WORKSPACE, dtype=np.float32)
-        self.action_space = spaces.Box(self.action_low, self.action_high, dtype=np.float32)
-        self.observation_space = spaces.Box(0, 255, (self.image_size, self.image_size, 3), dtype=np.uint8)
+        low, high = np.zeros(2, dtype=np.float32), np.full(2, WORKSPACE, dtype=np.float32)  # target (x, y) in px
+        self._set_spaces(image_size, max_episode_steps, render_mode, low, high)
         self._sim = Simulator(obs_type="state", render_mode="rgb_array")
         self._state = np.array([256.0, 400.0, 256.0, 300.0, 0.0, 0, 0, 0, 0, 0])
         self._loaded = False  # whether the simulator's space holds exactly self._state
-        self._goal: np.ndarray | None = None
-        self._steps = 0
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -146,18 +137,8 @@ class PushTEnv(gym.Env):
 
     # -- gymnasium API -------------------------------------------------------------------------------------
 
-    def reset(self, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        options = options or {}
-        if options.get("state") is not None:
-            self.set_state(options["state"])
-        else:
-            self.set_state(self._random_state())
-        goal = options.get("goal_state")
-        self._goal = None if goal is None else self.check_state(goal)
-        self._steps = 0
-        info = self._info(self._sim._get_coverage())
-        return self._draw(), info
+    def _random_start(self) -> None:
+        self.set_state(self._random_state())
 
     def _random_state(self) -> np.ndarray:
         """gym-pusht's start distribution, redrawn while the agent overlaps the block (an overlap would
@@ -203,10 +184,9 @@ class PushTEnv(gym.Env):
     def step(self, action):
         self._advance(action)
         coverage = float(self._sim._get_coverage())
-        self._steps += 1
+        truncated = self._count_step()
         info = self._info(coverage)
         reward = float(np.clip(coverage / self._sim.success_threshold, 0.0, 1.0))  # gym-pusht's reward
-        truncated = self._steps >= self.max_episode_steps
         return self._draw(), reward, False, truncated, info
 
     def render(self):
@@ -226,12 +206,10 @@ class PushTEnv(gym.Env):
             pixels = cv2.resize(pixels, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(pixels[..., _rgb_byte_order(screen)])
 
-    def _info(self, coverage: float) -> dict:
-        info = {"state": self._state.copy(), "coverage": coverage}
-        if self._goal is not None:
-            info["is_success"] = self.is_success(self._state, self._goal)
-            info["distance"] = self.state_distance(self._state, self._goal)
-        return info
+    def _info(self, coverage: float | None = None) -> dict:
+        """coverage: gym-pusht's goal-region coverage of the current state, when the caller has it."""
+        coverage = self._sim._get_coverage() if coverage is None else coverage
+        return self._with_goal({"state": self._state.copy(), "coverage": coverage})
 
     # -- state-space queries -----------------------------------------------------------------------------------
 

@@ -8,12 +8,11 @@ State `[agent_x, agent_y, door_center_y]` (world units, 64x64 world, y downwards
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from uva_plan.envs import wall_geometry as geo
-from uva_plan.envs.checks import as_action, as_vector, check_image_size, check_max_steps
+from uva_plan.envs.checks import as_action, as_vector
+from uva_plan.envs.pixel_env import PixelGoalEnv
 from uva_plan.envs.wall_render import WallRenderer
 from uva_plan.errors import UserInputError
 
@@ -40,26 +39,18 @@ def room_of(x: float) -> int:
     return 0 if x < geo.WALL_CENTER_X else 1
 
 
-class WallEnv(gym.Env):
+class WallEnv(PixelGoalEnv):
     """Gymnasium env `uva_plan/Wall-v0`. Observations `uint8 [S, S, 3]`, see the module docstring."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
     name = "wall"
     state_names = STATE_NAMES
     state_dim = 3
 
     def __init__(self, image_size: int = 64, max_episode_steps: int = 100, render_mode: str | None = "rgb_array"):
-        self.image_size = check_image_size(image_size)
-        self.max_episode_steps = check_max_steps(max_episode_steps)
-        self.render_mode = render_mode
-        self.action_low = np.full(2, -geo.MAX_SPEED, dtype=np.float32)
-        self.action_high = np.full(2, geo.MAX_SPEED, dtype=np.float32)
-        self.action_space = spaces.Box(self.action_low, self.action_high, dtype=np.float32)
-        self.observation_space = spaces.Box(0, 255, (self.image_size, self.image_size, 3), dtype=np.uint8)
+        speed = np.full(2, geo.MAX_SPEED, dtype=np.float32)
+        self._set_spaces(image_size, max_episode_steps, render_mode, -speed, speed)
         self._renderer = WallRenderer(self.image_size)
         self._state = np.array([16.0, 32.0, 32.0])
-        self._goal: np.ndarray | None = None
-        self._steps = 0
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -88,19 +79,11 @@ class WallEnv(gym.Env):
 
     # -- gymnasium API -------------------------------------------------------------------------------------
 
-    def reset(self, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        options = options or {}
-        if options.get("state") is not None:
-            self.set_state(options["state"])
-        else:
-            door = sample_door_y(self.np_random)
-            x, y = sample_position(self.np_random, int(self.np_random.integers(2)))
-            self._state = np.array([x, y, door])
-        goal = options.get("goal_state")
-        self._goal = None if goal is None else self.check_state(goal)
-        self._steps = 0
-        return self._observe(), self._info()
+    def _random_start(self) -> None:
+        """A door height, then an agent centre in a room drawn at random."""
+        door = sample_door_y(self.np_random)
+        x, y = sample_position(self.np_random, int(self.np_random.integers(2)))
+        self._state = np.array([x, y, door])
 
     def step_state(self, action) -> np.ndarray:
         """Dynamics only: apply `action [2]` to the current state and return the new state `[3]`.
@@ -115,10 +98,9 @@ class WallEnv(gym.Env):
 
     def step(self, action):
         self.step_state(action)
-        self._steps += 1
+        truncated = self._count_step()
         info = self._info()
         reward = float(info.get("is_success", False))
-        truncated = self._steps >= self.max_episode_steps
         return self._observe(), reward, False, truncated, info
 
     def render(self):
@@ -129,11 +111,7 @@ class WallEnv(gym.Env):
         return self._renderer.render(float(x), float(y), float(door))
 
     def _info(self) -> dict:
-        info = {"state": self._state.copy()}
-        if self._goal is not None:
-            info["is_success"] = self.is_success(self._state, self._goal)
-            info["distance"] = self.state_distance(self._state, self._goal)
-        return info
+        return self._with_goal({"state": self._state.copy()})
 
     # -- state-space queries (pure functions of their arguments) ---------------------------------------------
 
