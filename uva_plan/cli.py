@@ -17,6 +17,16 @@ import click
 ENV_CHOICES = click.Choice(["wall", "pusht"])
 
 
+def seed_option(help_text: str):
+    """Every command's --seed (an integer >= 0, default 0); ``help_text`` says what it seeds."""
+    return click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=help_text)
+
+
+def device_option(help_text: str = "Where the model runs."):
+    """Every model command's --device (cpu by default; cuda refused in one line where there is none)."""
+    return click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help=help_text)
+
+
 def _is_user_error(exc: BaseException) -> bool:
     """True for the error types that mean "bad input": the composition layer's, the world model's and
     the planners'. Checked when the error is raised, so errors of packages a command imported late
@@ -106,7 +116,7 @@ def main():
 )
 @click.option("--image-size", type=click.IntRange(min=16, max=512), default=64, show_default=True,
               help="Frame side in pixels.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="First episode seed.")
+@seed_option("First episode seed.")
 @click.option("--out", type=click.Path(dir_okay=True, file_okay=False), required=True, help="Output PATH.zarr.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @user_errors
@@ -144,7 +154,7 @@ def collect(env_name, episodes, max_steps, policy, image_size, seed, out, overwr
 @click.option("--tokenizer-steps", type=click.IntRange(min=0), default=None, help="Tokenizer steps (preset default).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per process per step (preset default).")
 @click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True), default=None, help="Peak learning rate (preset default).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of weights, data order and noise.")
+@seed_option("Seed of weights, data order and noise.")
 @click.option("--val-every", type=click.IntRange(min=1), default=200, show_default=True, help="Validate every N steps.")
 @click.option("--save-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps.")
 @click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
@@ -190,8 +200,8 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
 @click.option("--method", type=click.Choice(["expectile", "td"]), default="expectile", show_default=True,
               help="expectile: a low expectile of hindsight step counts; td: a shortest-path distance by "
                    "temporal differences over recorded transitions (cuts the detours of wandering episodes).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the pair draws.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to fit.")
+@seed_option("Seed of the pair draws.")
+@device_option("Where to fit.")
 @user_errors
 def fit_distance(checkpoint, data, steps, batch_size, method, seed, device):
     """Refit the latent-distance head (the default goal cost) on frozen frame latents with large
@@ -226,8 +236,8 @@ def fit_distance(checkpoint, data, steps, batch_size, method, seed, device):
               help="Only episodes the data records as collected by this policy (e.g. expert).")
 @click.option("--hold-at-goal/--no-hold-at-goal", default=True, show_default=True,
               help="Targets past a near hindsight goal hold the agent still there instead of the recorded motion on.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the window draws.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to train.")
+@seed_option("Seed of the window draws.")
+@device_option("Where to train.")
 @user_errors
 def extract_policy(checkpoint, data, method, steps, batch_size, lr, beta, max_weight, policy_fraction, episode_policy,
                    hold_at_goal, seed, device):
@@ -295,8 +305,8 @@ def _plan_options(fn):
                                              "method and the first prior proposal; 0 = deterministic)."),
         click.option("--model-samples", type=click.IntRange(min=1), default=d.model_samples, show_default=True,
                      help="Score each candidate this many times and average (stochastic model)."),
-        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the goals and all sampling."),
-        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where the model runs."),
+        seed_option("Seed of the goals and all sampling."),
+        device_option("Where the model runs."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -353,7 +363,7 @@ def plan(checkpoint, env_name, episodes, goals_file, goal_image, start_state, ba
 @main.command()
 @click.option("--env", "env_name", type=ENV_CHOICES, required=True, help="Environment of the goals.")
 @click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of goal pairs.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Goal pair i uses evaluation seed 1,000,000 + seed + i.")
+@seed_option("Goal pair i uses evaluation seed 1,000,000 + seed + i.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output FILE.json.")
 @user_errors
 def goals(env_name, n, seed, out):
@@ -370,7 +380,7 @@ def goals(env_name, n, seed, out):
 @click.option("--episodes", type=click.IntRange(min=1), default=6, show_default=True, help="Goals to plan for.")
 @click.option("--out", type=click.Path(file_okay=False), default="uva-plan-demo", show_default=True,
               help="Output folder: results.json, one GIF per episode, the planner's cost plot.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Goal and sampling seed.")
+@seed_option("Goal and sampling seed.")
 @user_errors
 def demo(env_name, episodes, out, seed):
     """The main job in one command: goal-image planning with the shipped checkpoint on a handful of
@@ -432,8 +442,8 @@ def demo_caption(payload: dict) -> str:
               help="Tracking: cost of leaving the inferred actions (0: pure goal-image MPC).")
 @click.option("--bc-steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Fine-tuning steps of the policy in bc mode.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of labelling, planning and fine-tuning.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where the model runs.")
+@seed_option("Seed of labelling, planning and fine-tuning.")
+@device_option("Where the model runs.")
 @user_errors
 def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoal_every, samples, label_weight,
             bc_steps, seed, device):

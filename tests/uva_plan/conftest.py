@@ -29,3 +29,20 @@ def tiny_wall_run(root):
     model = world_model.UVA(world_model.make_config("tiny", env.action_low, env.action_high, env_name="wall"))
     world_model.save_checkpoint(model, ckpt, extra_state={"step": 7})
     return ckpt, data
+
+
+def pusher_states(env, seed: int, steps: int):
+    """``[steps + 1, 10]`` PushT states of the scripted pusher from ``env.reset(seed=seed)``."""
+    import numpy as np
+
+    from uva_plan.envs.policies import make_policy
+
+    env.reset(seed=seed)
+    state = env.get_state()
+    policy = make_policy("pusht", "pusher", seed=seed)
+    policy.reset(state)
+    states = [state]
+    for _ in range(steps):
+        state = env.step_state(policy(state))
+        states.append(state)
+    return np.array(states)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.uva_plan.conftest import pusher_states
 from uva_plan.envs import ENV_IDS, make_env
 from uva_plan.envs import wall_geometry as geo
 from uva_plan.envs.policies import make_policy
@@ -272,15 +273,7 @@ def test_greedy_gets_stuck_behind_the_wall(wall):
 def test_pusher_moves_the_block_in_most_short_windows(pusht):
     moved, windows = 0, 0
     for seed in range(2):
-        pusht.reset(seed=seed)
-        state = pusht.get_state()
-        policy = make_policy("pusht", "pusher", seed=seed)
-        policy.reset(state)
-        states = [state]
-        for _ in range(60):
-            state = pusht.step_state(policy(state))
-            states.append(state)
-        states = np.array(states)
+        states = pusher_states(pusht, seed, 60)
         assert np.all((states[:, :4] >= 0) & (states[:, :4] <= 512))  # the block stays in the arena
         for t in range(0, 55, 5):
             change = np.hypot(*(states[t + 5, 2:4] - states[t, 2:4])) + np.degrees(abs(states[t + 5, 4] - states[t, 4]))

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.uva_plan.conftest import pusher_states
 from uva_plan.envs import make_env
 from uva_plan.envs.goals import EVAL_SEED_OFFSET, GoalPair, load_goals, protocol_goals, save_goals
 from uva_plan.errors import UserInputError
@@ -26,7 +27,6 @@ def test_wall_goals_cross_rooms_and_are_reproducible():
 
 
 def test_pusht_goals_are_reachable_25_step_segments():
-    from uva_plan.envs.policies import make_policy
 
     pairs = protocol_goals("pusht", 2, seed=3)
     env = make_env("pusht", image_size=16)
@@ -36,15 +36,7 @@ def test_pusht_goals_are_reachable_25_step_segments():
     assert protocol_goals("pusht", 2, seed=3) == pairs
     # Replaying the pusher from the start state reaches the goal state: the goal is reachable by design.
     seed = EVAL_SEED_OFFSET + 3
-    env.reset(seed=seed)
-    policy = make_policy("pusht", "pusher", seed=seed)
-    state = env.get_state()
-    policy.reset(state)
-    trajectory = [state]
-    for _ in range(80):
-        state = env.step_state(policy(state))
-        trajectory.append(state)
-    trajectory = np.array(trajectory)
+    trajectory = pusher_states(env, seed, 80)
     hits = np.where(np.all(trajectory == np.array(pairs[0].start_state), axis=1))[0]
     assert hits.size == 1
     np.testing.assert_array_equal(trajectory[hits[0] + 25], pairs[0].goal_state)
