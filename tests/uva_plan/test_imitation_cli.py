@@ -42,6 +42,14 @@ def imitate(*args):
     return CliRunner().invoke(main, ["imitate", *map(str, args)])
 
 
+def imitate_ok(root, video, mode, out) -> dict:
+    """Run `uva-plan imitate` on the fixture's run (one label sample) and return its results.json."""
+    result = imitate("--checkpoint", root / "run", "--video", video, "--mode", mode, "--env", "wall", "--out", out,
+                     "--samples", "1")
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "results.json").read_text())
+
+
 def test_replay_of_a_zarr_episode_writes_labels_results_and_gif(files, tmp_path):
     root, frames, actions, _ = files
     out = tmp_path / "out"
@@ -83,10 +91,7 @@ def test_track_and_bc_modes_report_every_method(files, tmp_path, mode, extra, ex
 def test_labelling_a_gif_needs_no_state_and_knows_no_true_actions(files, tmp_path):
     root, frames, _, _ = files
     out = tmp_path / "labels"
-    result = imitate("--checkpoint", root / "run", "--video", root / "demo.gif", "--mode", "label", "--env", "wall",
-                     "--out", out, "--samples", "1")
-    assert result.exit_code == 0, result.output
-    payload = json.loads((out / "results.json").read_text())
+    payload = imitate_ok(root, root / "demo.gif", "label", out)
     assert payload["action_r2"] is None and payload["methods"] == {}
     assert sorted(p.name for p in out.iterdir()) == ["actions.csv", "actions.npz", "results.json"]
     assert len((out / "actions.csv").read_text().splitlines()) == len(frames)  # header + T-1 steps

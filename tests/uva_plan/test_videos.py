@@ -118,28 +118,26 @@ def test_too_short_video_names_the_window(tmp_path):
         load_video(path, 64, min_frames=17)
 
 
-def test_grayscale_and_two_channel_frames_are_rejected(tmp_path):
-    gray = tmp_path / "gray"
-    gray.mkdir()
-    for t in range(4):
-        iio.imwrite(gray / f"{t}.png", np.full((16, 16), 50 * t, np.uint8))
-    with pytest.raises(UserInputError, match="grayscale.*expected RGB"):
-        load_video(gray, 16)
-    la = tmp_path / "la"
-    la.mkdir()
-    for t in range(4):
-        iio.imwrite(la / f"{t}.png", np.full((16, 16, 2), 255, np.uint8))
-    with pytest.raises(UserInputError, match="2 channel.*expected 3"):
-        load_video(la, 16)
+def png_folder(root, name, frames):
+    """A folder of PNG frames ``0.png``, ``1.png``, ... (the video format of a frame folder)."""
+    folder = root / name
+    folder.mkdir()
+    for t, frame in enumerate(frames):
+        iio.imwrite(folder / f"{t}.png", frame)
+    return folder
 
 
-def test_transparent_frames_and_mixed_sizes_are_rejected(tmp_path):
-    alpha = tmp_path / "alpha"
-    alpha.mkdir()
-    for t in range(3):
-        iio.imwrite(alpha / f"{t}.png", np.full((16, 16, 4), 100, np.uint8))
-    with pytest.raises(UserInputError, match="transparent"):
-        load_video(alpha, 16)
+@pytest.mark.parametrize("name, frames, match", [
+    ("gray", [np.full((16, 16), 50 * t, np.uint8) for t in range(4)], "grayscale.*expected RGB"),
+    ("la", [np.full((16, 16, 2), 255, np.uint8)] * 4, "2 channel.*expected 3"),
+    ("alpha", [np.full((16, 16, 4), 100, np.uint8)] * 3, "transparent"),
+])
+def test_frames_that_are_not_rgb_are_rejected(tmp_path, name, frames, match):
+    with pytest.raises(UserInputError, match=match):
+        load_video(png_folder(tmp_path, name, frames), 16)
+
+
+def test_mixed_sizes_are_rejected(tmp_path):
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     iio.imwrite(mixed / "0.png", np.zeros((16, 16, 3), np.uint8))
