@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from uva_plan.errors import UserInputError
+from world_model.files import atomic_write_bytes
 
 
 def min_video_frames(config) -> int:
@@ -134,12 +135,6 @@ def action_metrics(pred, true, low, high) -> dict:
     }
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    from uva_plan.train_state import atomic_write_bytes
-
-    atomic_write_bytes(path, data)
-
-
 def save_labels(out_dir: str | Path, labels: Labels, true_actions: np.ndarray | None = None) -> tuple[Path, Path]:
     """Write ``actions.npz`` (``actions``, ``std`` [, ``true_actions``]) and ``actions.csv`` (one row per
     step) into ``out_dir``, each atomically. Returns both paths."""
@@ -152,7 +147,7 @@ def save_labels(out_dir: str | Path, labels: Labels, true_actions: np.ndarray | 
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     npz = out / "actions.npz"
-    _atomic_bytes(npz, buf.getvalue())
+    atomic_write_bytes(npz, buf.getvalue())
 
     a = actions.shape[-1]
     header = ["step", *[f"action_{i}" for i in range(a)], *[f"std_{i}" for i in range(a)]]
@@ -167,5 +162,5 @@ def save_labels(out_dir: str | Path, labels: Labels, true_actions: np.ndarray | 
             row += [f"{v:.6g}" for v in arrays["true_actions"][t]]
         writer.writerow(row)
     path_csv = out / "actions.csv"
-    _atomic_bytes(path_csv, text.getvalue().encode())
+    atomic_write_bytes(path_csv, text.getvalue().encode())
     return npz, path_csv

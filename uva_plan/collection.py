@@ -59,6 +59,7 @@ def collect_dataset(env_name: str, episodes: int, max_steps: int = 100, policy: 
     from uva_plan.envs import ENV_IDS, make_env
     from uva_plan.envs import env_name as canonical_env_name
     from uva_plan.envs.checks import check_image_size
+    from uva_plan.progress import progress_bar
 
     name = canonical_env_name(env_name)
     if policy not in COLLECT_POLICIES[name]:
@@ -87,7 +88,7 @@ def collect_dataset(env_name: str, episodes: int, max_steps: int = 100, policy: 
     kinds: list[str] = []
     start = time.perf_counter()
     with ReplayBufferWriter(out, image_size, a_dim, s_dim, attrs, overwrite=overwrite) as writer:
-        bar = _progress_bar(progress)
+        bar = progress_bar(progress, unit="episodes", remaining=True)
         with bar:
             task = bar.add_task(f"collect {name}", total=episodes)
             img = np.empty((max_steps, image_size, image_size, 3), dtype=np.uint8)
@@ -115,9 +116,3 @@ def collect_dataset(env_name: str, episodes: int, max_steps: int = 100, policy: 
     elapsed = time.perf_counter() - start
     steps = episodes * max_steps
     return {"episodes": episodes, "steps": steps, "steps_per_second": steps / max(elapsed, 1e-9), "path": str(Path(path))}
-
-
-def _progress_bar(enabled: bool):
-    from uva_plan.progress import progress_bar
-
-    return progress_bar(enabled, unit="episodes", remaining=True)

@@ -44,7 +44,7 @@ class DistanceFitResult:
     train_episodes: int
 
 
-def _episodes_of_run(run_dir: Path, data: Path, n_episodes: int) -> tuple[list[int], list[int]]:
+def episodes_of_run(run_dir: Path, data: Path, n_episodes: int) -> tuple[list[int], list[int]]:
     """(train, held-out) episodes: the run's own split when it was trained on this file, else a fresh
     10% split."""
     from uva_plan.data import split_episodes
@@ -77,6 +77,16 @@ def load_run_and_data(run_dir: Path, data: Path, device: str = "cpu"):
     if buffer.image_size != model.config.image_size:
         raise UserInputError(f"{data} has {buffer.image_size}px frames; expected {model.config.image_size}px as the model")
     return model, buffer
+
+
+def encode_buffer(model, buffer, chunk: int = 1024):
+    """Latents ``[N, h, w, c]`` of every frame of ``buffer`` by the frozen tokenizer, in chunks (the
+    frames as floats at once would take ~4 GB for 80,000 Wall frames)."""
+    import torch
+
+    frames = torch.from_numpy(np.asarray(buffer.img))
+    with torch.no_grad():
+        return torch.cat([model.encode(frames[i:i + chunk].to(model.device)) for i in range(0, len(frames), chunk)])
 
 
 def _pairs(rng, starts, ends, episodes, n, goal_max_steps):
@@ -119,6 +129,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     import torch
 
     import world_model
+    from uva_plan.progress import progress_bar
     from world_model.checkpoint import load_extra_state
     from world_model.model import expectile_loss
 
@@ -132,7 +143,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     run_dir, data = Path(checkpoint), Path(data)
     model, buffer = load_run_and_data(run_dir, data, device)
     env = buffer.attrs.get("env_name")
-    train_eps, val_eps = _episodes_of_run(run_dir, data, buffer.n_episodes)
+    train_eps, val_eps = episodes_of_run(run_dir, data, buffer.n_episodes)
     starts, ends = np.asarray(buffer.episode_starts), np.asarray(buffer.episode_ends)
     # Goals before t are reachable only where the dynamics can undo a move (the Wall's disc can; a
     # pushed PushT block may not come back), so other envs take later goals only.
@@ -142,10 +153,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         raise UserInputError(f"{data} has no training episode of 2 or more steps; expected transitions for --method td")
 
     model.eval()
-    with torch.no_grad():
-        frames = torch.from_numpy(np.asarray(buffer.img))
-        latents = torch.cat([model.encode(frames[i:i + 1024].unsqueeze(1).to(model.device))[:, 0]
-                             for i in range(0, len(frames), 1024)])
+    latents = encode_buffer(model, buffer)
     head, tau = model.latent_distance_head, model.config.distance_expectile
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -173,7 +181,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.02)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     t0 = time.perf_counter()
-    with _bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"fit distance head ({method})", total=steps)
         for _ in range(steps):
             if method == "td":
@@ -197,9 +205,3 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
                              "seed": seed, "data": str(data), "val_loss_before": before, "val_loss_after": after}
     world_model.save_checkpoint(model, run_dir, extra_state=extra)
     return DistanceFitResult(steps, steps * batch_size / max(seconds, 1e-9), before, after, len(train_eps))
-
-
-def _bar(enabled: bool):
-    from uva_plan.progress import progress_bar
-
-    return progress_bar(enabled)

@@ -88,12 +88,12 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
                    episode_policy: str | None = None, hold_at_goal: bool = True, seed: int = 0,
                    device: str = "cpu", progress: bool = False) -> PolicyExtractionResult:
     """Fine-tune ``checkpoint``'s policy mode on ``data`` (see the module docstring) and rewrite it."""
-    import torch
 
     import world_model
     from uva_plan.data import WindowDataset, WindowSpec
-    from uva_plan.distance_fit import _bar, _episodes_of_run, load_run_and_data
+    from uva_plan.distance_fit import encode_buffer, episodes_of_run, load_run_and_data
     from uva_plan.finetuning import finetune_windows
+    from uva_plan.progress import progress_bar
     from world_model.checkpoint import load_extra_state
 
     if method not in EXTRACT_METHODS:
@@ -110,7 +110,7 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
     run_dir, data = Path(checkpoint), Path(data)
     model, buffer = load_run_and_data(run_dir, data, device)
     env = buffer.attrs.get("env_name")
-    train_eps, _ = _episodes_of_run(run_dir, data, buffer.n_episodes)
+    train_eps, _ = episodes_of_run(run_dir, data, buffer.n_episodes)
     recorded = _episode_policies(buffer)
     if episode_policy is not None:
         if recorded is None:
@@ -123,9 +123,7 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
 
     cfg = model.config
     model.eval()
-    with torch.no_grad():
-        frames = torch.from_numpy(np.asarray(buffer.img))
-        latents = torch.cat([model.encode(frames[i:i + 1024].to(model.device)) for i in range(0, len(frames), 1024)])
+    latents = encode_buffer(model, buffer)
     spec = WindowSpec(cfg.n_history, cfg.n_future, cfg.frame_stride)
     hold = None
     if hold_at_goal:
@@ -139,7 +137,7 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
     weight_fn = (lambda batch: advantage_weights(model, batch, beta, max_weight)) if method == "awr" else None
 
     t0 = time.perf_counter()
-    with _bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"extract policy ({method})", total=steps)
         tuned = finetune_windows(
             model, dataset, _mode_mix(model, float(policy_fraction)), steps=steps, batch_size=batch_size, lr=lr,
