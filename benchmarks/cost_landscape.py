@@ -81,6 +81,74 @@ def expert_paths(n: int, seed: int, image_size: int, max_steps: int = 120):
     return paths
 
 
+def distance_map(model, env, door: float, goal_xy, spacing: float = 2.0):
+    """The latent distance from every free agent position (a grid ``spacing`` units apart) to one goal
+    image, beside the routed distance: ``(xs, ys, learned [ny, nx], routed [ny, nx])``, NaN inside
+    the wall."""
+    from uva_plan.envs import wall_geometry as geo
+
+    xs = ys = np.arange(3.0, 62.0, spacing)
+    free = [(i, j) for i, y in enumerate(ys) for j, x in enumerate(xs) if geo.is_free(x, y, door)]
+    frames = np.stack([env.render_state([xs[j], ys[i], door]) for i, j in free])
+    goal = env.render_state([goal_xy[0], goal_xy[1], door])
+    learned = score(model, "latent_distance", frames, np.repeat(goal[None], len(frames), axis=0))
+    routed = [env.routed_distance([xs[j], ys[i], door], [goal_xy[0], goal_xy[1], door]) for i, j in free]
+    maps = np.full((2, len(ys), len(xs)), np.nan)
+    for k, (i, j) in enumerate(free):
+        maps[0, i, j], maps[1, i, j] = learned[k], routed[k]
+    return xs, ys, maps[0], maps[1]
+
+
+def local_minima(xs, ys, grid, goal_xy, radius: float = 6.0) -> int:
+    """Free cells farther than ``radius`` from the goal whose value is at most that of every free
+    neighbour: the places where a planner that only looks nearby stops."""
+    count = 0
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if np.isnan(grid[i, j]) or np.hypot(xs[j] - goal_xy[0], ys[i] - goal_xy[1]) <= radius:
+                continue
+            if np.nanmin(grid[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]) >= grid[i, j]:
+                count += 1
+    return count
+
+
+def map_figure(model, image_size: int, seed: int, n_maps: int, out: str):
+    """Distance maps to ``n_maps`` held-out cross-room goals (door heights of evaluation seeds): the
+    learned latent distance beside the routed one; writes ``out`` and returns the minima counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from uva_plan.envs import make_env
+    from uva_plan.envs.goals import EVAL_SEED_OFFSET
+    from uva_plan.envs.wall import sample_position
+    from uva_plan.viz import save_figure
+
+    env = make_env("wall", image_size=image_size)
+    rng = np.random.default_rng(EVAL_SEED_OFFSET + 555 + seed)
+    fig, axes = plt.subplots(2, n_maps, figsize=(2.6 * n_maps, 5.4), squeeze=False)
+    minima = []
+    for k in range(n_maps):
+        _, info = env.reset(seed=EVAL_SEED_OFFSET + 555 + seed + k)
+        door = float(info["state"][2])
+        goal_xy = sample_position(rng, int(rng.integers(2)))
+        xs, ys, learned, routed = distance_map(model, env, door, goal_xy)
+        minima.append((local_minima(xs, ys, learned, goal_xy), local_minima(xs, ys, routed, goal_xy)))
+        for row, (name, grid) in enumerate((("learned", learned), ("routed", routed))):
+            ax = axes[row, k]
+            ax.imshow(grid, extent=(xs[0] - 1, xs[-1] + 1, ys[-1] + 1, ys[0] - 1), cmap="viridis")
+            ax.contour(xs, ys, grid, levels=12, colors="w", linewidths=0.5)
+            ax.plot(*goal_xy, "r*", ms=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}, door y={door:.0f}: {minima[-1][row]} minima", fontsize=8)
+    fig.suptitle("distance to the goal (red star) from every agent position; white: contours", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, out)
+    return minima
+
+
 def falling_fraction(scores: list[np.ndarray], every: int = 1) -> float:
     """Fraction of the steps (``every`` env steps apart) along the paths on which the cost falls."""
     falls = [np.diff(c[::every]) < 0 for c in scores]
@@ -125,6 +193,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--paths", type=int, default=20, help="held-out expert paths for the falling-cost measure")
+    parser.add_argument("--maps", type=int, default=4, help="held-out goals of the distance-map figure (0: none)")
+    parser.add_argument("--map-png", default="cost_landscape_maps.png", help="where the distance-map figure goes")
     args = parser.parse_args()
 
     model = load_model_for_env(args.checkpoint, "wall")
@@ -158,6 +228,12 @@ def main() -> None:
             per_path.append(pixel_l2(path, goals_rep) if name == "pixel_l2" else score(model, name, path, goals_rep))
         table.add_row(name, *(f"{100 * falling_fraction(per_path, k):.0f}%" for k in (1, 4, 8)))
     Console().print(table)
+
+    if args.maps > 0:
+        minima = map_figure(model, model.config.image_size, args.seed, args.maps, args.map_png)
+        print(f"local minima of the latent distance over {args.maps} held-out goal maps (2-unit grid, > 6 units "
+              f"from the goal): {' '.join(str(m) for m, _ in minima)} (routed distance: "
+              f"{' '.join(str(r) for _, r in minima)}); figure: {args.map_png}")
 
 
 if __name__ == "__main__":

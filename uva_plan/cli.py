@@ -197,20 +197,25 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
 @click.option("--data", type=click.Path(), required=True, help="The replay buffer the run was trained on.")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps of the head.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True, help="(frame, goal) pairs per step.")
-@click.option("--method", type=click.Choice(["expectile", "td"]), default="expectile", show_default=True,
+@click.option("--method", type=click.Choice(["expectile", "td", "graph"]), default="expectile", show_default=True,
               help="expectile: a low expectile of hindsight step counts; td: a shortest-path distance by "
-                   "temporal differences over recorded transitions (cuts the detours of wandering episodes).")
+                   "temporal differences over recorded transitions (cuts the detours of wandering episodes); "
+                   "graph: regress Dijkstra distances over the recorded frames, joined where two frames' "
+                   "latents nearly coincide.")
+@click.option("--form", type=click.Choice(["pair", "metric"]), default=None,
+              help="Replace the head by a fresh one of this form (pair: a conv net on frame and goal side by side; "
+                   "metric: the distance between their embeddings). Default: keep the checkpoint's head.")
 @seed_option("Seed of the pair draws.")
 @device_option("Where to fit.")
 @user_errors
-def fit_distance(checkpoint, data, steps, batch_size, method, seed, device):
+def fit_distance(checkpoint, data, steps, batch_size, method, form, seed, device):
     """Refit the latent-distance head (the default goal cost) on frozen frame latents with large
     batches of hindsight pairs: cheap, and it ranks frames by their distance to a goal better than
     the joint training leaves it. Run it after the last `uva-plan train` of a run."""
     from uva_plan.distance_fit import fit_latent_distance
 
     r = fit_latent_distance(checkpoint, data, steps=steps, batch_size=batch_size, seed=seed, device=device, progress=True,
-                            method=method)
+                            method=method, form=form)
     click.echo(f"Fitted {r.steps} steps on {r.train_episodes} training episodes ({r.pairs_per_second:.0f} pairs/s); "
                f"held-out loss against hindsight step counts (an upper bound of the way; expectile) "
                f"{r.val_loss_before:.4f} -> {r.val_loss_after:.4f}. Checkpoint: {checkpoint}")

@@ -98,16 +98,35 @@ def _pairs(rng, starts, ends, episodes, n, goal_max_steps):
     return t, g, (g - t).astype(np.float32)
 
 
-FIT_METHODS = ("expectile", "td")
+FIT_METHODS = ("expectile", "td", "graph")
 TD_TAU = 0.1  # expectile of the bootstrapped targets: the shorter continuations
 TD_TARGET_RATE = 0.005  # Polyak rate of the target head (HILP's)
 TD_MAX_STEPS = 400.0  # bootstrapped distances are capped here (the longest Wall episode is 100 steps)
 
 
-def _td_pairs(rng, starts, ends, episodes, n, reversible: bool = True):
+LAYOUT_TOLERANCE = 1.0  # world units: episodes whose fixed layout (the Wall's door) differs less share goals
+CROSS_EPISODE_FRACTION = 0.5  # of the far goals, the share drawn from other episodes of the same layout
+
+
+def layout_mates(state: np.ndarray, starts: np.ndarray, ends: np.ndarray, episodes, tolerance: float = LAYOUT_TOLERANCE):
+    """For each episode of ``episodes``, the episodes of ``episodes`` laid out like it: equal, within
+    ``tolerance``, in every state dimension that never changes inside an episode (the Wall's door
+    height; PushT has none, so all episodes match). A goal frame of a mate is a goal the episode's
+    world can reach, which is what lets a TD distance join trajectories."""
+    from uva_plan.dataset_graph import fixed_state_dims
+
+    episodes = np.asarray(episodes)
+    key = state[starts[episodes]][:, fixed_state_dims(state, starts, ends, episodes)]
+    close = np.all(np.abs(key[:, None, :] - key[None, :, :]) <= tolerance, axis=-1)
+    return {int(e): episodes[close[i]] for i, e in enumerate(episodes)}
+
+
+def _td_pairs(rng, starts, ends, episodes, n, reversible: bool = True, mates: dict | None = None):
     """``n`` transitions (t, t+1) with goals: 10% the frame itself (distance 0), 20% the next frame
-    (distance 1), 70% another frame of the same episode - any frame when the env is reversible, else a
-    later one. Episodes need >= 2 steps. Returns (t, g, kind) with kind 0/1/2."""
+    (distance 1), 70% a far goal - another frame of the same episode (any frame when the env is
+    reversible, else a later one) or, for ``CROSS_EPISODE_FRACTION`` of them when ``mates`` is
+    given, any frame of an episode with the same layout. Episodes need >= 2 steps. Returns
+    (t, g, kind) with kind 0/1/2, 3 for a goal of another episode."""
     ep = rng.choice(np.asarray(episodes), size=n)
     lo, hi = starts[ep], ends[ep]
     t = lo + (rng.random(n) * (hi - 1 - lo)).astype(np.int64)  # t + 1 stays inside the episode
@@ -117,12 +136,20 @@ def _td_pairs(rng, starts, ends, episodes, n, reversible: bool = True):
     anywhere = first + (rng.random(n) * (hi - first)).astype(np.int64)
     g = np.where(kind == 0, t, np.where(kind == 1, t + 1, anywhere))
     kind = np.where(g == t, 0, np.where(g == t + 1, 1, kind))
+    if mates is not None:
+        cross = (kind == 2) & (rng.random(n) < CROSS_EPISODE_FRACTION)
+        for i in np.flatnonzero(cross):
+            m = mates[int(ep[i])]
+            other = m[rng.integers(len(m))]
+            g[i] = starts[other] + rng.integers(ends[other] - starts[other])
+        kind = np.where(cross & ((g < lo) | (g >= hi)), 3, kind)
     return t, g, kind
 
 
 def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 256, lr: float = 1e-3,
                         goal_max_steps: int = 64, seed: int = 0, device: str = "cpu",
-                        progress: bool = False, method: str = "expectile") -> DistanceFitResult:
+                        progress: bool = False, method: str = "expectile", cross_episode: bool = True,
+                        form: str | None = None) -> DistanceFitResult:
     """Refit ``checkpoint``'s latent-distance head on ``data`` (see the module docstring)."""
     import copy
 
@@ -140,8 +167,17 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         raise UserInputError(f"method is {method!r}; expected one of {', '.join(FIT_METHODS)}")
     if not 0.0 < float(lr) < 1.0:
         raise UserInputError(f"lr is {lr!r}; expected a number in (0, 1)")
+    from world_model.config import LATENT_DISTANCE_FORMS
+
+    if form is not None and form not in LATENT_DISTANCE_FORMS:
+        raise UserInputError(f"form is {form!r}; expected one of {', '.join(LATENT_DISTANCE_FORMS)}")
     run_dir, data = Path(checkpoint), Path(data)
     model, buffer = load_run_and_data(run_dir, data, device)
+    if form is not None and form != model.config.latent_distance_form:
+        from world_model.heads import latent_distance_head
+
+        model.config.latent_distance_form = form  # a fresh head of the asked form, fitted from scratch
+        model.latent_distance_head = latent_distance_head(model.config).to(model.device)
     env = buffer.attrs.get("env_name")
     train_eps, val_eps = episodes_of_run(run_dir, data, buffer.n_episodes)
     starts, ends = np.asarray(buffer.episode_starts), np.asarray(buffer.episode_ends)
@@ -149,9 +185,12 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     # pushed PushT block may not come back), so other envs take later goals only.
     reversible = (env or model.config.env_name) == "wall"
     td_eps = [e for e in train_eps if ends[e] - starts[e] >= 2]
-    if method == "td" and not td_eps:
-        raise UserInputError(f"{data} has no training episode of 2 or more steps; expected transitions for --method td")
+    if method in ("td", "graph") and not td_eps:
+        raise UserInputError(f"{data} has no training episode of 2 or more steps; expected transitions for --method {method}")
 
+    # Goals of other episodes only where the world can walk back (a goal state of another episode
+    # may be unreachable after an irreversible push).
+    mates = layout_mates(np.asarray(buffer.state), starts, ends, td_eps) if method == "td" and reversible and cross_episode else None
     model.eval()
     latents = encode_buffer(model, buffer)
     head, tau = model.latent_distance_head, model.config.distance_expectile
@@ -176,6 +215,17 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
             target = torch.where(kind_t == 0, 0.0, torch.where(kind_t == 1, 1.0, 1.0 + ahead)).clamp(max=TD_MAX_STEPS)
         return expectile_loss(head(latents[t], latents[g]), torch.log1p(target), TD_TAU).mean()
 
+    labels = None
+    if method == "graph":
+        from uva_plan.dataset_graph import shortest_way_labels
+
+        labels = shortest_way_labels(latents, np.asarray(buffer.state), starts, ends, td_eps, reversible,
+                                     LAYOUT_TOLERANCE, rng)
+
+    def graph_loss(frames, goals, steps_to_goal):
+        target = torch.log1p(torch.from_numpy(steps_to_goal).to(model.device))
+        return (head(latents[frames], latents[goals]) - target).pow(2).mean()
+
     before = val_loss()
     head.train()
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.02)
@@ -185,7 +235,9 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         task = bar.add_task(f"fit distance head ({method})", total=steps)
         for _ in range(steps):
             if method == "td":
-                loss = td_loss(*_td_pairs(rng, starts, ends, td_eps, batch_size, reversible))
+                loss = td_loss(*_td_pairs(rng, starts, ends, td_eps, batch_size, reversible, mates))
+            elif method == "graph":
+                loss = graph_loss(*labels.sample(rng, batch_size))
             else:
                 loss = loss_on(*_pairs(rng, starts, ends, train_eps, batch_size, goal_max_steps))
             optimizer.zero_grad(set_to_none=True)
@@ -201,7 +253,8 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     head.eval()
     after = val_loss()
     extra = load_extra_state(run_dir)
-    extra["distance_fit"] = {"method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "goal_max_steps": goal_max_steps,
-                             "seed": seed, "data": str(data), "val_loss_before": before, "val_loss_after": after}
+    extra["distance_fit"] = {"method": method, "form": model.config.latent_distance_form, "steps": steps, "batch_size": batch_size, "lr": lr, "goal_max_steps": goal_max_steps,
+                             "seed": seed, "data": str(data), "cross_episode": mates is not None,
+                             **({"graph_links": labels.links} if labels is not None else {}), "val_loss_before": before, "val_loss_after": after}
     world_model.save_checkpoint(model, run_dir, extra_state=extra)
     return DistanceFitResult(steps, steps * batch_size / max(seconds, 1e-9), before, after, len(train_eps))

@@ -98,7 +98,6 @@ def cost_plot(path: str | Path, replans: Sequence[dict], title: str = "planner c
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     cmap = plt.get_cmap("viridis")
     for i, stats in enumerate(replans):
@@ -110,12 +109,19 @@ def cost_plot(path: str | Path, replans: Sequence[dict], title: str = "planner c
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Write a matplotlib figure as a PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     try:
-        fig.savefig(buffer, format="png")
+        fig.savefig(buffer, format="png", dpi=dpi)
     finally:
         plt.close(fig)
-    return _write(path, buffer.getvalue())
+    return _write(Path(path), buffer.getvalue())
 
 
 def save_image_grid(rows: Sequence[Sequence[np.ndarray]], path: str | Path, column_titles: Sequence[str] = (),

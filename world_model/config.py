@@ -15,6 +15,7 @@ MODE_NAMES = ("video_prediction", "forward_dynamics", "policy", "inverse_dynamic
 PREDICTION_TYPES = ("v_prediction", "sample")
 VIDEO_TARGETS = ("frame", "residual")
 ACTION_CONTEXTS = ("frame", "prefix")
+LATENT_DISTANCE_FORMS = ("pair", "metric")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -143,6 +144,12 @@ class UVAConfig:
     action_pool_channels: int = 64
     distance_head_width: int = 128
     latent_distance_channels: int = 64
+    # How the latent-distance head compares a frame with a goal: "pair" runs a conv net on the two
+    # latent grids side by side; "metric" embeds each grid alone and returns the Euclidean distance of
+    # the embeddings (HILP's form: symmetric, zero at the goal, obeys the triangle inequality, so a
+    # shortest-path fit cannot leave isolated dips; see LatentDistanceHead / MetricDistanceHead).
+    latent_distance_form: str = "pair"
+    latent_distance_embed: int = 32
     # diffusion
     train_timesteps: int = 1000
     sample_steps: int = 4
@@ -182,7 +189,7 @@ class UVAConfig:
         for name in (
             "action_dim", "image_size", "n_history", "n_future", "frame_stride", "patch_size", "width", "depth",
             "heads", "action_embed_dim", "video_head_width", "video_head_depth", "action_head_width",
-            "action_head_depth", "action_pool_channels", "distance_head_width", "latent_distance_channels", "train_timesteps", "sample_steps", "diffusion_batch_mul",
+            "action_head_depth", "action_pool_channels", "distance_head_width", "latent_distance_channels", "latent_distance_embed", "train_timesteps", "sample_steps", "diffusion_batch_mul",
         ):
             _positive_int(name, getattr(self, name))
         _require(isinstance(self.env_name, str), f"env_name is {self.env_name!r}; expected a string")
@@ -219,6 +226,8 @@ class UVAConfig:
                  and 0 <= self.local_mixing <= 8, f"local_mixing is {self.local_mixing!r}; expected an integer in [0, 8]")
         _require(isinstance(self.fuse_current_frame, bool),
                  f"fuse_current_frame is {self.fuse_current_frame!r}; expected true or false")
+        _require(self.latent_distance_form in LATENT_DISTANCE_FORMS,
+                 f"latent_distance_form is {self.latent_distance_form!r}; expected one of {LATENT_DISTANCE_FORMS}")
         _require(self.video_target in VIDEO_TARGETS,
                  f"video_target is {self.video_target!r}; expected one of {VIDEO_TARGETS}")
         _require(self.action_context in ACTION_CONTEXTS,

@@ -224,6 +224,11 @@ class DistanceHead(nn.Module):
         return self.mlp(pooled).squeeze(-1)
 
 
+def latent_distance_head(config: UVAConfig) -> nn.Module:
+    """The latent-distance head of ``config.latent_distance_form``."""
+    return MetricDistanceHead(config) if config.latent_distance_form == "metric" else LatentDistanceHead(config)
+
+
 class LatentDistanceHead(nn.Module):
     """Predicts ``log(1 + env steps)`` from a frame to a goal by comparing their latent grids
     channel-wise with a small conv net: ``(frames [N, h, w, c], goals [N, h, w, c]) -> [N]``.
@@ -249,3 +254,30 @@ class LatentDistanceHead(nn.Module):
     def forward(self, frames: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         x = torch.cat([frames, goals], dim=-1).permute(0, 3, 1, 2)
         return self.net(x).squeeze(-1)
+
+
+class MetricDistanceHead(nn.Module):
+    """Predicts ``log(1 + env steps)`` from a frame to a goal as the Euclidean distance of their
+    embeddings: ``(frames [N, h, w, c], goals [N, h, w, c]) -> [N]``, ``log1p(|phi(frame) - phi(goal)|)``.
+
+    Why: the pair head of ``LatentDistanceHead`` fits each (frame, goal) pair on its own, and on the
+    Wall its map of distances to one goal is rough, with ~20 local minima over a room (see the
+    README's distance maps), which trap a planner. A distance between embeddings (HILP's value form)
+    is zero at the goal, symmetric and obeys the triangle inequality, so a shortest-path fit cannot
+    leave a frame closer to the goal than every way to it."""
+
+    def __init__(self, config: UVAConfig):
+        super().__init__()
+        c, k, g = config.latent_channels, config.latent_distance_channels, config.latent_size
+        half = (g + 1) // 2
+        self.embed = nn.Sequential(
+            nn.Conv2d(c, k, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(k, k, 3, padding=1, stride=2), nn.SiLU(),
+            nn.Flatten(), nn.Linear(k * half * half, config.distance_head_width), nn.SiLU(),
+            nn.Linear(config.distance_head_width, config.latent_distance_embed),
+        )
+
+    def forward(self, frames: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+        both = self.embed(torch.cat([frames, goals]).permute(0, 3, 1, 2))
+        diff = both[: len(frames)] - both[len(frames):]
+        return torch.log1p(torch.sqrt(diff.pow(2).sum(-1) + 1e-6) - 1e-3)

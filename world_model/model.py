@@ -17,7 +17,7 @@ from world_model.actions import ActionNormalizer
 from world_model.backbone import JointBackbone
 from world_model.config import UVAConfig
 from world_model.errors import WorldModelError
-from world_model.heads import ActionHead, DistanceHead, LatentDistanceHead, VideoHead
+from world_model.heads import ActionHead, DistanceHead, VideoHead, latent_distance_head
 from world_model.inputs import InputChecks
 from world_model.modes import (
     MaskLaw,
@@ -72,7 +72,7 @@ class UVA(InputChecks, nn.Module):
         self.video_head = VideoHead(config)
         self.action_head = ActionHead(config)
         self.distance_head = DistanceHead(config)
-        self.latent_distance_head = LatentDistanceHead(config)
+        self.latent_distance_head = latent_distance_head(config)
         self.mask_law = MaskLaw.from_config(config)
 
     # ---- housekeeping -------------------------------------------------------------------------

@@ -74,3 +74,51 @@ def test_td_fit_touches_only_the_head_and_records_its_method(run):
     assert json.loads((ckpt / "config.json").read_text())["extra_state"]["distance_fit"]["method"] == "td"
     with pytest.raises(UserInputError, match="method is 'qrl'"):
         fit_latent_distance(ckpt, data, steps=1, method="qrl")
+
+
+def test_cross_episode_goals_come_only_from_episodes_with_the_same_layout():
+    import numpy as np
+
+    from uva_plan.distance_fit import _td_pairs, layout_mates
+
+    # Four 5-step episodes; state [x, door]: the door never changes inside an episode, x does.
+    starts, ends = np.arange(0, 20, 5), np.arange(5, 25, 5)
+    doors = np.repeat([10.0, 10.4, 30.0, 50.0], 5)
+    state = np.stack([np.arange(20.0), doors], axis=1)
+    mates = layout_mates(state, starts, ends, [0, 1, 2, 3])
+    assert [sorted(mates[e].tolist()) for e in range(4)] == [[0, 1], [0, 1], [2], [3]]
+    t, g, kind = _td_pairs(np.random.default_rng(0), starts, ends, [0, 1, 2, 3], 4000, True, mates)
+    ep_t, ep_g = t // 5, g // 5
+    assert np.any(kind == 3) and np.all(ep_t[kind == 3] != ep_g[kind == 3])
+    assert np.all(np.abs(doors[t] - doors[g]) <= 1.0)
+    assert np.all((kind == 3) == (ep_t != ep_g))
+
+
+def test_metric_form_replaces_the_head_and_is_a_distance(run, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "metric"
+    shutil.copytree(run[0], ckpt)
+    fit_latent_distance(ckpt, run[1], steps=20, batch_size=64, method="td", form="metric")
+    model = world_model.load(ckpt)
+    assert model.config.latent_distance_form == "metric"
+    assert json.loads((ckpt / "config.json").read_text())["extra_state"]["distance_fit"]["form"] == "metric"
+    z = torch.randn(3, *model.encode(torch.zeros(1, 64, 64, 3, dtype=torch.uint8)).shape[1:])
+    head = model.latent_distance_head
+    with torch.no_grad():
+        d = lambda a, b: torch.expm1(head(z[a:a + 1], z[b:b + 1]))[0]  # noqa: E731
+        assert d(0, 0) < 1e-3 and torch.isclose(d(0, 1), d(1, 0))
+        assert d(0, 2) <= d(0, 1) + d(1, 2) + 1e-4  # triangle inequality
+    with pytest.raises(UserInputError, match="form is 'cone'"):
+        fit_latent_distance(ckpt, run[1], steps=1, form="cone")
+
+
+def test_graph_fit_learns_the_dijkstra_labels(run, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "graph"
+    shutil.copytree(run[0], ckpt)
+    result = fit_latent_distance(ckpt, run[1], steps=80, batch_size=64, method="graph", form="metric")
+    fit = json.loads((ckpt / "config.json").read_text())["extra_state"]["distance_fit"]
+    assert fit["method"] == "graph" and fit["graph_links"] > 0
+    assert result.val_loss_after < result.val_loss_before  # a fresh head learns the ways from nothing
