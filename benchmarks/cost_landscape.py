@@ -142,7 +142,7 @@ def map_figure(model, image_size: int, seed: int, n_maps: int, out: str):
             ax.plot(*goal_xy, "r*", ms=10)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{name}, door y={door:.0f}: {minima[-1][row]} minima", fontsize=8)
+            ax.set_title(f"{name}, door y={door:.0f}: local minima {minima[-1][row]}", fontsize=8)
     fig.suptitle("distance to the goal (red star) from every agent position; white: contours", fontsize=9)
     fig.tight_layout()
     save_figure(fig, out)

@@ -87,8 +87,7 @@ def _pusht_tables(model, path: str, episodes, settings, chunks: int, summary: di
     unit = "state units, 8 = 1 px at 64x64"
     agent = Table(title=f"imagined agent vs the simulator: {path}\n(planner = 1 MAR pass, 2 DDIM steps, "
                         f"the checkpoint's temperature; errors in {unit})")
-    for col in ("sampling", "episodes", "+steps", "present", "median err", "copy-last err", "tokenizer err", "n"):
-        agent.add_column(col, justify="right")
+    _agent_columns(agent)
     block = Table(title=f"imagined block vs the simulator: medians of the pose point (state[2:4]) and mass-centre "
                         f"distances ({unit}) and the |angle error| (degrees), each beside copy-last and tokenizer")
     for col in ("sampling", "episodes", "+steps", "present", "pose err", "copy-last", "tokenizer",
@@ -97,8 +96,7 @@ def _pusht_tables(model, path: str, episodes, settings, chunks: int, summary: di
     for s in settings:
         for rep in measure_imagination(model, episodes, s, n_chunks=chunks):
             for h in rep.horizons:
-                agent.add_row(s.name, rep.kind, str(h.steps), f"{100 * h.present:.0f}%", fmt(h.median_error),
-                              fmt(h.copy_last_error), fmt(h.tokenizer_error), str(h.n))
+                _agent_row(agent, s, rep, h)
                 block.add_row(s.name, rep.kind, str(h.steps), f"{100 * h.block_present:.0f}%", fmt(h.block_error),
                               fmt(h.block_copy_last_error), fmt(h.block_tokenizer_error), fmt(h.block_centre_error),
                               fmt(h.block_centre_copy_last_error), fmt(h.block_centre_tokenizer_error),
@@ -106,6 +104,18 @@ def _pusht_tables(model, path: str, episodes, settings, chunks: int, summary: di
                 summary.setdefault(s.name, {}).setdefault(rep.kind, {})[h.steps] = dict(vars(h))
     console.print(agent)
     _wide(console).print(block)
+
+
+def _agent_columns(table: Table) -> None:
+    for col in ("sampling", "episodes", "+steps", "present", "median err", "copy-last err", "tokenizer err", "n"):
+        table.add_column(col, justify="right")
+
+
+def _agent_row(table: Table, settings, rep, h) -> None:
+    """One horizon of the imagined agent: presence and median position error beside copy-last and the
+    tokenizer round trip."""
+    table.add_row(settings.name, rep.kind, str(h.steps), f"{100 * h.present:.0f}%", fmt(h.median_error),
+                  fmt(h.copy_last_error), fmt(h.tokenizer_error), str(h.n))
 
 
 def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, console: Console, quick: bool) -> dict:
@@ -131,13 +141,11 @@ def _wall_tables(model, path: str, episodes, settings, chunks: int, starts: int,
     """Wall's per-horizon table and the still-start direction test, with their summary entries."""
     table = Table(title=f"imagined agent vs the simulator: {path}\n(planner = 1 MAR pass, 2 DDIM steps, "
                         "the checkpoint's temperature; errors in world units = px at 64x64)")
-    for col in ("sampling", "episodes", "+steps", "present", "median err", "copy-last err", "tokenizer err", "n"):
-        table.add_column(col, justify="right")
+    _agent_columns(table)
     for s in settings:
         for rep in measure_imagination(model, episodes, s, n_chunks=chunks):
             for h in rep.horizons:
-                table.add_row(s.name, rep.kind, str(h.steps), f"{100 * h.present:.0f}%", fmt(h.median_error),
-                              fmt(h.copy_last_error), fmt(h.tokenizer_error), str(h.n))
+                _agent_row(table, s, rep, h)
                 summary.setdefault(s.name, {}).setdefault(rep.kind, {})[h.steps] = {
                     "present": h.present, "median_error": h.median_error, "copy_last_error": h.copy_last_error,
                     "tokenizer_error": h.tokenizer_error, "n": h.n}

@@ -107,10 +107,11 @@ def main():
 @click.option("--max-steps", type=click.IntRange(min=2), default=100, show_default=True, help="Steps per episode.")
 @click.option(
     "--policy",
-    type=click.Choice(["random", "expert", "wander", "pusher", "mixed"]),
+    type=click.Choice(["random", "expert", "wander", "box", "pusher", "mixed"]),
     default="mixed",
     show_default=True,
-    help="Scripted policy: random, expert (Wall), wander (Wall: piecewise-constant random velocities), "
+    help="Scripted policy: random, expert (Wall), wander (Wall: piecewise-constant random velocities), box (Wall: "
+         "the same, velocities uniform over the action box like a planner's candidates), "
          "pusher (PushT) or a per-episode mix (Wall 60% expert / 20% wander / 20% random; PushT 80% pusher / "
          "20% random).",
 )
@@ -190,6 +191,24 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
         click.echo(f"Trained {result.step} steps ({result.samples_per_second:.1f} samples/s on {result.num_processes} "
                    f"process(es)); validation loss per mode: {val}")
         click.echo(f"Checkpoint: {result.run_dir} (load with world_model.load)")
+
+
+@main.command("merge-data")
+@click.option("--data", "paths", type=click.Path(), multiple=True, required=True,
+              help="A replay buffer to merge (repeat; episodes are written in this order).")
+@click.option("--out", type=click.Path(dir_okay=True, file_okay=False), required=True, help="Output PATH.zarr.")
+@click.option("--held-out-of", type=click.Path(), default=None,
+              help="RUN_DIR whose held-out episodes are left out of the buffer it was trained on.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@user_errors
+def merge_data(paths, out, held_out_of, overwrite):
+    """Merge replay buffers of one env into one (e.g. a run's data plus `--policy box` episodes to
+    fine-tune it on)."""
+    from uva_plan.data.merge import merge_replay_buffers
+
+    r = merge_replay_buffers(paths, out, overwrite=overwrite, held_out_of=held_out_of)
+    parts = ", ".join(f"{n} from {p}" for p, n in r["per_input"].items())
+    click.echo(f"Wrote {r['episodes']} episodes ({r['steps']} steps: {parts}) to {r['path']}")
 
 
 @main.command("fit-distance")
@@ -297,6 +316,8 @@ def _plan_options(fn):
                      help="Actions executed before replanning."),
         click.option("--prior-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=d.prior_fraction,
                      show_default=True, help="Share of each population drawn from the UVA policy head."),
+        click.option("--prior-weight", type=click.FloatRange(min=0.0), default=d.prior_weight, show_default=True,
+                     help="Price of leaving the policy's own plan, added to the goal cost (planner + prior; 0 = none)."),
         click.option("--budget-steps", type=click.IntRange(min=1), default=None,
                      help="Env steps per episode [default: 64 on Wall, 50 on PushT]."),
         click.option("--time-budget", type=click.FloatRange(min=0.0, min_open=True), default=None,
@@ -318,12 +339,13 @@ def _plan_options(fn):
     return fn
 
 
-def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, budget_steps, time_budget, cost,
-              denoise_steps, policy_temperature, model_samples, seed):
+def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget,
+              cost, denoise_steps, policy_temperature, model_samples, seed):
     from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
 
     return PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
-                        prior_fraction=prior_fraction, budget_steps=budget_steps or BUDGET_STEPS[env_name],
+                        prior_fraction=prior_fraction, prior_weight=prior_weight,
+                        budget_steps=budget_steps or BUDGET_STEPS[env_name],
                         time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
                         policy_temperature=policy_temperature, model_samples=model_samples, seed=seed)
 
@@ -343,13 +365,13 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
 @_plan_options
 @user_errors
 def plan(checkpoint, env_name, episodes, goals_file, goal_image, start_state, baselines, out, planner, samples, iters,
-         horizon, execute, prior_fraction, budget_steps, time_budget, cost, denoise_steps, policy_temperature, model_samples,
-         seed, device):
+         horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget, cost, denoise_steps, policy_temperature,
+         model_samples, seed, device):
     """Goal-image MPC: UVA imagines each candidate's future, the planner picks the best, replans."""
     from uva_plan.errors import UserInputError
     from uva_plan.planning import run_planning
 
-    settings = _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, budget_steps,
+    settings = _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps,
                          time_budget, cost, denoise_steps, policy_temperature, model_samples, seed)
     state = None
     if start_state is not None:

@@ -199,6 +199,9 @@ class Evaluator:
         planner = make_planner(s, prior)
         goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
         gen = self._generator(first)
+        env = batch.envs[0]
+        goal_latents: list = [None]  # encoded on the first replan, then reused for the whole batch
+        encoded: list = [None]  # (env step, EncodedProblems) of the current replan
         calls = [0]
         imagined: list[list[tuple[int, np.ndarray]]] = [[] for _ in goals]
         cost_stats: list[dict] = []
@@ -215,20 +218,37 @@ class Evaluator:
             else:
                 from uva_plan.objective import UVAObjective
 
-                obj = UVAObjective(self.model, batch.history(self.n_history, self.frame_stride), goal_tensor,
-                                   self.cost, num_steps=s.denoise_steps, model_samples=s.model_samples,
-                                   generator=gen)
+                obj = UVAObjective(self.model, None, None, self.cost, num_steps=s.denoise_steps,
+                                   model_samples=s.model_samples, generator=gen, encoded=replan_problems())
+            if prior > 0.0 and s.prior_weight > 0.0:
+                from uva_plan.objective import PolicyAnchoredObjective
+
+                anchor = make_proposals()(len(goals), 1)[:, 0]  # the policy's own plan (its first proposal)
+                obj = PolicyAnchoredObjective(obj, anchor, env.action_low, env.action_high, s.prior_weight)
             objectives.append(obj)
             return obj
 
-        def proposals_fn():
-            if prior == 0.0:
-                return None
+        def make_proposals():
             from uva_plan.objective import PolicyProposals
 
-            sampler = PolicyProposals(self.model, batch.history(self.n_history, self.frame_stride), goal_tensor,
-                                      num_steps=s.denoise_steps, generator=gen, first_temperature=s.policy_temperature)
+            sampler = PolicyProposals(self.model, None, None, num_steps=s.denoise_steps, generator=gen,
+                                      first_temperature=s.policy_temperature, encoded=replan_problems())
             return lambda b, m: sampler(b, m, s.horizon)
+
+        def replan_problems():
+            """This replan's history latents beside the batch's goal latents, encoded once each."""
+            from uva_plan.objective import EncodedProblems, encode_problems
+
+            if encoded[0] is None or encoded[0][0] != batch.steps:
+                history = batch.history(self.n_history, self.frame_stride)
+                problems = (encode_problems(self.model, history, goal_tensor) if goal_latents[0] is None
+                            else EncodedProblems(self.model.encode(history), goal_latents[0]))
+                goal_latents[0] = problems.goal
+                encoded[0] = (batch.steps, problems)
+            return encoded[0][1]
+
+        def proposals_fn():
+            return make_proposals() if prior > 0.0 else None
 
         def on_replan(i, result):
             calls[0] += result.n_calls
@@ -240,7 +260,6 @@ class Evaluator:
                 for b in range(len(goals)):
                     imagined[b].append((batch.steps, frames[b]))
 
-        env = batch.envs[0]
         t0 = time.perf_counter()
         out = run_mpc(
             planner, make_objective, batch.step, batch_size=len(goals), horizon=s.horizon,

@@ -7,6 +7,8 @@ Planners only see ``objective(actions [B, N, H, A]) -> costs [B, N]`` and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from uva_plan.errors import UserInputError
@@ -27,6 +29,27 @@ def _check_history_and_goal(model, history: torch.Tensor, goal: torch.Tensor) ->
         )
 
 
+@dataclass
+class EncodedProblems:
+    """History latents ``[B, Th, h, w, c]`` and goal latents ``[B, h, w, c]`` of B planning problems:
+    encoded once (the goals once per episode batch, the histories once per replan) and shared by the
+    objective, the policy proposals and the policy anchor of a replan."""
+
+    history: torch.Tensor
+    goal: torch.Tensor
+
+
+def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = None,
+                    goal_latents: torch.Tensor | None = None) -> EncodedProblems:
+    """Check and encode ``history [B, Th, H, W, 3]`` and ``goal [B, H, W, 3]`` (or reuse ``goal_latents``)."""
+    if goal_latents is None:
+        _check_history_and_goal(model, history, goal)
+        goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
+    elif goal_latents.shape[0] != history.shape[0]:
+        raise UserInputError(f"{goal_latents.shape[0]} goal latents for {history.shape[0]} histories; expected one per problem")
+    return EncodedProblems(model.encode(history), goal_latents)
+
+
 class UVAObjective:
     """Scores candidate action sequences by imagining their rollouts with UVA's forward-dynamics mode.
 
@@ -36,14 +59,15 @@ class UVAObjective:
 needs subgoals gets ``subgoals`` or, when none are given, the way the goal-conditioned video predictor
 imagines from this history (``imagine_subgoals``, on the first call).
 
-    history: ``[B, Th, H, W, 3]`` uint8 frames; goal: ``[B, H, W, 3]`` uint8 goal images.
+    history: ``[B, Th, H, W, 3]`` uint8 frames; goal: ``[B, H, W, 3]`` uint8 goal images; or both None
+    and ``encoded`` their latents (``encode_problems``).
     """
 
     def __init__(
         self,
         model,
-        history: torch.Tensor,
-        goal: torch.Tensor,
+        history: torch.Tensor | None,
+        goal: torch.Tensor | None,
         cost: GoalCost,
         *,
         num_steps: int | None = None,
@@ -51,8 +75,9 @@ imagines from this history (``imagine_subgoals``, on the first call).
         subgoals: torch.Tensor | None = None,
         max_batch: int = 1024,
         generator: torch.Generator | None = None,
+        encoded: EncodedProblems | None = None,
     ):
-        _check_history_and_goal(model, history, goal)
+        encoded = encoded or encode_problems(model, history, goal)
         if model_samples < 1:
             raise UserInputError(f"model_samples must be >= 1, got {model_samples}")
         self.model = model
@@ -61,8 +86,8 @@ imagines from this history (``imagine_subgoals``, on the first call).
         self.model_samples = model_samples
         self.max_batch = max_batch
         self.generator = generator
-        self.history_latents = model.encode(history)
-        self.goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
+        self.history_latents = encoded.history
+        self.goal_latents = encoded.goal
         self.subgoals = subgoals
         self.n_calls = 0
 
@@ -125,17 +150,18 @@ class PolicyProposals:
 
     For a horizon of several chunks the policy is applied chunk by chunk on histories imagined by the
     forward-dynamics mode, so every proposal is a whole ``[H, A]`` sequence.
-    history: ``[B, Th, H, W, 3]`` uint8; goal: ``[B, H, W, 3]`` uint8. ``first_temperature``: the first
+    history: ``[B, Th, H, W, 3]`` uint8; goal: ``[B, H, W, 3]`` uint8 (or both None and ``encoded``). ``first_temperature``: the first
     proposal of each problem is sampled at this temperature (0: the policy's own deterministic choice, so
     the planner always sees it), the rest at the checkpoint's (spread).
     """
 
-    def __init__(self, model, history: torch.Tensor, goal: torch.Tensor, *, num_steps: int | None = None,
-                 generator: torch.Generator | None = None, first_temperature: float | None = None):
-        _check_history_and_goal(model, history, goal)
+    def __init__(self, model, history: torch.Tensor | None, goal: torch.Tensor | None, *, num_steps: int | None = None,
+                 generator: torch.Generator | None = None, first_temperature: float | None = None,
+                 encoded: EncodedProblems | None = None):
+        encoded = encoded or encode_problems(model, history, goal)
         self.model = model
-        self.history_latents = model.encode(history)
-        self.goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
+        self.history_latents = encoded.history
+        self.goal_latents = encoded.goal
         self.num_steps = num_steps
         self.generator = generator
         self.first_temperature = first_temperature
@@ -169,6 +195,34 @@ class PolicyProposals:
                 hist = hist[:, -self.model.config.n_history:]
         out = torch.cat(chunks, dim=1)
         return out.reshape(b, num, horizon, -1)
+
+
+class PolicyAnchoredObjective:
+    """A goal objective plus a price for leaving the policy's own plan ``anchor [B, H, A]``:
+    ``cost + weight * mean(((actions - anchor) / (high - low))^2)`` over steps and action dimensions.
+
+    Why: the world model imagines well what its data showed and badly what it did not (on the Wall, a
+    full-speed push into the wall is imagined as the agent melting into it, which the goal cost reads
+    as a shortcut), and the policy's plan is the best-known point of that data. The price lets the
+    planner leave it only for a clearly better imagined future: a trust region around the prior."""
+
+    def __init__(self, objective, anchor: torch.Tensor, low, high, weight: float):
+        self.objective = objective
+        self.anchor = anchor
+        self.span = (torch.as_tensor(high, dtype=torch.float32) - torch.as_tensor(low, dtype=torch.float32)).to(anchor)
+        self.weight = float(weight)
+
+    @property
+    def n_calls(self) -> int:
+        return self.objective.n_calls
+
+    def __call__(self, actions: torch.Tensor) -> torch.Tensor:
+        """``actions [B, N, H, A]`` -> costs ``[B, N]``."""
+        leave = ((actions - self.anchor[:, None].to(actions)) / self.span.to(actions)).pow(2).mean(dim=(-1, -2))
+        return self.objective(actions) + self.weight * leave.to(torch.float32).cpu()
+
+    def imagine(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.objective.imagine(actions)
 
 
 def imagine_subgoals(model, history_latents: torch.Tensor, goal_latents: torch.Tensor, horizon: int, *,

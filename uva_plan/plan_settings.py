@@ -55,6 +55,9 @@ class PlanSettings:
     # extracted policy: temperature 1 reached 75% (2 DDIM steps), 66% (4), 49% (16 steps: the full
     # spread of the data's wandering chunks); temperature 0 reached 79.5% with 2 or 8 steps.
     policy_temperature: float = 0.0
+    # Price of leaving the policy's own plan (planner + prior only; see objective.PolicyAnchoredObjective):
+    # 0 = none. Chosen by measurement, see the README's planning section.
+    prior_weight: float = 0.0
     model_samples: int = 1
     batch_episodes: int = 8
     seed: int = 0
@@ -77,6 +80,9 @@ class PlanSettings:
             raise UserInputError(f"execute ({self.execute}) must be <= horizon ({self.horizon})")
         if not 0.0 <= self.prior_fraction < 1.0:
             raise UserInputError(f"prior_fraction must be in [0, 1), got {self.prior_fraction}")
+        if isinstance(self.prior_weight, bool) or not (isinstance(self.prior_weight, (int, float))
+                                                        and 0.0 <= self.prior_weight < float("inf")):
+            raise UserInputError(f"prior_weight is {self.prior_weight!r}; expected a finite number >= 0")
         if not (isinstance(self.policy_temperature, (int, float)) and 0.0 <= self.policy_temperature <= 10.0):
             raise UserInputError(f"policy_temperature must be in [0, 10], got {self.policy_temperature}")
         if self.time_budget is not None and not self.time_budget > 0:

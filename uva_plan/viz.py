@@ -139,3 +139,18 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]], path: str | Path, colu
             panels += [_label(_upscale(frame, scale), title), gap]
         lines.append(np.concatenate(panels[:-1], axis=1))
     return _write(Path(path), iio.imwrite("<bytes>", np.concatenate(lines, axis=0), extension=".png"))
+
+
+def gif_stills(gif: str | Path, steps: Sequence[int], out: str | Path) -> Path:
+    """Frames ``steps`` of an episode GIF stacked top to bottom into one PNG (the README's stills)."""
+    import imageio.v3 as iio
+
+    frames = iio.imread(Path(gif), index=None)
+    bad = [t for t in steps if not 0 <= t < len(frames)]
+    if bad:
+        from uva_plan.errors import UserInputError
+
+        raise UserInputError(f"steps {bad} are outside the GIF's {len(frames)} frames; expected 0..{len(frames) - 1}")
+    buffer = io.BytesIO()
+    iio.imwrite(buffer, np.concatenate([frames[t][..., :3] for t in steps], axis=0), extension=".png")
+    return _write(Path(out), buffer.getvalue())

@@ -273,3 +273,53 @@ def test_every_cli_option_says_what_it_is_for_and_states_name_their_layout():
     for name in ("plan", "imitate"):
         state = next(p for p in main.commands[name].params if p.name == "start_state")
         assert "agent_x,agent_y,door_center_y" in state.help and "block_angle" in state.help
+
+
+def test_the_policy_anchor_prices_leaving_the_policys_plan_and_nothing_else():
+    from uva_plan.objective import PolicyAnchoredObjective
+
+    class Flat:
+        n_calls = 3
+
+        def __call__(self, actions):
+            return torch.zeros(actions.shape[:2])
+
+    anchor = torch.tensor([[[1.0, -1.0]] * 4, [[0.0, 0.0]] * 4])  # [B=2, H=4, A=2]
+    obj = PolicyAnchoredObjective(Flat(), anchor, low=[-2.0, -2.0], high=[2.0, 2.0], weight=8.0)
+    cands = torch.stack([anchor, anchor + torch.tensor([2.0, 0.0])], dim=1)  # the anchor itself, then 2 units off in x
+    cost = obj(cands)
+    assert torch.allclose(cost[:, 0], torch.zeros(2))
+    assert torch.allclose(cost[:, 1], torch.full((2,), 8.0 * (0.5 ** 2) / 2))  # (2/4)^2 on one of two dimensions
+    assert obj.n_calls == 3
+
+
+def test_a_planner_with_a_policy_anchor_runs_from_the_cli(wall_ckpt, tmp_path):
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1", "--prior-weight", "5",
+                                    "--out", str(tmp_path / "out"), *FAST])
+    assert res.exit_code == 0, res.output
+    settings = json.loads((tmp_path / "out" / "results.json").read_text())["settings"]
+    assert settings["prior_weight"] == 5.0
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--prior-weight", "-1",
+                                    "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "--prior-weight" in res.output
+
+
+def test_the_goal_is_encoded_once_per_batch_and_the_history_once_per_replan(wall_ckpt, tmp_path, monkeypatch):
+    import world_model
+
+    shapes = []
+    real = world_model.UVA.encode
+
+    def counting(self, frames):
+        shapes.append(tuple(frames.shape[:2]))
+        return real(self, frames)
+
+    monkeypatch.setattr(world_model.UVA, "encode", counting)
+    # 2 episodes in one batch, 16 steps executing 8: 2 replans; prior and anchor on (they share the encoding)
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "2", "--prior-weight", "1",
+                                    "--budget-steps", "16", "--samples", "8", "--iters", "1", "--denoise-steps", "1",
+                                    "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    goals = [s for s in shapes if s == (2, 1)]
+    histories = [s for s in shapes if s == (2, 4)]
+    assert len(goals) == 1 and len(histories) == 2

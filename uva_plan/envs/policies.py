@@ -20,7 +20,7 @@ from uva_plan.envs.pusht import WORKSPACE, block_center
 from uva_plan.envs.wall import room_of, sample_position
 from uva_plan.errors import UserInputError
 
-POLICY_KINDS = {"wall": ("random", "expert", "greedy", "wander"), "pusht": ("random", "pusher", "greedy")}
+POLICY_KINDS = {"wall": ("random", "expert", "greedy", "wander", "box"), "pusht": ("random", "pusher", "greedy")}
 
 
 def _towards(dx: float, dy: float) -> np.ndarray:
@@ -133,9 +133,10 @@ class WallWander:
     expert's motion is predictable from its history alone. Wandering covers long straight moves, turns
     and bumps into walls, with a history that does not tell the future."""
 
-    def __init__(self, seed: int, min_hold: int = 4, max_hold: int = 16):
+    def __init__(self, seed: int, min_hold: int = 4, max_hold: int = 16, box: bool = False):
         self.rng = np.random.default_rng(seed)
         self.min_hold, self.max_hold = int(min_hold), int(max_hold)
+        self.box = bool(box)
         self._velocity = np.zeros(2)
         self._left = 0
 
@@ -143,6 +144,10 @@ class WallWander:
         self._left = 0
 
     def __call__(self, state) -> np.ndarray:
+        if self._left <= 0 and self.box:
+            # uniform over the action box, as a planner's first candidates are: mostly fast, into walls
+            self._velocity = self.rng.uniform(-geo.MAX_SPEED, geo.MAX_SPEED, size=2)
+            self._left = int(self.rng.integers(self.min_hold, self.max_hold + 1))
         if self._left <= 0:
             heading = self.rng.uniform(0.0, 2.0 * math.pi)
             speed = geo.MAX_SPEED * self.rng.uniform(0.3, 1.0)
@@ -274,8 +279,8 @@ def make_policy(env_name: str, kind: str, seed: int = 0, **options):
     if name == "wall":
         if kind == "random":
             return WallRandom(seed, **options)
-        if kind == "wander":
-            return WallWander(seed, **options)
+        if kind in ("wander", "box"):
+            return WallWander(seed, box=kind == "box", **options)
         return (WallExpert if kind == "expert" else WallGreedy)(seed, **options)
     if kind == "random":
         return PushTRandom(seed, **options)
