@@ -157,6 +157,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
 
     import world_model
     from uva_plan.progress import progress_bar
+    from uva_plan.step_loop import run_steps
     from world_model.checkpoint import load_extra_state
     from world_model.model import expectile_loss
 
@@ -230,25 +231,24 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     head.train()
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.02)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    def loss_of_step(_step: int):
+        if method == "td":
+            return td_loss(*_td_pairs(rng, starts, ends, td_eps, batch_size, reversible, mates))
+        if method == "graph":
+            return graph_loss(*labels.sample(rng, batch_size))
+        return loss_on(*_pairs(rng, starts, ends, train_eps, batch_size, goal_max_steps))
+
+    def update_target():
+        with torch.no_grad():
+            for p_t, p in zip(target_head.parameters(), head.parameters()):
+                p_t.lerp_(p, TD_TARGET_RATE)
+
     t0 = time.perf_counter()
     with progress_bar(progress) as bar:
         task = bar.add_task(f"fit distance head ({method})", total=steps)
-        for _ in range(steps):
-            if method == "td":
-                loss = td_loss(*_td_pairs(rng, starts, ends, td_eps, batch_size, reversible, mates))
-            elif method == "graph":
-                loss = graph_loss(*labels.sample(rng, batch_size))
-            else:
-                loss = loss_on(*_pairs(rng, starts, ends, train_eps, batch_size, goal_max_steps))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            if method == "td":
-                with torch.no_grad():
-                    for p_t, p in zip(target_head.parameters(), head.parameters()):
-                        p_t.lerp_(p, TD_TARGET_RATE)
-            bar.update(task, advance=1, description=f"fit distance head  loss {loss.item():.4f}")
+        run_steps(loss_of_step, head.parameters(), optimizer, schedule, steps=steps,
+                  after_step=update_target if method == "td" else None, what="distance fit",
+                  progress=lambda step, loss: bar.update(task, completed=step, description=f"fit distance head  loss {loss:.4f}"))
     seconds = time.perf_counter() - t0
     head.eval()
     after = val_loss()

@@ -35,6 +35,7 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
     import torch
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
+    from uva_plan.step_loop import run_steps
     from uva_plan.training import UVA_BETAS, UVA_WEIGHT_DECAY
     from world_model.config import MODE_NAMES
     from world_model.modes import MODES
@@ -61,22 +62,15 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
     device = tuned.device
     tuned.train()
     tuned.tokenizer.eval()
-    for step in range(steps):
+    def loss_of_step(step: int):
         dataset.set_epoch(step * batch_size // len(dataset))  # new hindsight goals once per pass
         mode = names[int(rng.choice(len(names), p=probs))]
         items = [dataset[int(i)] for i in rng.integers(len(dataset), size=batch_size)]
         batch = {key: torch.from_numpy(np.stack([it[key] for it in items])).to(device) for key in items[0]}
         if weight_fn is not None and MODES[mode].action_loss:
             batch["action_weights"] = weight_fn(batch)
-        loss, _ = tuned.loss(batch, mode=mode, generator=gen)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{mode} fine-tuning loss became {float(loss)} at step {step + 1}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        if progress is not None:
-            progress(step + 1, float(loss.detach()))
+        return tuned.loss(batch, mode=mode, generator=gen)[0]
+
+    run_steps(loss_of_step, params, optimizer, scheduler, steps=steps, clip_norm=1.0, progress=progress)
     tuned.eval()
     return tuned
