@@ -21,18 +21,22 @@ import numpy as np
 import torch
 
 BINS = ((0, 10), (10, 20), (20, 40), (40, 200))
+NEAR_WALL = 8.0  # units from the wall's faces: where sliding along the wall competes with the door
 FRAME_COSTS = ("latent_l2", "multiscale", "distance", "latent_distance", "distance+latent")
 
 
 def sample_pairs(n: int, seed: int, image_size: int):
-    """Random agent positions and goals on held-out door positions; returns states and routed distances."""
+    """Random agent positions and goals on held-out door positions: ``(frames, goals, routed distances,
+    near_wall, cross_room)``, the masks marking starts whose centre lies within ``NEAR_WALL`` units of the
+    wall's faces and goals in the other room."""
+    from uva_plan.envs import wall_geometry as geo
     from uva_plan.envs import make_env
     from uva_plan.envs.goals import EVAL_SEED_OFFSET
     from uva_plan.envs.wall import sample_position
 
     env = make_env("wall", image_size=image_size)
     rng = np.random.default_rng(EVAL_SEED_OFFSET + seed)
-    frames, goals, dist = [], [], []
+    frames, goals, dist, near, cross = [], [], [], [], []
     for i in range(n):
         _, info = env.reset(seed=EVAL_SEED_OFFSET + seed + i)
         door_state = np.asarray(info["state"], dtype=np.float64)
@@ -50,7 +54,9 @@ def sample_pairs(n: int, seed: int, image_size: int):
         frames.append(env.render_state(pair[0]))
         goals.append(env.render_state(pair[1]))
         dist.append(env.routed_distance(pair[0], pair[1]))
-    return np.stack(frames), np.stack(goals), np.asarray(dist)
+        near.append(geo.WALL_X0 - NEAR_WALL <= start[0] <= geo.WALL_X1 + NEAR_WALL)
+        cross.append(env.room(start) != env.room(goal))
+    return np.stack(frames), np.stack(goals), np.asarray(dist), np.asarray(near), np.asarray(cross)
 
 
 def expert_paths(n: int, seed: int, image_size: int, max_steps: int = 120):
@@ -137,13 +143,16 @@ def map_figure(model, image_size: int, seed: int, n_maps: int, out: str):
         minima.append((local_minima(xs, ys, learned, goal_xy), local_minima(xs, ys, routed, goal_xy)))
         for row, (name, grid) in enumerate((("learned", learned), ("routed", routed))):
             ax = axes[row, k]
-            ax.imshow(grid, extent=(xs[0] - 1, xs[-1] + 1, ys[-1] + 1, ys[0] - 1), cmap="viridis")
+            cmap = plt.get_cmap("viridis").copy()
+            cmap.set_bad("0.45")  # the wall (no free agent centre): grey, apart from the white contours
+            ax.imshow(grid, extent=(xs[0] - 1, xs[-1] + 1, ys[-1] + 1, ys[0] - 1), cmap=cmap)
             ax.contour(xs, ys, grid, levels=12, colors="w", linewidths=0.5)
             ax.plot(*goal_xy, "r*", ms=10)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{name}, door y={door:.0f}: local minima {minima[-1][row]}", fontsize=8)
-    fig.suptitle("distance to the goal (red star) from every agent position; white: contours", fontsize=9)
+    fig.suptitle("distance to the goal (red star) from every agent position; white: contours; grey: the wall",
+                 fontsize=9)
     fig.tight_layout()
     save_figure(fig, out)
     return minima
@@ -198,7 +207,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model = load_model_for_env(args.checkpoint, "wall")
-    frames, goals, dist = sample_pairs(args.pairs, args.seed, model.config.image_size)
+    frames, goals, dist, near, cross = sample_pairs(args.pairs, args.seed, model.config.image_size)
     scores = {"pixel_l2": pixel_l2(frames, goals)}
     for name in FRAME_COSTS:
         scores[name] = score(model, name, frames, goals)
@@ -214,6 +223,15 @@ def main() -> None:
             m = (dist >= lo) & (dist < hi)
             row.append(f"{spearmanr(s[m], dist[m]).statistic:.2f}" if m.sum() > 5 else "-")
         table.add_row(*row)
+    Console().print(table)
+
+    table = Table(title=f"The same near the wall (start centre within {NEAR_WALL:g} units of a wall face)")
+    table.add_column("cost")
+    subsets = {"near the wall": near, "near, goal in the other room": near & cross, "near, goal in the same room": near & ~cross}
+    for title, m in subsets.items():
+        table.add_column(f"{title} (n={int(m.sum())})", justify="right")
+    for name, s in scores.items():
+        table.add_row(name, *(f"{spearmanr(s[m], dist[m]).statistic:.2f}" if m.sum() > 5 else "-" for m in subsets.values()))
     Console().print(table)
 
     paths = expert_paths(args.paths, args.seed, model.config.image_size)
