@@ -216,7 +216,7 @@ def merge_data(paths, out, held_out_of, overwrite):
 @click.option("--data", type=click.Path(), required=True, help="The replay buffer the run was trained on.")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps of the head.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True, help="(frame, goal) pairs per step.")
-@click.option("--method", type=click.Choice(["expectile", "td", "graph"]), default="expectile", show_default=True,
+@click.option("--method", type=click.Choice(["expectile", "td", "graph"]), default="graph", show_default=True,
               help="expectile: a low expectile of hindsight step counts; td: a shortest-path distance by "
                    "temporal differences over recorded transitions (cuts the detours of wandering episodes); "
                    "graph: regress Dijkstra distances over the recorded frames, joined where two frames' "
@@ -228,9 +228,9 @@ def merge_data(paths, out, held_out_of, overwrite):
 @device_option("Where to fit.")
 @user_errors
 def fit_distance(checkpoint, data, steps, batch_size, method, form, seed, device):
-    """Refit the latent-distance head (the default goal cost) on frozen frame latents with large
-    batches of hindsight pairs: cheap, and it ranks frames by their distance to a goal better than
-    the joint training leaves it. Run it after the last `uva-plan train` of a run."""
+    """Refit the latent-distance head (the default goal cost) on frozen frame latents: cheap, and it
+    ranks frames by their distance to a goal better than the joint training leaves it (--method graph
+    --form metric made the shipped Wall head). Run it after the last `uva-plan train` of a run."""
     from uva_plan.distance_fit import fit_latent_distance
 
     r = fit_latent_distance(checkpoint, data, steps=steps, batch_size=batch_size, seed=seed, device=device, progress=True,

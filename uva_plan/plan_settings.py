@@ -41,9 +41,10 @@ class PlanSettings:
     prior_fraction: float = 0.25
     budget_steps: int = 64
     time_budget: float | None = None
-    # Chosen by measurement on the shipped checkpoint: the latent-comparison distance head ranks held-out
-    # frames by their routed distance to the goal best of the costs built (benchmarks/cost_landscape.py:
-    # Spearman 0.94, falling on 98% of 4-step intervals along expert paths) and it plans best.
+    # Chosen by measurement on the shipped checkpoint: the latent distance head (graph-fitted, metric form)
+    # ranks held-out frames by their routed distance to the goal best of the costs built
+    # (benchmarks/cost_landscape.py: Spearman 0.99, falling on 98% of steps along expert paths) and it
+    # plans best: the true simulator with it reaches 94% of 50 cross-room goals.
     # Summed over the plan's frame times rather than the last frame only: 72% vs 64% of 50 held-out
     # cross-room goals with the shipped model (`goal_planning.py --tables costs`, CEM 64x3 + prior), as the
     # true-distance oracle gained from summing (REFERENCE section 6: 0.43 -> 0.67).
