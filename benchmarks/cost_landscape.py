@@ -228,11 +228,12 @@ def main() -> None:
     table = Table(title=f"The same near the wall (start centre within {NEAR_WALL:g} units of a wall face)")
     table.add_column("cost")
     subsets = {"near the wall": near, "near, goal in the other room": near & cross, "near, goal in the same room": near & ~cross}
+    subsets.update({f"near, {lo}-{hi} px": near & (dist >= lo) & (dist < hi) for lo, hi in BINS})
     for title, m in subsets.items():
         table.add_column(f"{title} (n={int(m.sum())})", justify="right")
     for name, s in scores.items():
         table.add_row(name, *(f"{spearmanr(s[m], dist[m]).statistic:.2f}" if m.sum() > 5 else "-" for m in subsets.values()))
-    Console().print(table)
+    Console(width=max(Console().width, 150)).print(table)  # eight columns: narrower cuts the cost names
 
     paths = expert_paths(args.paths, args.seed, model.config.image_size)
     table = Table(title=f"Does the cost fall along the way? {len(paths)} held-out expert paths to the other room "
