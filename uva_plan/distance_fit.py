@@ -215,47 +215,45 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         with torch.no_grad():
             return float(loss_on(*val))
 
-    target_head = copy.deepcopy(head).eval().requires_grad_(False)
+    after_step = None
+    if method == "td":
+        target_head = copy.deepcopy(head).eval().requires_grad_(False)  # supplies d(s', g)
 
-    def td_loss(t, g, kind):
-        with torch.no_grad():
-            ahead = torch.expm1(target_head(latents[t + 1], latents[g]).clamp(min=0.0))
-            kind_t = torch.from_numpy(kind).to(model.device)
-            target = torch.where(kind_t == 0, 0.0, torch.where(kind_t == 1, 1.0, 1.0 + ahead)).clamp(max=TD_MAX_STEPS)
-        return expectile_loss(head(latents[t], latents[g]), torch.log1p(target), TD_TAU).mean()
+        def loss_of_step(_step: int):
+            t, g, kind = _td_pairs(rng, starts, ends, td_eps, batch_size, reversible, mates)
+            with torch.no_grad():
+                ahead = torch.expm1(target_head(latents[t + 1], latents[g]).clamp(min=0.0))
+                kind_t = torch.from_numpy(kind).to(model.device)
+                target = torch.where(kind_t == 0, 0.0, torch.where(kind_t == 1, 1.0, 1.0 + ahead)).clamp(max=TD_MAX_STEPS)
+            return expectile_loss(head(latents[t], latents[g]), torch.log1p(target), TD_TAU).mean()
 
-    labels = None
-    if method == "graph":
+        def after_step():
+            with torch.no_grad():
+                for p_t, p in zip(target_head.parameters(), head.parameters()):
+                    p_t.lerp_(p, TD_TARGET_RATE)
+    elif method == "graph":
         from uva_plan.dataset_graph import shortest_way_labels
 
         labels = shortest_way_labels(latents, np.asarray(buffer.state), starts, ends, td_eps, reversible,
                                      LAYOUT_TOLERANCE, rng)
 
-    def graph_loss(frames, goals, steps_to_goal):
-        target = torch.log1p(torch.from_numpy(steps_to_goal).to(model.device))
-        return (head(latents[frames], latents[goals]) - target).pow(2).mean()
+        def loss_of_step(_step: int):
+            frames, goals, steps_to_goal = labels.sample(rng, batch_size)
+            target = torch.log1p(torch.from_numpy(steps_to_goal).to(model.device))
+            return (head(latents[frames], latents[goals]) - target).pow(2).mean()
+    else:
+        def loss_of_step(_step: int):
+            return loss_on(*_pairs(rng, starts, ends, train_eps, batch_size, goal_max_steps))
 
     before = val_loss()
     head.train()
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.02)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    def loss_of_step(_step: int):
-        if method == "td":
-            return td_loss(*_td_pairs(rng, starts, ends, td_eps, batch_size, reversible, mates))
-        if method == "graph":
-            return graph_loss(*labels.sample(rng, batch_size))
-        return loss_on(*_pairs(rng, starts, ends, train_eps, batch_size, goal_max_steps))
-
-    def update_target():
-        with torch.no_grad():
-            for p_t, p in zip(target_head.parameters(), head.parameters()):
-                p_t.lerp_(p, TD_TARGET_RATE)
-
     t0 = time.perf_counter()
     with progress_bar(progress) as bar:
         task = bar.add_task(f"fit distance head ({method})", total=steps)
-        run_steps(loss_of_step, head.parameters(), optimizer, schedule, steps=steps,
-                  after_step=update_target if method == "td" else None, what="distance fit",
+        run_steps(loss_of_step, head.parameters(), optimizer, schedule, steps=steps, after_step=after_step,
+                  what="distance fit",
                   progress=lambda step, loss: bar.update(task, completed=step, description=f"fit distance head  loss {loss:.4f}"))
     seconds = time.perf_counter() - t0
     head.eval()
@@ -263,6 +261,6 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     extra = load_extra_state(run_dir)
     extra["distance_fit"] = {"method": method, "form": model.config.latent_distance_form, "steps": steps, "batch_size": batch_size, "lr": lr, "goal_max_steps": goal_max_steps,
                              "seed": seed, "data": str(data), "cross_episode": mates is not None,
-                             **({"graph_links": labels.links} if labels is not None else {}), "val_loss_before": before, "val_loss_after": after}
+                             **({"graph_links": labels.links} if method == "graph" else {}), "val_loss_before": before, "val_loss_after": after}
     world_model.save_checkpoint(model, run_dir, extra_state=extra)
     return DistanceFitResult(steps, steps * batch_size / max(seconds, 1e-9), before, after, len(train_eps))

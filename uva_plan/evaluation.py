@@ -200,8 +200,7 @@ class Evaluator:
         goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
         gen = self._generator(first)
         env = batch.envs[0]
-        goal_latents: list = [None]  # encoded on the first replan, then reused for the whole batch
-        encoded: list = [None]  # (env step, EncodedProblems) of the current replan
+        encoded: dict = {}  # the batch's goal latents (encoded once) and this replan's EncodedProblems
         calls = [0]
         imagined: list[list[tuple[int, np.ndarray]]] = [[] for _ in goals]
         cost_stats: list[dict] = []
@@ -237,15 +236,13 @@ class Evaluator:
 
         def replan_problems():
             """This replan's history latents beside the batch's goal latents, encoded once each."""
-            from uva_plan.objective import EncodedProblems, encode_problems
+            from uva_plan.objective import encode_problems
 
-            if encoded[0] is None or encoded[0][0] != batch.steps:
-                history = batch.history(self.n_history, self.frame_stride)
-                problems = (encode_problems(self.model, history, goal_tensor) if goal_latents[0] is None
-                            else EncodedProblems(self.model.encode(history), goal_latents[0]))
-                goal_latents[0] = problems.goal
-                encoded[0] = (batch.steps, problems)
-            return encoded[0][1]
+            if encoded.get("step") != batch.steps:
+                problems = encode_problems(self.model, batch.history(self.n_history, self.frame_stride), goal_tensor,
+                                           goal_latents=encoded.get("goal"))
+                encoded.update(step=batch.steps, goal=problems.goal, problems=problems)
+            return encoded["problems"]
 
         def proposals_fn():
             return make_proposals() if prior > 0.0 else None
