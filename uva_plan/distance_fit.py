@@ -182,6 +182,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         raise UserInputError(f"form is {form!r}; expected one of {', '.join(LATENT_DISTANCE_FORMS)}")
     run_dir, data = Path(checkpoint), Path(data)
     model, buffer = load_run_and_data(run_dir, data, device)
+    torch.manual_seed(seed)  # before a fresh head is drawn, so --seed makes the whole fit reproducible
     if form is not None and form != model.config.latent_distance_form:
         from world_model.heads import latent_distance_head
 
@@ -204,7 +205,6 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     latents = encode_buffer(model, buffer)
     head, tau = model.latent_distance_head, model.config.distance_expectile
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
     val = _pairs(np.random.default_rng(seed + 1), starts, ends, val_eps, 2048, goal_max_steps)
 
     def loss_on(t, g, gap):

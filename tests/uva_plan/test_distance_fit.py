@@ -122,3 +122,15 @@ def test_graph_fit_learns_the_dijkstra_labels(run, tmp_path):
     fit = json.loads((ckpt / "config.json").read_text())["extra_state"]["distance_fit"]
     assert fit["method"] == "graph" and fit["graph_links"] > 0
     assert result.val_loss_after < result.val_loss_before  # a fresh head learns the ways from nothing
+
+
+def test_a_fresh_head_fit_is_reproducible_by_its_seed(run, tmp_path):
+    import shutil
+
+    heads = []
+    for name in ("one", "two"):
+        shutil.copytree(run[0], tmp_path / name)
+        torch.manual_seed(len(name) * 7 + len(heads))  # a different global state before each call
+        fit_latent_distance(tmp_path / name, run[1], steps=5, batch_size=32, method="graph", form="metric", seed=3)
+        heads.append(world_model.load(tmp_path / name).latent_distance_head.state_dict())
+    assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
