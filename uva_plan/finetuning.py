@@ -36,7 +36,8 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
     from uva_plan.step_loop import run_steps
-    from uva_plan.training import UVA_BETAS, UVA_WEIGHT_DECAY
+    from uva_plan.training_config import UVA_BETAS, UVA_WEIGHT_DECAY
+    from uva_plan.training_data import collate
     from world_model.config import MODE_NAMES
     from world_model.modes import MODES
 
@@ -62,14 +63,18 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
     device = tuned.device
     tuned.train()
     tuned.tokenizer.eval()
+
     def loss_of_step(step: int):
         dataset.set_epoch(step * batch_size // len(dataset))  # new hindsight goals once per pass
         mode = names[int(rng.choice(len(names), p=probs))]
         items = [dataset[int(i)] for i in rng.integers(len(dataset), size=batch_size)]
-        batch = {key: torch.from_numpy(np.stack([it[key] for it in items])).to(device) for key in items[0]}
+        batch = collate(items, device)
         if weight_fn is not None and MODES[mode].action_loss:
             batch["action_weights"] = weight_fn(batch)
-        return tuned.loss(batch, mode=mode, generator=gen)[0]
+        loss = tuned.loss(batch, mode=mode, generator=gen)[0]
+        if not torch.isfinite(loss):  # run_steps would stop too, but without naming the mode
+            raise FloatingPointError(f"{mode} fine-tuning loss became {float(loss)} at step {step + 1}; lower the learning rate")
+        return loss
 
     run_steps(loss_of_step, params, optimizer, scheduler, steps=steps, clip_norm=1.0, progress=progress)
     tuned.eval()

@@ -42,7 +42,7 @@ def load_model_for_env(checkpoint: str | Path | None, env_name: str, device: str
 
 def write_json_atomic(path: Path, data) -> None:
     """Atomic, readable under the user's umask (results.json is for colleagues too)."""
-    from uva_plan.train_state import atomic_write_bytes
+    from world_model.files import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())

@@ -174,12 +174,12 @@ def _episode_policies(buffer) -> list[str] | None:
 
 def _mean_weights(model, dataset, recorded, beta, max_weight, seed, n: int = 2048) -> dict[str, float]:
     """Mean AWR weight of ``n`` random windows, per recorded collection policy."""
-    import torch
+    from uva_plan.training_data import collate
 
     rng = np.random.default_rng(seed + 1)
     idx = rng.integers(len(dataset), size=n)
     items = [dataset[int(i)] for i in idx]
-    batch = {k: torch.from_numpy(np.stack([it[k] for it in items])).to(model.device) for k in items[0]}
+    batch = collate(items, model.device)
     w = advantage_weights(model, batch, beta, max_weight).cpu().numpy()
     kinds = np.asarray([recorded[e] for e in dataset.episode_of(idx)], dtype=object)
     return {str(k): round(float(w[kinds == k].mean()), 4) for k in sorted(set(kinds))}

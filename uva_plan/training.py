@@ -72,7 +72,7 @@ from uva_plan.training_log import (
 )
 
 # ---------------------------------------------------------------------------------------------------------
-# Run directory and logs.
+# Run directory.
 
 
 def _check_run_dir(out: Path, resume: bool) -> None:
@@ -82,7 +82,6 @@ def _check_run_dir(out: Path, resume: bool) -> None:
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserInputError(f"run directory {out} already exists and is not empty; expected a new or empty directory, or --resume")
-
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -100,9 +99,6 @@ class LossModule(torch.nn.Module):
 
     def forward(self, *args, **kwargs):
         return getattr(self.target, self.method)(*args, **kwargs)
-
-
-
 
 
 def _make_accelerator(device: str | None):
@@ -216,16 +212,17 @@ def train(config: TrainConfig) -> TrainResult:
                                  "expected a run made with the same model code, or start a new run") from None
 
     main = accelerator.is_main_process
+    train_config = _jsonable(asdict(cfg))
     if main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / RUN_FILE, {
-            "train_config": _jsonable(asdict(cfg)), "model_config": model_config.to_dict(),
+            "train_config": train_config, "model_config": model_config.to_dict(),
             "num_processes": accelerator.num_processes, "device": device_name,
             "train_episodes": train_eps, "val_episodes": val_eps,
         })
     accelerator.wait_for_everyone()
     run = _Run(cfg, accelerator, out, MetricsLog(out / METRICS_FILE if main else None), ProgressBar(cfg.progress and main),
-               {"train_config": _jsonable(asdict(cfg)), "data_fingerprint": fingerprint})
+               {"train_config": train_config, "data_fingerprint": fingerprint})
     if state is not None:
         run.log.truncate_after(state.stage, state.step)
     try:
@@ -454,4 +451,3 @@ def _validate(model, val_set, cfg: TrainConfig, mode_names) -> dict[str, dict[st
 
 
 __all__ = ["CONFIG_NAMES", "PRESETS", "EpochSampler", "TrainConfig", "TrainResult", "TrainingPreset", "train"]
-

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uva_plan.train_state import atomic_write_bytes
+from world_model.files import atomic_write_bytes
 from uva_plan.training_config import SHORT_MODE_NAMES
 
 
@@ -82,7 +82,6 @@ class ProgressBar:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-
 
 
 class LossMeter:

@@ -13,7 +13,7 @@ import numpy as np
 
 def _write(path: Path, data: bytes) -> Path:
     """Atomic write with the user's umask permissions (a colleague can open the GIFs and plots)."""
-    from uva_plan.train_state import atomic_write_bytes
+    from world_model.files import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)

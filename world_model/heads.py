@@ -224,6 +224,18 @@ class DistanceHead(nn.Module):
         return self.mlp(pooled).squeeze(-1)
 
 
+def _latent_grid_net(in_channels: int, out_features: int, config: UVAConfig) -> nn.Sequential:
+    """The small conv net both latent-distance heads read latent grids ``[N, in_channels, g, g]`` with:
+    two 3x3 convs (the second halves the grid), then an MLP to ``out_features``."""
+    k, half = config.latent_distance_channels, (config.latent_size + 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(in_channels, k, 3, padding=1), nn.SiLU(),
+        nn.Conv2d(k, k, 3, padding=1, stride=2), nn.SiLU(),
+        nn.Flatten(), nn.Linear(k * half * half, config.distance_head_width), nn.SiLU(),
+        nn.Linear(config.distance_head_width, out_features),
+    )
+
+
 def latent_distance_head(config: UVAConfig) -> nn.Module:
     """The latent-distance head of ``config.latent_distance_form``."""
     return MetricDistanceHead(config) if config.latent_distance_form == "metric" else LatentDistanceHead(config)
@@ -242,14 +254,7 @@ class LatentDistanceHead(nn.Module):
 
     def __init__(self, config: UVAConfig):
         super().__init__()
-        c, k, g = config.latent_channels, config.latent_distance_channels, config.latent_size
-        half = (g + 1) // 2
-        self.net = nn.Sequential(
-            nn.Conv2d(2 * c, k, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(k, k, 3, padding=1, stride=2), nn.SiLU(),
-            nn.Flatten(), nn.Linear(k * half * half, config.distance_head_width), nn.SiLU(),
-            nn.Linear(config.distance_head_width, 1),
-        )
+        self.net = _latent_grid_net(2 * config.latent_channels, 1, config)
 
     def forward(self, frames: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         x = torch.cat([frames, goals], dim=-1).permute(0, 3, 1, 2)
@@ -268,14 +273,7 @@ class MetricDistanceHead(nn.Module):
 
     def __init__(self, config: UVAConfig):
         super().__init__()
-        c, k, g = config.latent_channels, config.latent_distance_channels, config.latent_size
-        half = (g + 1) // 2
-        self.embed = nn.Sequential(
-            nn.Conv2d(c, k, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(k, k, 3, padding=1, stride=2), nn.SiLU(),
-            nn.Flatten(), nn.Linear(k * half * half, config.distance_head_width), nn.SiLU(),
-            nn.Linear(config.distance_head_width, config.latent_distance_embed),
-        )
+        self.embed = _latent_grid_net(config.latent_channels, config.latent_distance_embed, config)
 
     def forward(self, frames: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         both = self.embed(torch.cat([frames, goals]).permute(0, 3, 1, 2))
