@@ -64,6 +64,9 @@ class ActionBox:
             )
         self.center = (self.low + self.high) / 2  # [A]
         self.half_range = (self.high - self.low) / 2  # [A]
+        # contiguous [H, A] corner and extent, for uniform draws (a stride-0 expand is slower to fill)
+        self.low_grid = self.low.expand(horizon, action_dim).contiguous()
+        self.range_grid = (self.high - self.low).expand(horizon, action_dim).contiguous()
         # Clamping [B, N, H, A] against [A]-shaped bounds broadcasts over an inner loop of length A,
         # which is 7-9x slower here than clamping against python scalars (equal bounds in every
         # dimension, the common case) or against contiguous [H, A] bounds.

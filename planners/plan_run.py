@@ -48,8 +48,9 @@ class PlanRun:
         seed = optional_seed(seed)  # checked before the bounds, as every scalar argument
 
         self.device, self.dtype = device_and_dtype(init, low, high)
-        box = ActionBox(low, high, self.H, self.A, self.device, self.dtype)
+        self.box = ActionBox(low, high, self.H, self.A, self.device, self.dtype)
         # the box's tensors [A] and its projection, under the names planners use: run.low, run.clamp(...)
+        box = self.box
         self.low, self.high, self.center, self.half_range = box.low, box.high, box.center, box.half_range
         self.clamp = box.clamp
         self.init = None if init is None else self._check_actions("init", init, leading=(self.B,))
@@ -117,8 +118,7 @@ class PlanRun:
         u = torch.rand(
             (self.B, n, self.H, self.A), generator=self.generator, device=self.device, dtype=self.dtype
         )
-        low = self.low.expand(self.H, self.A).contiguous()  # contiguous [H, A]: see ActionBox on clamping
-        return torch.addcmul(low, u, (self.high - self.low).expand(self.H, self.A).contiguous())
+        return torch.addcmul(self.box.low_grid, u, self.box.range_grid)
 
     def initial_mean(self) -> torch.Tensor:
         """[B, H, A] the warm start if given, else the centre of the box."""

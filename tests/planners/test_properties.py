@@ -53,8 +53,8 @@ def test_bounds_and_shapes_hold(problem):
             low_t + 1.5 * (high_t - low_t) * torch.rand(batch, horizon, action_dim, dtype=torch.float64)
         ).to(torch.float32)
 
-    problem = dict(batch_size=batch, horizon=horizon, action_dim=action_dim, low=low, high=high)
-    result = PLANNERS[name].plan(objective, **problem, init=init, seed=seed)
+    sizes = dict(batch_size=batch, horizon=horizon, action_dim=action_dim, low=low, high=high)
+    result = PLANNERS[name].plan(objective, **sizes, init=init, seed=seed)
     assert result.actions.shape == (batch, horizon, action_dim)
     assert result.costs.shape == (batch,)
     assert torch.isfinite(result.costs).all()
