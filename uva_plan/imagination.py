@@ -94,12 +94,9 @@ def heldout_episodes(kinds=None, n_per_kind: int = 12, steps: int = 64, image_si
             frames, states, actions = [obs], [info["state"]], []
             for _ in range(steps):
                 a = policy(states[-1])
-                if name == "wall":
-                    obs, _, _, _, info = env.step(a)
-                    state = info["state"]
-                else:  # the same frames as env.step, without the block coverage (shapely) it computes
-                    state = env.step_state(a)
-                    obs = env.render_state(state)
+                # the same frames as env.step, without PushT's block coverage (shapely) it computes
+                state = env.step_state(a)
+                obs = env.render()
                 frames.append(obs)
                 states.append(state)
                 actions.append(a)

@@ -167,7 +167,6 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     return _rollout(batch, executed)
 
 
-
 def run_policy(model, env_name: str, start_states, goal_frames, goal_states=None, *, budget_steps: int,
                execute: int = 8, denoise_steps: int = 4, seed: int = 0) -> Rollout:
     """The goal-conditioned policy alone from ``start_states [B, D]`` towards ``goal_frames uint8

@@ -88,8 +88,6 @@ def test_goal_file_for_another_env_or_missing(tmp_path):
 def test_goal_files_follow_the_users_umask(tmp_path):
     import os
 
-    from uva_plan.envs.goals import protocol_goals, save_goals
-
     old = os.umask(0o022)
     try:
         save_goals(tmp_path / "goals.json", protocol_goals("wall", 2))

@@ -10,7 +10,7 @@ import pytest
 
 from uva_plan.envs import make_env
 from uva_plan.envs.pusht import wrap_angle
-from uva_plan.envs.pusht_locate import locate_pusht, validate_on_true_frames, validation_states
+from uva_plan.envs.pusht_locate import locate_pusht, pose_errors, validate_on_true_frames, validation_states
 
 AWAY = -400.0  # a body here is off the canvas
 
@@ -30,9 +30,8 @@ def _state(agent, block_xy, angle):
 
 
 def _errors(found, states):
-    agent = np.hypot(*(found.agent_xy - states[:, 0:2]).T)
-    block = np.hypot(*(found.block_xy - states[:, 2:4]).T)
-    return agent, block, np.abs(wrap_angle(found.block_angle - states[:, 4]))
+    e = pose_errors(found, states)
+    return e["agent"], e["block"], e["angle"]
 
 
 def test_accurate_on_true_frames_at_64(states):

@@ -138,10 +138,7 @@ def test_frames_that_are_not_rgb_are_rejected(tmp_path, name, frames, match):
 
 
 def test_mixed_sizes_are_rejected(tmp_path):
-    mixed = tmp_path / "mixed"
-    mixed.mkdir()
-    iio.imwrite(mixed / "0.png", np.zeros((16, 16, 3), np.uint8))
-    iio.imwrite(mixed / "1.png", np.zeros((20, 16, 3), np.uint8))
+    mixed = png_folder(tmp_path, "mixed", [np.zeros((16, 16, 3), np.uint8), np.zeros((20, 16, 3), np.uint8)])
     with pytest.raises(UserInputError, match="same size"):
         load_video(mixed, 16)
 

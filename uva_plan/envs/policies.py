@@ -144,14 +144,13 @@ class WallWander:
         self._left = 0
 
     def __call__(self, state) -> np.ndarray:
-        if self._left <= 0 and self.box:
-            # uniform over the action box, as a planner's first candidates are: mostly fast, into walls
-            self._velocity = self.rng.uniform(-geo.MAX_SPEED, geo.MAX_SPEED, size=2)
-            self._left = int(self.rng.integers(self.min_hold, self.max_hold + 1))
         if self._left <= 0:
-            heading = self.rng.uniform(0.0, 2.0 * math.pi)
-            speed = geo.MAX_SPEED * self.rng.uniform(0.3, 1.0)
-            self._velocity = _towards(math.cos(heading) * 1e3, math.sin(heading) * 1e3) * speed / geo.MAX_SPEED
+            if self.box:  # uniform over the action box, as a planner's first candidates are: mostly fast
+                self._velocity = self.rng.uniform(-geo.MAX_SPEED, geo.MAX_SPEED, size=2)
+            else:
+                heading = self.rng.uniform(0.0, 2.0 * math.pi)
+                speed = geo.MAX_SPEED * self.rng.uniform(0.3, 1.0)
+                self._velocity = _towards(math.cos(heading) * 1e3, math.sin(heading) * 1e3) * speed / geo.MAX_SPEED
             self._left = int(self.rng.integers(self.min_hold, self.max_hold + 1))
         self._left -= 1
         return self._velocity.astype(np.float32)

@@ -264,20 +264,27 @@ def validation_states(rollouts: int = 6, steps: int = 50, randoms: int = 200, se
     return np.stack(out)
 
 
+def pose_errors(found, states: np.ndarray) -> dict[str, np.ndarray]:
+    """Agent and block position errors (state units) and block angle error (rad) of ``found`` (a
+    `locate_pusht` result) against ``states [N, 10]``; NaN where an object was not found."""
+    from uva_plan.envs.pusht import wrap_angle
+
+    return {
+        "agent": np.hypot(*(found.agent_xy - states[:, 0:2]).T),
+        "block": np.hypot(*(found.block_xy - states[:, 2:4]).T),
+        "angle": np.abs(wrap_angle(found.block_angle - states[:, 4])),
+    }
+
+
 def validate_on_true_frames(states: np.ndarray, image_size: int = 64) -> dict:
     """`locate_pusht` on the simulator's own frames of ``states [N, 10]``: presence rates and the
     median / 90th percentile / max of the agent and block position errors (state units) and the block
     angle error (rad)."""
     from uva_plan.envs import make_env
-    from uva_plan.envs.pusht import wrap_angle
 
     env = make_env("pusht", image_size=image_size)
     found = locate_pusht(np.stack([env.render_state(s) for s in states]))
-    errors = {
-        "agent": np.hypot(*(found.agent_xy - states[:, 0:2]).T),
-        "block": np.hypot(*(found.block_xy - states[:, 2:4]).T),
-        "angle": np.abs(wrap_angle(found.block_angle - states[:, 4])),
-    }
+    errors = pose_errors(found, states)
     out = {"frames": len(states), "agent_present": float(found.agent_present.mean()),
            "block_present": float(found.block_present.mean())}
     for name, e in errors.items():
