@@ -107,12 +107,12 @@ def main():
 @click.option("--max-steps", type=click.IntRange(min=2), default=100, show_default=True, help="Steps per episode.")
 @click.option(
     "--policy",
-    type=click.Choice(["random", "expert", "wander", "box", "pusher", "mixed"]),
+    type=click.Choice(["random", "expert", "wander", "box", "dash", "pusher", "mixed"]),
     default="mixed",
     show_default=True,
     help="Scripted policy: random, expert (Wall), wander (Wall: piecewise-constant random velocities), box (Wall: "
-         "the same, velocities uniform over the action box like a planner's candidates), "
-         "pusher (PushT) or a per-episode mix (Wall 60% expert / 20% wander / 20% random; PushT 80% pusher / "
+         "the same, velocities uniform over the action box like a planner's candidates), dash (Wall: rests, "
+         "then fast straight moves, mostly into walls), pusher (PushT) or a per-episode mix (Wall 60% expert / 20% wander / 20% random; PushT 80% pusher / "
          "20% random).",
 )
 @click.option("--image-size", type=click.IntRange(min=16, max=512), default=64, show_default=True,

@@ -7,7 +7,9 @@ hold disjoint episodes. Evaluation goals use seeds from `EVAL_SEED_OFFSET` (1,00
 Policies: `random`, `expert` (Wall; door-aware, with per-episode action noise for diversity),
 `pusher` (PushT), `wander` (Wall; piecewise-constant random velocities, the kind of motion a
 planner's candidates ask the world model about), `box` (Wall; the same with velocities drawn uniformly
-from the whole action box, as a planner's first candidates are: mostly fast, many pushes into walls), and `mixed`, a per-episode draw: Wall 60% expert /
+from the whole action box, as a planner's first candidates are: mostly fast, many pushes into walls), `dash` (Wall;
+rests of up to 16 steps, then fast straight moves held 8-24 steps: still histories followed by
+full-speed chunks, most of which end at a wall), and `mixed`, a per-episode draw: Wall 60% expert /
 20% wander / 20% random, PushT 80% pusher / 20% random. The Wall expert picks its own goals (70% in the other room) and a new one on arrival.
 """
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from uva_plan.errors import UserInputError
 
-COLLECT_POLICIES = {"wall": ("random", "expert", "wander", "box", "mixed"), "pusht": ("random", "pusher", "mixed")}
+COLLECT_POLICIES = {"wall": ("random", "expert", "wander", "box", "dash", "mixed"), "pusht": ("random", "pusher", "mixed")}
 MIXED_SHARE = {"wall": {"expert": 0.6, "wander": 0.2, "random": 0.2}, "pusht": {"pusher": 0.8, "random": 0.2}}
 EXPERT_NOISE = (0.0, 0.4)  # per-episode velocity-noise std, as a fraction of the top speed
 

@@ -118,6 +118,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 actions=flat[sl],
                 goal_latents=self.goal_latents[idx],
                 sample_latents=self.cost.needs_latents or self.cost.needs_subgoals,
+                distance_heads=self.cost.distance_heads if self.cost.needs_distance else (),
                 num_steps=self.num_steps,
                 generator=self.generator,
             )
@@ -139,6 +140,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
             actions=actions,
             goal_latents=self.goal_latents,
             decode=True,
+            distance_heads=(),  # only the frames are shown
             num_steps=self.num_steps,
             generator=self.generator,
         )

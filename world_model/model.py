@@ -305,15 +305,20 @@ class UVA(InputChecks, nn.Module):
     def forward_dynamics(self, history=None, actions=None, goal=None, *, history_latents=None, goal_latents=None,
                          decode: bool = False, sample_latents: bool = True, num_iters: int = 1,
                          num_steps: int | None = None, temperature: float | None = None,
-                         generator: torch.Generator | None = None) -> ForwardResult:
+                         generator: torch.Generator | None = None,
+                         distance_heads: tuple[str, ...] = ("joint", "latent")) -> ForwardResult:
         """Imagine the frames that ``actions [B, n*L, A]`` (env units) lead to from history
         ``[B, Th, H, W, 3]`` (or ``history_latents [B, Th, h, w, c]``; a batch of 1 is shared by all
         action sequences). Chunk by chunk: each chunk's predicted frames become the next history.
         Returns ``ForwardResult(latents [B, n*Tf, h, w, c], frames if decode, distance and
         latent_distance [B, n*Tf] if a goal is given)``. ``sample_latents=False`` skips the video head
         where nothing needs the latents (only the joint-latent ``distance`` is then returned; earlier
-        chunks are still sampled to roll on)."""
+        chunks are still sampled to roll on). ``distance_heads`` names the distance heads to run when a
+        goal is given (a planner's cost reads one of them; the other is then left as None)."""
         cfg = self.config
+        unknown = set(distance_heads) - {"joint", "latent"}
+        if unknown:
+            raise WorldModelError(f"unknown distance heads {sorted(unknown)}; expected 'joint' and/or 'latent'")
         self._check_count(num_iters, "num_iters", 1, cfg.tokens_per_frame)
         self._check_sampling(num_steps, temperature)
         if actions is None:
@@ -333,7 +338,7 @@ class UVA(InputChecks, nn.Module):
             need = sample_latents or decode or k < n_chunks - 1
             chunk = acts[:, k * cfg.chunk_len : (k + 1) * cfg.chunk_len]
             fut, z = self._generate(hist, goal_lat, chunk, num_iters, num_steps, temperature, generator, need)
-            if goal_lat is not None:
+            if goal_lat is not None and "joint" in distance_heads:
                 distances.append(self._distance_steps(z)[:, 1:])
             if fut is not None:
                 latents.append(fut)
@@ -343,7 +348,8 @@ class UVA(InputChecks, nn.Module):
             latents=lat,
             frames=self.decode(lat) if decode else None,
             distance=torch.cat(distances, dim=1) if distances else None,
-            latent_distance=self._latent_distance_steps(lat, goal_lat) if lat is not None and goal_lat is not None else None,
+            latent_distance=(self._latent_distance_steps(lat, goal_lat)
+                             if lat is not None and goal_lat is not None and "latent" in distance_heads else None),
         )
 
     @torch.no_grad()

@@ -71,7 +71,7 @@ def test_failed_collection_leaves_nothing_behind(tmp_path, monkeypatch):
 
 
 def test_collect_rejects_bad_arguments(tmp_path):
-    with pytest.raises(UserInputError, match="policy 'pusher' is not available for wall; expected one of: random, expert, wander, box, mixed"):
+    with pytest.raises(UserInputError, match="policy 'pusher' is not available for wall; expected one of: random, expert, wander, box, dash, mixed"):
         collect_dataset("wall", 1, 10, policy="pusher", out=tmp_path / "x.zarr")
     with pytest.raises(UserInputError, match=r"max_steps is 1; expected an integer >= 2"):
         collect_dataset("wall", 1, 1, out=tmp_path / "x.zarr")

@@ -330,6 +330,35 @@ def test_wander_holds_fast_headings_and_bumps_into_walls(wall):
     assert blocked > 0
 
 
+def _run_lengths(mask: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of True in a 1-D mask."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
+    return edges[1::2] - edges[::2]
+
+
+def test_dash_rests_then_runs_at_full_speed_into_walls(wall):
+    """The dash policy makes what the still-start direction test asks about: still histories (rests of
+    12 or more steps) followed by full-speed straight chunks, many of them blocked by a wall."""
+    policy = make_policy("wall", "dash", seed=3)
+    _, info = wall.reset(seed=3)
+    state = info["state"]
+    policy.reset(state)
+    actions, blocked = [], 0
+    for _ in range(400):
+        a = policy(state)
+        new = wall.step_state(a)
+        blocked += np.hypot(*a) > 0 and np.hypot(*(new[:2] - state[:2])) < 0.5 * np.hypot(*a)
+        actions.append(a)
+        state = new
+    actions = np.stack(actions)
+    assert np.all(np.abs(actions) <= 2.0 + 1e-6)
+    moving = np.abs(actions).max(axis=1) > 0
+    dashes, rests = _run_lengths(moving[:-24]), _run_lengths(~moving)  # the last dash may be cut off
+    assert dashes.min() >= 8  # two dashes may follow each other without a rest
+    assert (np.abs(actions[moving]).max(axis=1) == 2.0).mean() > 0.5  # mostly full speed on some axis
+    assert (rests >= 12).sum() >= 3 and rests.max() <= 16
+    assert blocked > 20
+
 @pytest.mark.parametrize("name", ["wall", "pusht"])
 def test_hold_actions_keep_the_agent_still(name):
     """What a goal-reaching policy does at its goal: the agent stays (PushT: within a pixel, the PD

@@ -323,3 +323,23 @@ def test_the_goal_is_encoded_once_per_batch_and_the_history_once_per_replan(wall
     goals = [s for s in shapes if s == (2, 1)]
     histories = [s for s in shapes if s == (2, 4)]
     assert len(goals) == 1 and len(histories) == 2
+
+
+@pytest.mark.parametrize("cost, runs", [("latent_distance", ("latent",)), ("distance", ("joint",)), ("latent_l2", ())])
+def test_the_objective_runs_only_the_distance_head_its_cost_reads(wall_ckpt, tmp_path, monkeypatch, cost, runs):
+    import world_model
+
+    called = []
+    for head, method in (("joint", "_distance_steps"), ("latent", "_latent_distance_steps")):
+        real = getattr(world_model.UVA, method)
+
+        def counting(self, *args, _real=real, _head=head, **kwargs):
+            called.append(_head)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(world_model.UVA, method, counting)
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1", "--cost", cost,
+                                    "--budget-steps", "8", "--samples", "8", "--iters", "1", "--denoise-steps", "1",
+                                    "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert set(called) == set(runs)
