@@ -201,6 +201,7 @@ class Evaluator:
         gen = self._generator(first)
         env = batch.envs[0]
         encoded: dict = {}  # the batch's goal latents (encoded once) and this replan's EncodedProblems
+        drawn: dict = {}  # env step -> the policy's own plan at that replan (the anchor of --prior-weight)
         calls = [0]
         imagined: list[list[tuple[int, np.ndarray]]] = [[] for _ in goals]
         cost_stats: list[dict] = []
@@ -222,8 +223,7 @@ class Evaluator:
             if prior > 0.0 and s.prior_weight > 0.0:
                 from uva_plan.objective import PolicyAnchoredObjective
 
-                anchor = make_proposals()(len(goals), 1)[:, 0]  # the policy's own plan (its first proposal)
-                obj = PolicyAnchoredObjective(obj, anchor, env.action_low, env.action_high, s.prior_weight)
+                obj = PolicyAnchoredObjective(obj, policy_plan, env.action_low, env.action_high, s.prior_weight)
             objectives.append(obj)
             return obj
 
@@ -232,7 +232,18 @@ class Evaluator:
 
             sampler = PolicyProposals(self.model, None, None, num_steps=s.denoise_steps, generator=gen,
                                       first_temperature=s.policy_temperature, encoded=replan_problems())
-            return lambda b, m: sampler(b, m, s.horizon)
+
+            def draw(b, m):
+                out = sampler(b, m, s.horizon)
+                drawn.setdefault(batch.steps, out[:, 0])  # the first proposal is the policy's own plan
+                return out
+            return draw
+
+        def policy_plan():
+            """This replan's policy plan: the first proposal the planner drew, or one drawn now."""
+            if batch.steps not in drawn:
+                make_proposals()(len(goals), 1)
+            return drawn[batch.steps]
 
         def replan_problems():
             """This replan's history latents beside the batch's goal latents, encoded once each."""

@@ -208,11 +208,19 @@ class PolicyAnchoredObjective:
     as a shortcut), and the policy's plan is the best-known point of that data. The price lets the
     planner leave it only for a clearly better imagined future: a trust region around the prior."""
 
-    def __init__(self, objective, anchor: torch.Tensor, low, high, weight: float):
+    def __init__(self, objective, anchor, low, high, weight: float):
+        """``anchor``: the plan ``[B, H, A]``, or a function returning it at the first call (so a planner
+        that draws the policy's proposals anyway can hand over their first one instead of a new pass)."""
         self.objective = objective
-        self.anchor = anchor
-        self.span = (torch.as_tensor(high, dtype=torch.float32) - torch.as_tensor(low, dtype=torch.float32)).to(anchor)
+        self._anchor = anchor
+        self.span = torch.as_tensor(high, dtype=torch.float32) - torch.as_tensor(low, dtype=torch.float32)
         self.weight = float(weight)
+
+    @property
+    def anchor(self) -> torch.Tensor:
+        if callable(self._anchor):
+            self._anchor = self._anchor()
+        return self._anchor
 
     @property
     def n_calls(self) -> int:

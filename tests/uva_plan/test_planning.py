@@ -343,3 +343,26 @@ def test_the_objective_runs_only_the_distance_head_its_cost_reads(wall_ckpt, tmp
                                     "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert set(called) == set(runs)
+
+
+def test_the_policy_anchor_reuses_the_proposals_the_planner_drew(wall_ckpt, tmp_path, monkeypatch):
+    """--prior-weight anchors to the policy's first proposal: no extra policy pass per replan."""
+    import world_model
+
+    calls = []
+    real = world_model.UVA.policy
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(world_model.UVA, "policy", counting)
+    counts = []
+    for weight in ("0", "3"):
+        calls.clear()
+        res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1", "--prior-weight", weight,
+                                        "--budget-steps", "16", "--samples", "8", "--iters", "2", "--denoise-steps", "1",
+                                        "--out", str(tmp_path / f"out{weight}")])
+        assert res.exit_code == 0, res.output
+        counts.append(len(calls))
+    assert counts[0] == counts[1] > 0
