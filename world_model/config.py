@@ -130,6 +130,11 @@ class UVAConfig:
     # local, translation-equivariant path for "the agent next door moves here" (0 = UVA's pure
     # transformer).
     local_mixing: int = 2
+    # CDNA-style motion kernels (Finn et al. 2016) on the latent grid: each future frame's action
+    # context predicts a (2r+1)^2 softmax kernel that moves the current frame's latents, and the moved
+    # grid joins that frame's tokens. A direct path for "the actions carry the agent r cells away",
+    # which attention and local mixing must otherwise learn (0 = off, UVA's token).
+    action_warp_radius: int = 0
     # transformer
     width: int = 128
     depth: int = 4
@@ -222,6 +227,9 @@ class UVAConfig:
             self.sample_steps <= self.train_timesteps,
             f"sample_steps={self.sample_steps}; expected at most train_timesteps={self.train_timesteps}",
         )
+        _require(isinstance(self.action_warp_radius, int) and not isinstance(self.action_warp_radius, bool)
+                 and 0 <= self.action_warp_radius <= 8,
+                 f"action_warp_radius is {self.action_warp_radius!r}; expected an integer in [0, 8] (latent cells)")
         _require(isinstance(self.local_mixing, int) and not isinstance(self.local_mixing, bool)
                  and 0 <= self.local_mixing <= 8, f"local_mixing is {self.local_mixing!r}; expected an integer in [0, 8]")
         _require(isinstance(self.fuse_current_frame, bool),

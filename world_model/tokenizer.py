@@ -191,19 +191,27 @@ class FrameTokenizer(nn.Module):
     # ---- tokens -------------------------------------------------------------------------------
     def patchify(self, latents: torch.Tensor) -> torch.Tensor:
         """``[..., h, w, c]`` -> ``[..., (h/p)*(w/p), p*p*c]`` tokens in row-major grid order."""
-        p = self.patch_size
-        *lead, h, w, c = latents.shape
-        x = latents.reshape(*lead, h // p, p, w // p, p, c)
-        n = len(lead)
-        x = x.permute(*range(n), n, n + 2, n + 1, n + 3, n + 4)
-        return x.reshape(*lead, (h // p) * (w // p), p * p * c)
+        return patchify(latents, self.patch_size)
 
     def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
         """Inverse of ``patchify``: ``[..., S, p*p*c]`` -> ``[..., h, w, c]``."""
-        p, c = self.patch_size, self.config.latent_channels
-        *lead, s, _ = tokens.shape
-        g = int(round(s**0.5))
-        n = len(lead)
-        x = tokens.reshape(*lead, g, g, p, p, c)
-        x = x.permute(*range(n), n, n + 2, n + 1, n + 3, n + 4)
-        return x.reshape(*lead, g * p, g * p, c)
+        return unpatchify(tokens, self.patch_size, self.config.latent_channels)
+
+
+def patchify(latents: torch.Tensor, p: int) -> torch.Tensor:
+    """``[..., h, w, c]`` -> ``[..., (h/p)*(w/p), p*p*c]`` tokens in row-major grid order."""
+    *lead, h, w, c = latents.shape
+    x = latents.reshape(*lead, h // p, p, w // p, p, c)
+    n = len(lead)
+    x = x.permute(*range(n), n, n + 2, n + 1, n + 3, n + 4)
+    return x.reshape(*lead, (h // p) * (w // p), p * p * c)
+
+
+def unpatchify(tokens: torch.Tensor, p: int, c: int) -> torch.Tensor:
+    """Inverse of ``patchify``: ``[..., S, p*p*c]`` -> ``[..., h, w, c]``."""
+    *lead, s, _ = tokens.shape
+    g = int(round(s**0.5))
+    n = len(lead)
+    x = tokens.reshape(*lead, g, g, p, p, c)
+    x = x.permute(*range(n), n, n + 2, n + 1, n + 3, n + 4)
+    return x.reshape(*lead, g * p, g * p, c)

@@ -73,3 +73,38 @@ def test_local_mixing_starts_as_the_identity_and_learns_from_neighbours():
     g = model.config.grid_size
     assert diff[1] > 0 and diff[g] > 0 and diff[g + 1] > 0  # right, below, diagonal neighbours
     assert diff[2 * g + 2] == 0  # two rows and columns away
+
+
+def test_action_warp_starts_as_the_identity_and_can_move_the_current_frame_by_the_actions():
+    """The warp's kernel starts uniform (the local mean of the current frame); a kernel that puts its
+    weight on one offset moves the whole grid by that many latent cells, edge cells replicated."""
+    from world_model.backbone import _ActionWarp
+    from world_model.tokenizer import unpatchify
+
+    warp = _ActionWarp(action_slot=6, radius=2, patch_size=2, channels=4)
+    current = torch.randn(3, 8, 8, 4)
+    moved = unpatchify(warp(torch.randn(3, 2, 6), current), 2, 4)  # [3, 2, 8, 8, 4]
+    assert moved.shape == (3, 2, 8, 8, 4)
+    padded = torch.nn.functional.pad(current.permute(0, 3, 1, 2), (2, 2, 2, 2), mode="replicate")
+    local_mean = torch.nn.functional.avg_pool2d(padded, 5, stride=1).permute(0, 2, 3, 1)
+    assert torch.allclose(moved, local_mean[:, None].expand_as(moved), atol=1e-5)
+    with torch.no_grad():  # all weight on offset (dy, dx) = (0, +2) of the (5 x 5) kernel
+        warp.kernel[-1].bias.fill_(-1e4)
+        warp.kernel[-1].bias[2 * 5 + 4] = 0.0
+    moved = unpatchify(warp(torch.zeros(3, 1, 6), current), 2, 4)[:, 0]
+    assert torch.allclose(moved[:, :, :-2], current[:, :, 2:])  # reads 2 cells to the right
+    assert torch.allclose(moved[:, :, -1], current[:, :, -1])  # the edge is replicated
+
+
+def test_action_warp_widens_each_future_token_and_trains():
+    model = _model(action_warp_radius=3).train()
+    plain = _model()
+    assert model.backbone.fuse.in_features == plain.backbone.fuse.in_features + model.config.token_dim
+    batch = {"history_latents": torch.randn(2, 4, 8, 8, 4), "future_latents": torch.randn(2, 4, 8, 8, 4),
+             "actions": torch.randn(2, 16, 2)}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(3):  # the zero-initialised head layers pass no gradient back before their first steps
+        optimizer.zero_grad()
+        model.loss(batch, mode="forward_dynamics")[0].backward()
+        optimizer.step()
+    assert model.backbone.warp.kernel[-1].weight.grad.abs().sum() > 0  # the video loss reaches the kernel
