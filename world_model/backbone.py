@@ -14,6 +14,8 @@ language, and a bidirectional transformer mixes everything.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -63,20 +65,38 @@ class _ActionWarp(nn.Module):
     moved agent is an input, not something to compute. Written here rather than taken from a library:
     torch has no per-sample dynamic convolution; unfold + a weighted sum is that in three lines."""
 
-    def __init__(self, action_slot: int, radius: int, patch_size: int, channels: int, hidden: int = 64):
+    def __init__(self, action_slot: int, radius: int, patch_size: int, channels: int, hidden: int = 64,
+                 kind: str = "free"):
         super().__init__()
-        self.radius, self.patch_size, self.channels = radius, patch_size, channels
+        self.radius, self.patch_size, self.channels, self.kind = radius, patch_size, channels, kind
         k = 2 * radius + 1
-        self.kernel = nn.Sequential(nn.Linear(action_slot, hidden), nn.GELU(), nn.Linear(hidden, k * k))
-        # Starts uniform (the frame's local mean): every offset then gets the same gradient, where a
-        # kernel peaked on "no move" would hardly learn to move (the current frame is fused anyway).
+        out = k * k if kind == "free" else 3  # free logits per offset, or a Gaussian's (mean x, mean y, log std)
+        self.kernel = nn.Sequential(nn.Linear(action_slot, hidden), nn.GELU(), nn.Linear(hidden, out))
+        # Starts wide: uniform ("free", the frame's local mean) or a Gaussian of std r/2 round "no move".
+        # Every offset then gets a gradient, where a kernel peaked on "no move" would hardly learn to move
+        # (the current frame is fused anyway).
         nn.init.zeros_(self.kernel[-1].weight)
         nn.init.zeros_(self.kernel[-1].bias)
+        if kind == "gaussian":
+            with torch.no_grad():
+                self.kernel[-1].bias[2] = math.log(max(radius / 2, 0.5))
+            offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+            oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
+            self.register_buffer("offsets", torch.stack([ox.reshape(-1), oy.reshape(-1)], dim=-1), persistent=False)
+
+    def _logits(self, actions: torch.Tensor) -> torch.Tensor:
+        out = self.kernel(actions)
+        if self.kind == "free":
+            return out
+        # A Gaussian over the offsets: its mean is nearly linear in the actions (a move is their sum),
+        # so it is found in a few hundred steps where free logits take thousands.
+        mean, std = out[..., :2], out[..., 2:].exp().clamp(min=0.05)
+        return -((self.offsets - mean.unsqueeze(-2)) ** 2).sum(-1) / (2 * std**2)
 
     def forward(self, actions: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         b, tf, _ = actions.shape
         r, k = self.radius, 2 * self.radius + 1
-        weights = torch.softmax(self.kernel(actions), dim=-1).reshape(b, tf, 1, k * k, 1)
+        weights = torch.softmax(self._logits(actions), dim=-1).reshape(b, tf, 1, k * k, 1)
         grid = current.permute(0, 3, 1, 2)  # [B, c, h, w]
         h, w = grid.shape[-2:]
         padded = torch.nn.functional.pad(grid, (r, r, r, r), mode="replicate")  # the edge extends, as a background does
@@ -100,7 +120,7 @@ class JointBackbone(nn.Module):
         self.warp = None
         if config.action_warp_radius > 0:
             self.warp = _ActionWarp(action_slot, config.action_warp_radius, config.patch_size,
-                                    config.latent_channels)
+                                    config.latent_channels, kind=config.action_warp_kernel)
         n_token_parts = 2 + int(config.fuse_current_frame) + int(self.warp is not None)
         self.fuse = nn.Linear(n_token_parts * d + action_slot, w)
         self.local_mixing = nn.ModuleList(_LocalMixing(w) for _ in range(config.local_mixing))

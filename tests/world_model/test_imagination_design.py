@@ -108,3 +108,17 @@ def test_action_warp_widens_each_future_token_and_trains():
         model.loss(batch, mode="forward_dynamics")[0].backward()
         optimizer.step()
     assert model.backbone.warp.kernel[-1].weight.grad.abs().sum() > 0  # the video loss reaches the kernel
+
+
+def test_a_gaussian_action_warp_moves_by_its_mean_and_starts_wide():
+    from world_model.backbone import _ActionWarp
+    from world_model.tokenizer import unpatchify
+
+    warp = _ActionWarp(action_slot=6, radius=2, patch_size=2, channels=4, kind="gaussian")
+    current = torch.randn(3, 8, 8, 4)
+    start = torch.softmax(warp._logits(torch.randn(3, 1, 6)), dim=-1).reshape(3, 5, 5)
+    assert start[:, 2, 2].max() < 0.2 and torch.allclose(start, start.flip(1).flip(2), atol=1e-6)  # wide, centred
+    with torch.no_grad():  # mean move (dx, dy) = (+2, 0) latent cells, narrow
+        warp.kernel[-1].bias.copy_(torch.tensor([2.0, 0.0, -3.0]))
+    moved = unpatchify(warp(torch.zeros(3, 1, 6), current), 2, 4)[:, 0]
+    assert torch.allclose(moved[:, :, :-2], current[:, :, 2:], atol=1e-4)
