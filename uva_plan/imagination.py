@@ -200,6 +200,11 @@ class DirectionResult:
     moved_right_way: float
     median_error: float
     n: int
+    # the same as `near`, apart for chunks the simulator lets run their whole way (free) and chunks a wall
+    # or the arena's edge stops (blocked; most full-speed chunks): NaN where there are none
+    near_free: float = float("nan")
+    near_blocked: float = float("nan")
+    n_free: int = 0
 
 
 def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None = None, seed: int = EVAL_SEED,
@@ -242,9 +247,14 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
         free = sim_along >= NEAR_PX  # starts where the simulator's agent is not blocked at once
         im_along = np.nan_to_num((xy - begins) @ way, nan=0.0)
         moved = (im_along >= 0.5 * sim_along)[free]
-        results.append(DirectionResult(name, float((err <= NEAR_PX).mean()),
+        near = err <= NEAR_PX
+        unblocked = sim_along >= cfg.chunk_len * speed - 1e-3
+        results.append(DirectionResult(name, float(near.mean()),
                                        float(moved.mean()) if moved.size else float("nan"),
-                                       float(np.median(err)), n_starts))
+                                       float(np.median(err)), n_starts,
+                                       float(near[unblocked].mean()) if unblocked.any() else float("nan"),
+                                       float(near[~unblocked].mean()) if (~unblocked).any() else float("nan"),
+                                       int(unblocked.sum())))
     return results
 
 

@@ -96,6 +96,11 @@ def test_direction_test_fails_a_model_that_ignores_the_actions():
     assert all(r.moved_right_way == 0.0 for r in results)
     # staying put is right only where a wall blocks the way
     assert np.mean([r.near for r in results]) < 0.5
+    assert all(r.near_free == 0.0 for r in results if r.n_free)  # never on a chunk that runs its whole way
+    assert 0 < sum(r.n_free for r in results) < sum(r.n for r in results)  # both kinds occur
+    for r in results:  # the overall share is the two parts' weighted mean
+        parts = [(r.near_free, r.n_free), (r.near_blocked, r.n - r.n_free)]
+        assert r.near == pytest.approx(sum(v * n for v, n in parts if n) / r.n)
 
 
 def test_sheet_is_a_png(tmp_path, episodes):
