@@ -307,21 +307,26 @@ def test_bad_actions_and_states_raise_clear_errors(wall, pusht):
     assert np.all(np.isfinite(pusht.get_state())) and not np.array_equal(before, pusht.get_state())
 
 
-def test_wander_holds_fast_headings_and_bumps_into_walls(wall):
-    """The wander policy covers what planners ask the world model about: long straight moves at speed,
-    turns, and blocked moves (which per-step uniform noise and the expert rarely show)."""
-    policy = make_policy("wall", "wander", seed=1)
-    _, info = wall.reset(seed=1)
+def _roll_out(wall, kind: str, seed: int, steps: int):
+    """A Wall policy's actions [steps, 2] from a seeded start, and how many moves a wall or edge halved."""
+    policy = make_policy("wall", kind, seed=seed)
+    _, info = wall.reset(seed=seed)
     state = info["state"]
     policy.reset(state)
     actions, blocked = [], 0
-    for _ in range(200):
+    for _ in range(steps):
         a = policy(state)
         new = wall.step_state(a)
-        blocked += np.hypot(*(new[:2] - state[:2])) < 0.5 * np.hypot(*a)
+        blocked += np.hypot(*a) > 0 and np.hypot(*(new[:2] - state[:2])) < 0.5 * np.hypot(*a)
         actions.append(a)
         state = new
-    actions = np.stack(actions)
+    return np.stack(actions), blocked
+
+
+def test_wander_holds_fast_headings_and_bumps_into_walls(wall):
+    """The wander policy covers what planners ask the world model about: long straight moves at speed,
+    turns, and blocked moves (which per-step uniform noise and the expert rarely show)."""
+    actions, blocked = _roll_out(wall, "wander", seed=1, steps=200)
     assert np.all(np.abs(actions) <= 2.0 + 1e-6)
     assert np.abs(actions).max(axis=1).mean() > 1.0  # fast, unlike uniform per-step noise's net motion
     same = np.all(actions[1:] == actions[:-1], axis=1)
@@ -339,18 +344,7 @@ def _run_lengths(mask: np.ndarray) -> np.ndarray:
 def test_dash_rests_then_runs_at_full_speed_into_walls(wall):
     """The dash policy makes what the still-start direction test asks about: still histories (rests of
     12 or more steps) followed by full-speed straight chunks, many of them blocked by a wall."""
-    policy = make_policy("wall", "dash", seed=3)
-    _, info = wall.reset(seed=3)
-    state = info["state"]
-    policy.reset(state)
-    actions, blocked = [], 0
-    for _ in range(400):
-        a = policy(state)
-        new = wall.step_state(a)
-        blocked += np.hypot(*a) > 0 and np.hypot(*(new[:2] - state[:2])) < 0.5 * np.hypot(*a)
-        actions.append(a)
-        state = new
-    actions = np.stack(actions)
+    actions, blocked = _roll_out(wall, "dash", seed=3, steps=400)
     assert np.all(np.abs(actions) <= 2.0 + 1e-6)
     moving = np.abs(actions).max(axis=1) > 0
     dashes, rests = _run_lengths(moving[:-24]), _run_lengths(~moving)  # the last dash may be cut off
@@ -358,6 +352,7 @@ def test_dash_rests_then_runs_at_full_speed_into_walls(wall):
     assert (np.abs(actions[moving]).max(axis=1) == 2.0).mean() > 0.5  # mostly full speed on some axis
     assert (rests >= 12).sum() >= 3 and rests.max() <= 16
     assert blocked > 20
+
 
 @pytest.mark.parametrize("name", ["wall", "pusht"])
 def test_hold_actions_keep_the_agent_still(name):
