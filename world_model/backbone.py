@@ -77,7 +77,17 @@ class _ActionWarp(nn.Module):
         # (the current frame is fused anyway).
         nn.init.zeros_(self.kernel[-1].weight)
         nn.init.zeros_(self.kernel[-1].bias)
-        if kind == "gaussian":
+        self.local = None
+        if kind == "gaussian+local":
+            # DNA (the same paper): a per-cell correction of the Gaussian's logits from the current frame
+            # round that cell (3x3 convs reach 2 cells) and the actions, so a cell beside a wall can
+            # take a different move than open space. Zero-initialised: it starts as the Gaussian.
+            self.local_actions = nn.Linear(action_slot, 16)
+            self.local = nn.Sequential(nn.Conv2d(channels + 16, hidden, 3, padding=1), nn.GELU(),
+                                       nn.Conv2d(hidden, k * k, 3, padding=1))
+            nn.init.zeros_(self.local[-1].weight)
+            nn.init.zeros_(self.local[-1].bias)
+        if kind != "free":
             with torch.no_grad():
                 self.kernel[-1].bias[2] = math.log(max(radius / 2, 0.5))
             offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
@@ -96,9 +106,14 @@ class _ActionWarp(nn.Module):
     def forward(self, actions: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         b, tf, _ = actions.shape
         r, k = self.radius, 2 * self.radius + 1
-        weights = torch.softmax(self._logits(actions), dim=-1).reshape(b, tf, 1, k * k, 1)
         grid = current.permute(0, 3, 1, 2)  # [B, c, h, w]
         h, w = grid.shape[-2:]
+        logits = self._logits(actions).unsqueeze(-1)  # [B, Tf, K^2, 1]: one kernel for every cell
+        if self.local is not None:
+            ctx = self.local_actions(actions)[..., None, None].expand(b, tf, 16, h, w)
+            cells = torch.cat([grid.unsqueeze(1).expand(b, tf, -1, h, w), ctx], dim=2).flatten(0, 1)
+            logits = logits + self.local(cells).reshape(b, tf, k * k, h * w)
+        weights = torch.softmax(logits, dim=2).unsqueeze(2)  # [B, Tf, 1, K^2, 1 or h*w]
         padded = torch.nn.functional.pad(grid, (r, r, r, r), mode="replicate")  # the edge extends, as a background does
         patches = torch.nn.functional.unfold(padded, k).reshape(b, 1, self.channels, k * k, h * w)
         moved = (patches * weights).sum(dim=3).reshape(b, tf, self.channels, h, w).permute(0, 1, 3, 4, 2)

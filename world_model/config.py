@@ -136,7 +136,8 @@ class UVAConfig:
     # which attention and local mixing must otherwise learn (0 = off, UVA's token).
     action_warp_radius: int = 0
     # the warp's kernel: "free" softmax logits per offset (CDNA) or "gaussian" (a learned mean move and
-    # spread per frame: the move is nearly linear in the actions, so it is learnt sooner).
+    # spread per frame: the move is nearly linear in the actions, so it is learnt sooner), or
+    # "gaussian+local" (plus a per-cell correction from the frame round each cell: DNA).
     action_warp_kernel: str = "free"
     # transformer
     width: int = 128
@@ -233,8 +234,8 @@ class UVAConfig:
         _require(isinstance(self.action_warp_radius, int) and not isinstance(self.action_warp_radius, bool)
                  and 0 <= self.action_warp_radius <= 8,
                  f"action_warp_radius is {self.action_warp_radius!r}; expected an integer in [0, 8] (latent cells)")
-        _require(self.action_warp_kernel in ("free", "gaussian"),
-                 f"action_warp_kernel is {self.action_warp_kernel!r}; expected 'free' or 'gaussian'")
+        _require(self.action_warp_kernel in ("free", "gaussian", "gaussian+local"),
+                 f"action_warp_kernel is {self.action_warp_kernel!r}; expected 'free', 'gaussian' or 'gaussian+local'")
         _require(isinstance(self.local_mixing, int) and not isinstance(self.local_mixing, bool)
                  and 0 <= self.local_mixing <= 8, f"local_mixing is {self.local_mixing!r}; expected an integer in [0, 8]")
         _require(isinstance(self.fuse_current_frame, bool),

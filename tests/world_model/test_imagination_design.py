@@ -122,3 +122,19 @@ def test_a_gaussian_action_warp_moves_by_its_mean_and_starts_wide():
         warp.kernel[-1].bias.copy_(torch.tensor([2.0, 0.0, -3.0]))
     moved = unpatchify(warp(torch.zeros(3, 1, 6), current), 2, 4)[:, 0]
     assert torch.allclose(moved[:, :, :-2], current[:, :, 2:], atol=1e-4)
+
+
+def test_a_local_correction_starts_as_the_gaussian_warp_and_varies_by_cell():
+    from world_model.backbone import _ActionWarp
+
+    torch.manual_seed(0)
+    plain = _ActionWarp(action_slot=6, radius=2, patch_size=2, channels=4, kind="gaussian")
+    local = _ActionWarp(action_slot=6, radius=2, patch_size=2, channels=4, kind="gaussian+local")
+    local.kernel.load_state_dict(plain.kernel.state_dict())
+    actions, current = torch.randn(3, 2, 6), torch.randn(3, 8, 8, 4)
+    assert torch.allclose(local(actions, current), plain(actions, current), atol=1e-6)  # zero correction
+    with torch.no_grad():  # a correction that depends on the cell's contents makes cells move differently
+        local.local[-1].weight.normal_()
+    moved = local(actions, current)
+    assert not torch.allclose(moved, plain(actions, current), atol=1e-3)
+    assert moved.shape == plain(actions, current).shape
