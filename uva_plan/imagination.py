@@ -244,11 +244,11 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
         err = np.where(present, np.hypot(*(xy - ends).T), np.inf)
         way = np.array([dx, dy])
         sim_along = (ends - begins) @ way
-        free = sim_along >= NEAR_PX  # starts where the simulator's agent is not blocked at once
+        can_move = sim_along >= NEAR_PX  # starts where the simulator's agent is not blocked at once
         im_along = np.nan_to_num((xy - begins) @ way, nan=0.0)
-        moved = (im_along >= 0.5 * sim_along)[free]
+        moved = (im_along >= 0.5 * sim_along)[can_move]
         near = err <= NEAR_PX
-        unblocked = sim_along >= cfg.chunk_len * speed - 1e-3
+        unblocked = sim_along >= cfg.chunk_len * speed - 1e-3  # ran its whole way: a "free" chunk
         results.append(DirectionResult(name, float(near.mean()),
                                        float(moved.mean()) if moved.size else float("nan"),
                                        float(np.median(err)), n_starts,

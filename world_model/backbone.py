@@ -23,6 +23,7 @@ from world_model.config import UVAConfig
 from world_model.tokenizer import patchify, unpatchify
 
 SINCOS_SCALE = 0.5  # about the size of the fused token projections at initialisation
+WARP_LOCAL_ACTION_CHANNELS = 16  # the actions' share of the per-cell warp correction's input
 
 
 def _sincos_2d(grid: int, width: int) -> torch.Tensor:
@@ -82,8 +83,8 @@ class _ActionWarp(nn.Module):
             # DNA (the same paper): a per-cell correction of the Gaussian's logits from the current frame
             # round that cell (3x3 convs reach 2 cells) and the actions, so a cell beside a wall can
             # take a different move than open space. Zero-initialised: it starts as the Gaussian.
-            self.local_actions = nn.Linear(action_slot, 16)
-            self.local = nn.Sequential(nn.Conv2d(channels + 16, hidden, 3, padding=1), nn.GELU(),
+            self.local_actions = nn.Linear(action_slot, WARP_LOCAL_ACTION_CHANNELS)
+            self.local = nn.Sequential(nn.Conv2d(channels + WARP_LOCAL_ACTION_CHANNELS, hidden, 3, padding=1), nn.GELU(),
                                        nn.Conv2d(hidden, k * k, 3, padding=1))
             nn.init.zeros_(self.local[-1].weight)
             nn.init.zeros_(self.local[-1].bias)
@@ -110,7 +111,7 @@ class _ActionWarp(nn.Module):
         h, w = grid.shape[-2:]
         logits = self._logits(actions).unsqueeze(-1)  # [B, Tf, K^2, 1]: one kernel for every cell
         if self.local is not None:
-            ctx = self.local_actions(actions)[..., None, None].expand(b, tf, 16, h, w)
+            ctx = self.local_actions(actions)[..., None, None].expand(-1, -1, -1, h, w)
             cells = torch.cat([grid.unsqueeze(1).expand(b, tf, -1, h, w), ctx], dim=2).flatten(0, 1)
             logits = logits + self.local(cells).reshape(b, tf, k * k, h * w)
         weights = torch.softmax(logits, dim=2).unsqueeze(2)  # [B, Tf, 1, K^2, 1 or h*w]

@@ -172,10 +172,10 @@ class WallDash:
         self.min_dash, self.max_dash = int(min_dash), int(max_dash)
         self._velocity = np.zeros(2)
         self._left = 0
-        self._resting = True
+        self._resting = False
 
     def reset(self, state, goal_state=None) -> None:
-        self._left, self._resting = 0, False  # the episode's first frames are a rest already
+        self._left, self._resting = 0, False  # the first call flips to a rest: every episode starts resting
 
     def _rest_length(self) -> int:
         u = self.rng.random()
