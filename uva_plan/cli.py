@@ -161,11 +161,15 @@ def collect(env_name, episodes, max_steps, policy, image_size, seed, out, overwr
 @click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
               help="Override one field of the model preset (repeatable), e.g. frame_stride=1 or width=192; "
                    "VALUE is read as JSON, else kept as text.")
+@click.option("--init-from", type=click.Path(), default=None, metavar="RUN_DIR",
+              help="Start from this run's weights and frozen tokenizer (no tokenizer stage); parts that "
+                   "--model-option adds start at their initial values, e.g. a Gaussian warp trained first, "
+                   "then action_warp_kernel=gaussian+local.")
 @click.option("--replica-digest-dir", type=click.Path(file_okay=False), default=None, hidden=True,
               help="Testing only: each process writes the digest of its weights here.")
 @user_errors
 def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_size, lr, seed, val_every, save_every,
-          model_options, replica_digest_dir):
+          model_options, init_from, replica_digest_dir):
     """Train the world model on a replay buffer: the frame tokenizer, then UVA's masked multi-task
     training. Runs as is under `accelerate launch --multi_gpu --num_processes N -m uva_plan.cli train`
     and `torchrun --nproc_per_node N -m uva_plan.cli train`."""
@@ -174,13 +178,15 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
     from uva_plan.training import train as run_training
     from world_model.errors import WorldModelError
 
+    if init_from is not None and tokenizer_steps is not None:
+        raise UserInputError("--tokenizer-steps was given with --init-from, which keeps that run's tokenizer; expected one of them")
     try:
         result = run_training(
             TrainConfig(
                 data=data, out=out, config=config_name, steps=steps, resume=resume, device=device,
                 tokenizer_steps=tokenizer_steps, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every,
                 save_every=save_every, replica_digest_dir=replica_digest_dir,
-                model_overrides=_parse_model_options(model_options),
+                model_overrides=_parse_model_options(model_options), init_from=init_from,
             )
         )
     except WorldModelError as exc:

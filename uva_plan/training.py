@@ -186,7 +186,9 @@ def train(config: TrainConfig) -> TrainResult:
         saved = state.info.get("train_config", {})
         if state.info.get("data_fingerprint") != fingerprint:
             raise UserInputError(f"--data {cfg.data} is not the data this run was trained on ({saved.get('data')}); expected the same replay buffer to resume")
-        for key in ("config", "seed", "val_fraction", "model_overrides"):
+        if cfg.init_from is None:  # a run started with --init-from resumes without it
+            cfg.init_from = saved.get("init_from")
+        for key in ("config", "seed", "val_fraction", "model_overrides", "init_from"):
             if saved.get(key) != _jsonable({key: getattr(cfg, key)})[key]:
                 raise UserInputError(f"--resume with {key}={getattr(cfg, key)!r} but the run used {saved.get(key)!r}; expected the same value")
 
@@ -210,6 +212,7 @@ def train(config: TrainConfig) -> TrainResult:
             first = str(exc).strip().splitlines()[0]
             raise UserInputError(f"the resume state in {out} does not fit this version of the model ({first}); "
                                  "expected a run made with the same model code, or start a new run") from None
+    started_from = _start_from(model, cfg.init_from) if state is None and cfg.init_from is not None else None
 
     main = accelerator.is_main_process
     train_config = _jsonable(asdict(cfg))
@@ -226,8 +229,14 @@ def train(config: TrainConfig) -> TrainResult:
     if state is not None:
         run.log.truncate_after(state.stage, state.step)
     try:
-        # Stage 1: the tokenizer, then frozen.
-        if state is None or state.stage == "tokenizer":
+        # Stage 1: the tokenizer, then frozen; or a run's tokenizer and world model to start from.
+        if started_from is not None:
+            model.freeze_tokenizer()
+            run.info["tokenizer_val"], run.info["init_from"] = {}, started_from
+            run.progress.print(f"started from {cfg.init_from} (its tokenizer, frozen); new parts at their "
+                               f"initial values: {', '.join(started_from['new']) or 'none'}")
+            run.save_state(TrainState("world_model", 0, model.state_dict(), None, None, None, run.info))
+        elif state is None or state.stage == "tokenizer":
             run.info["tokenizer_val"] = _train_tokenizer(run, model, buffer, train_eps, val_eps, state)
             state = None
         else:
@@ -249,6 +258,34 @@ def train(config: TrainConfig) -> TrainResult:
         run.progress.stop()
     result.tokenizer_val = run.info["tokenizer_val"]
     return result
+
+
+def _start_from(model, source: str) -> dict[str, list[str]]:
+    """``--init-from``: copy a trained run's weights into ``model``, whose design may add parts (e.g. a
+    warp's per-cell correction) that then start at their initial values. Returns the modules that are
+    new and those of the source the new design dropped."""
+    from world_model import load
+
+    src = load(source)
+    if src.config.tokenizer != model.config.tokenizer:
+        raise UserInputError(f"--init-from {source} has a different frame tokenizer; expected a run of the same --config and image size")
+    def action_range(config):
+        return [float(v) for v in config.action_low], [float(v) for v in config.action_high]
+
+    if action_range(src.config) != action_range(model.config):
+        raise UserInputError(f"--init-from {source} normalises actions to {src.config.action_low}..{src.config.action_high} but "
+                             f"--data gives {model.config.action_low}..{model.config.action_high}; expected data of the same action range")
+    try:
+        missing, dropped = model.load_state_dict(src.state_dict(), strict=False)
+    except RuntimeError as exc:
+        first = next(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
+        raise UserInputError(f"--init-from {source} does not fit the model these options build ({first}); "
+                             "expected the same sizes, with options that only add parts") from None
+
+    def modules(names):
+        return sorted({name.rsplit(".", 1)[0] for name in names})
+
+    return {"source": str(source), "new": modules(missing), "dropped": modules(dropped)}
 
 
 def _jsonable(d: dict) -> dict:

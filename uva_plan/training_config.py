@@ -93,6 +93,10 @@ class TrainConfig:
     # When set, every process writes the digest of its weights there at the end (replica check).
     replica_digest_dir: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    # Start the world-model stage from this run's weights (its frozen tokenizer included) instead of
+    # training a tokenizer and starting from scratch; what `model_overrides` adds starts at its init.
+    # Why: a design grown in stages (a Gaussian warp first, then its per-cell correction).
+    init_from: str | None = None
 
     def resolved(self) -> TrainConfig:
         """A copy with the preset's defaults filled in and every value checked."""

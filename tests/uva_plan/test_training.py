@@ -167,3 +167,42 @@ def test_bad_model_options_give_one_line(wall_data, tmp_path, option, fragment):
                        "--model-option", option])
     assert code == 2 and fragment in text and len(text.splitlines()) == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_init_from_keeps_the_runs_weights_and_starts_added_parts_fresh(wall_data, tmp_path):
+    import world_model
+
+    source = tmp_path / "gaussian"
+    warp = {"action_warp_radius": 2, "action_warp_kernel": "gaussian"}
+    train(_config(wall_data, source, model_overrides=warp))
+    before = world_model.load(source).state_dict()
+    grown = tmp_path / "local"
+    result = train(_config(wall_data, grown, steps=3, init_from=str(source),
+                           model_overrides={**warp, "action_warp_kernel": "gaussian+local"}))
+    assert result.step == 3
+    after = world_model.load(grown)
+    state = after.state_dict()
+    # The tokenizer is the source's, frozen: bit-identical.
+    tok = [k for k in before if k.startswith("tokenizer.")]
+    assert tok and all(torch.equal(before[k], state[k]) for k in tok)
+    # The added correction exists and was trained from its zero start; the rest went on from the source.
+    assert after.config.action_warp_kernel == "gaussian+local"
+    assert not torch.equal(state["backbone.warp.local.2.weight"], torch.zeros_like(state["backbone.warp.local.2.weight"]))
+    info = json.loads((grown / "train_config.json").read_text())["train_config"]
+    assert info["init_from"] == str(source)
+    assert "backbone.warp.local.2" in load_train_state(grown).info["init_from"]["new"]
+    # A run started this way resumes without repeating --init-from.
+    assert train(_config(wall_data, grown, steps=5, resume=True,
+                         model_overrides={**warp, "action_warp_kernel": "gaussian+local"})).step == 5
+
+
+def test_init_from_refuses_a_run_of_another_size(wall_data, tmp_path):
+    source = tmp_path / "narrow"
+    train(_config(wall_data, source, steps=3))
+    code, text = _cli(["--data", str(wall_data), "--config", "tiny", "--steps", "2", "--out", str(tmp_path / "wide"),
+                       "--init-from", str(source), "--model-option", "width=96"])
+    assert code == 2 and "--init-from" in text and "does not fit" in text and len(text.splitlines()) == 1
+    assert not (tmp_path / "wide").exists() or not any((tmp_path / "wide").iterdir())
+    code, text = _cli(["--data", str(wall_data), "--config", "tiny", "--steps", "2", "--out", str(tmp_path / "w2"),
+                       "--init-from", str(source), "--tokenizer-steps", "3"])
+    assert code == 2 and "--tokenizer-steps" in text
