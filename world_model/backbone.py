@@ -67,23 +67,26 @@ class _ActionWarp(nn.Module):
     torch has no per-sample dynamic convolution; unfold + a weighted sum is that in three lines."""
 
     def __init__(self, action_slot: int, radius: int, patch_size: int, channels: int, hidden: int = 64,
-                 kind: str = "free"):
+                 kind: str = "free", step_slot: int | None = None):
         super().__init__()
         self.radius, self.patch_size, self.channels, self.kind = radius, patch_size, channels, kind
+        # "stepwise" reads each frame's own actions (step_slot wide), not the whole prefix before it.
+        self.step_slot = step_slot if kind == "stepwise" else None
+        in_slot = self.step_slot or action_slot
         k = 2 * radius + 1
         out = k * k if kind == "free" else 3  # free logits per offset, or a Gaussian's (mean x, mean y, log std)
-        self.kernel = nn.Sequential(nn.Linear(action_slot, hidden), nn.GELU(), nn.Linear(hidden, out))
+        self.kernel = nn.Sequential(nn.Linear(in_slot, hidden), nn.GELU(), nn.Linear(hidden, out))
         # Starts wide: uniform ("free", the frame's local mean) or a Gaussian of std r/2 round "no move".
         # Every offset then gets a gradient, where a kernel peaked on "no move" would hardly learn to move
         # (the current frame is fused anyway).
         nn.init.zeros_(self.kernel[-1].weight)
         nn.init.zeros_(self.kernel[-1].bias)
         self.local = None
-        if kind == "gaussian+local":
+        if kind in ("gaussian+local", "stepwise"):
             # DNA (the same paper): a per-cell correction of the Gaussian's logits from the current frame
             # round that cell (3x3 convs reach 2 cells) and the actions, so a cell beside a wall can
             # take a different move than open space. Zero-initialised: it starts as the Gaussian.
-            self.local_actions = nn.Linear(action_slot, WARP_LOCAL_ACTION_CHANNELS)
+            self.local_actions = nn.Linear(in_slot, WARP_LOCAL_ACTION_CHANNELS)
             self.local = nn.Sequential(nn.Conv2d(channels + WARP_LOCAL_ACTION_CHANNELS, hidden, 3, padding=1), nn.GELU(),
                                        nn.Conv2d(hidden, k * k, 3, padding=1))
             nn.init.zeros_(self.local[-1].weight)
@@ -106,19 +109,46 @@ class _ActionWarp(nn.Module):
 
     def forward(self, actions: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         b, tf, _ = actions.shape
-        r, k = self.radius, 2 * self.radius + 1
         grid = current.permute(0, 3, 1, 2)  # [B, c, h, w]
+        if self.kind == "stepwise":
+            return self._stepwise(actions, grid)
         h, w = grid.shape[-2:]
         logits = self._logits(actions).unsqueeze(-1)  # [B, Tf, K^2, 1]: one kernel for every cell
         if self.local is not None:
-            ctx = self.local_actions(actions)[..., None, None].expand(-1, -1, -1, h, w)
-            cells = torch.cat([grid.unsqueeze(1).expand(b, tf, -1, h, w), ctx], dim=2).flatten(0, 1)
-            logits = logits + self.local(cells).reshape(b, tf, k * k, h * w)
-        weights = torch.softmax(logits, dim=2).unsqueeze(2)  # [B, Tf, 1, K^2, 1 or h*w]
-        padded = torch.nn.functional.pad(grid, (r, r, r, r), mode="replicate")  # the edge extends, as a background does
-        patches = torch.nn.functional.unfold(padded, k).reshape(b, 1, self.channels, k * k, h * w)
-        moved = (patches * weights).sum(dim=3).reshape(b, tf, self.channels, h, w).permute(0, 1, 3, 4, 2)
-        return patchify(moved, self.patch_size)
+            logits = logits + self._correction(actions, grid.unsqueeze(1).expand(b, tf, -1, h, w))
+        moved = self._move(grid.unsqueeze(1), logits)
+        return patchify(moved.permute(0, 1, 3, 4, 2), self.patch_size)
+
+    def _stepwise(self, actions: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """Frame after frame: each frame's own actions move the previous MOVED grid by a short kernel,
+        corrected per cell. Why: a wall stops the agent where it is met, which a cell's correction can
+        see when each move spans a cell or two, not when one kernel carries the agent the whole way."""
+        b, tf, _ = actions.shape
+        own = actions if actions.shape[-1] == self.step_slot else actions[:, -1].reshape(b, tf, self.step_slot)
+        frames = []
+        for i in range(tf):
+            step = own[:, i : i + 1]  # [B, 1, step_slot]
+            logits = self._logits(step).unsqueeze(-1) + self._correction(step, grid.unsqueeze(1))
+            grid = self._move(grid.unsqueeze(1), logits)[:, 0]
+            frames.append(grid)
+        return patchify(torch.stack(frames, dim=1).permute(0, 1, 3, 4, 2), self.patch_size)
+
+    def _correction(self, actions: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+        """Per-cell logits ``[B, T, K^2, h*w]`` from each grid ``[B, T, c, h, w]`` and its actions."""
+        b, t, _, h, w = grids.shape
+        ctx = self.local_actions(actions)[..., None, None].expand(-1, -1, -1, h, w)
+        k2 = (2 * self.radius + 1) ** 2
+        return self.local(torch.cat([grids, ctx], dim=2).flatten(0, 1)).reshape(b, t, k2, h * w)
+
+    def _move(self, grids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Grids ``[B, 1 or T, c, h, w]`` moved by softmax kernels ``[B, T, K^2, 1 or h*w]`` -> ``[B, T, c, h, w]``."""
+        b, t = logits.shape[:2]
+        r, k = self.radius, 2 * self.radius + 1
+        h, w = grids.shape[-2:]
+        weights = torch.softmax(logits, dim=2).unsqueeze(2)  # [B, T, 1, K^2, 1 or h*w]
+        padded = torch.nn.functional.pad(grids.flatten(0, 1), (r, r, r, r), mode="replicate")  # the edge extends, as a background does
+        patches = torch.nn.functional.unfold(padded, k).reshape(b, grids.shape[1], self.channels, k * k, h * w)
+        return (patches * weights).sum(dim=3).reshape(b, t, self.channels, h, w)
 
 
 class JointBackbone(nn.Module):
@@ -136,7 +166,7 @@ class JointBackbone(nn.Module):
         self.warp = None
         if config.action_warp_radius > 0:
             self.warp = _ActionWarp(action_slot, config.action_warp_radius, config.patch_size,
-                                    config.latent_channels, kind=config.action_warp_kernel)
+                                    config.latent_channels, kind=config.action_warp_kernel, step_slot=per_frame)
         n_token_parts = 2 + int(config.fuse_current_frame) + int(self.warp is not None)
         self.fuse = nn.Linear(n_token_parts * d + action_slot, w)
         self.local_mixing = nn.ModuleList(_LocalMixing(w) for _ in range(config.local_mixing))

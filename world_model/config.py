@@ -15,6 +15,7 @@ MODE_NAMES = ("video_prediction", "forward_dynamics", "policy", "inverse_dynamic
 PREDICTION_TYPES = ("v_prediction", "sample")
 VIDEO_TARGETS = ("frame", "residual")
 ACTION_CONTEXTS = ("frame", "prefix")
+WARP_KERNELS = ("free", "gaussian", "gaussian+local", "stepwise")
 LATENT_DISTANCE_FORMS = ("pair", "metric")
 
 
@@ -137,7 +138,9 @@ class UVAConfig:
     action_warp_radius: int = 0
     # the warp's kernel: "free" softmax logits per offset (CDNA) or "gaussian" (a learned mean move and
     # spread per frame: the move is nearly linear in the actions, so it is learnt sooner), or
-    # "gaussian+local" (plus a per-cell correction from the frame round each cell: DNA).
+    # "gaussian+local" (plus a per-cell correction from the frame round each cell: DNA), or "stepwise"
+    # (gaussian+local applied frame after frame, each frame's own actions moving the previous moved
+    # grid, so a wall can stop the agent where it is met; a radius of 1-2 cells is enough).
     action_warp_kernel: str = "free"
     # transformer
     width: int = 128
@@ -234,8 +237,8 @@ class UVAConfig:
         _require(isinstance(self.action_warp_radius, int) and not isinstance(self.action_warp_radius, bool)
                  and 0 <= self.action_warp_radius <= 8,
                  f"action_warp_radius is {self.action_warp_radius!r}; expected an integer in [0, 8] (latent cells)")
-        _require(self.action_warp_kernel in ("free", "gaussian", "gaussian+local"),
-                 f"action_warp_kernel is {self.action_warp_kernel!r}; expected 'free', 'gaussian' or 'gaussian+local'")
+        _require(self.action_warp_kernel in WARP_KERNELS,
+                 f"action_warp_kernel is {self.action_warp_kernel!r}; expected one of {WARP_KERNELS}")
         _require(isinstance(self.local_mixing, int) and not isinstance(self.local_mixing, bool)
                  and 0 <= self.local_mixing <= 8, f"local_mixing is {self.local_mixing!r}; expected an integer in [0, 8]")
         _require(isinstance(self.fuse_current_frame, bool),

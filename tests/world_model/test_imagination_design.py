@@ -138,3 +138,43 @@ def test_a_local_correction_starts_as_the_gaussian_warp_and_varies_by_cell():
     moved = local(actions, current)
     assert not torch.allclose(moved, plain(actions, current), atol=1e-3)
     assert moved.shape == plain(actions, current).shape
+
+
+def test_a_stepwise_warp_moves_frame_after_frame_by_each_frames_own_actions():
+    """Each frame's kernel moves the previous moved grid: three one-cell steps carry the grid three
+    cells with a radius of one; a frame's kernel reads its own actions, not the prefix before it."""
+    from world_model.backbone import _ActionWarp
+    from world_model.tokenizer import unpatchify
+
+    warp = _ActionWarp(action_slot=9, radius=1, patch_size=2, channels=4, kind="stepwise", step_slot=3)
+    current = torch.randn(2, 8, 8, 4)
+    with torch.no_grad():  # mean move (dx, dy) = (+1, 0) per frame, narrow
+        warp.kernel[-1].bias.copy_(torch.tensor([1.0, 0.0, -3.0]))
+    moved = unpatchify(warp(torch.zeros(2, 3, 9), current), 2, 4)  # [2, 3, 8, 8, 4]
+    for i in range(3):
+        assert torch.allclose(moved[:, i, :, : 8 - (i + 1)], current[:, :, i + 1 :], atol=1e-4)
+    with torch.no_grad():  # the move follows the frame's own actions: a kernel that reads them
+        warp.kernel[-1].bias.copy_(torch.tensor([0.0, 0.0, -3.0]))
+        warp.kernel[0].weight.zero_()
+        warp.kernel[0].bias.zero_()
+        warp.kernel[0].weight[0, 0] = 1.0  # hidden unit 0 = the first action channel
+        warp.kernel[-1].weight.zero_()
+        warp.kernel[-1].weight[0, 0] = 1.0 / torch.nn.functional.gelu(torch.tensor(1.0))
+    prefix = torch.zeros(2, 3, 9)
+    prefix[:, 2, 6] = 1.0  # only the LAST frame's own first action channel is set (prefix layout)
+    moved = unpatchify(warp(prefix, current), 2, 4)
+    assert torch.allclose(moved[:, 1], current, atol=1e-4)  # frames 0 and 1 stay
+    assert torch.allclose(moved[:, 2, :, :-1], current[:, :, 1:], atol=1e-3)  # frame 2 moves one cell
+
+
+def test_a_stepwise_warp_trains_in_the_model():
+    model = _model(action_warp_radius=1, action_warp_kernel="stepwise").train()
+    batch = {"history_latents": torch.randn(2, 4, 8, 8, 4), "future_latents": torch.randn(2, 4, 8, 8, 4),
+             "actions": torch.randn(2, 16, 2)}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model.loss(batch, mode="forward_dynamics")[0].backward()
+        optimizer.step()
+    assert model.backbone.warp.local[-1].weight.grad.abs().sum() > 0  # the per-cell correction learns
+    assert model.backbone.warp.kernel[0].in_features == model.config.frame_stride * model.config.action_embed_dim
