@@ -24,6 +24,7 @@ from world_model.tokenizer import patchify, unpatchify
 
 SINCOS_SCALE = 0.5  # about the size of the fused token projections at initialisation
 WARP_LOCAL_ACTION_CHANNELS = 16  # the actions' share of the per-cell warp correction's input
+STEPWISE_KERNELS = ("stepwise", "splat")  # kernels applied frame after frame, each from its own actions
 
 
 def _sincos_2d(grid: int, width: int) -> torch.Tensor:
@@ -71,7 +72,7 @@ class _ActionWarp(nn.Module):
         super().__init__()
         self.radius, self.patch_size, self.channels, self.kind = radius, patch_size, channels, kind
         # "stepwise" reads each frame's own actions (step_slot wide), not the whole prefix before it.
-        self.step_slot = step_slot if kind == "stepwise" else None
+        self.step_slot = step_slot if kind in STEPWISE_KERNELS else None
         in_slot = self.step_slot or action_slot
         k = 2 * radius + 1
         out = k * k if kind == "free" else 3  # free logits per offset, or a Gaussian's (mean x, mean y, log std)
@@ -82,7 +83,7 @@ class _ActionWarp(nn.Module):
         nn.init.zeros_(self.kernel[-1].weight)
         nn.init.zeros_(self.kernel[-1].bias)
         self.local = None
-        if kind in ("gaussian+local", "stepwise"):
+        if kind in ("gaussian+local", *STEPWISE_KERNELS):
             # DNA (the same paper): a per-cell correction of the Gaussian's logits from the current frame
             # round that cell (3x3 convs reach 2 cells) and the actions, so a cell beside a wall can
             # take a different move than open space. Zero-initialised: it starts as the Gaussian.
@@ -91,6 +92,13 @@ class _ActionWarp(nn.Module):
                                        nn.Conv2d(hidden, k * k, 3, padding=1))
             nn.init.zeros_(self.local[-1].weight)
             nn.init.zeros_(self.local[-1].bias)
+        self.importance = None
+        if kind == "splat":
+            # Softmax splatting (Niklaus & Liu 2020): where moved cells meet (at a wall, at the arena's
+            # edge), each cell's learned importance decides whose content wins; it starts equal.
+            self.importance = nn.Conv2d(channels, 1, 1)
+            nn.init.zeros_(self.importance.weight)
+            nn.init.zeros_(self.importance.bias)
         if kind != "free":
             with torch.no_grad():
                 self.kernel[-1].bias[2] = math.log(max(radius / 2, 0.5))
@@ -110,7 +118,7 @@ class _ActionWarp(nn.Module):
     def forward(self, actions: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         b, tf, _ = actions.shape
         grid = current.permute(0, 3, 1, 2)  # [B, c, h, w]
-        if self.kind == "stepwise":
+        if self.kind in STEPWISE_KERNELS:
             return self._stepwise(actions, grid)
         h, w = grid.shape[-2:]
         logits = self._logits(actions).unsqueeze(-1)  # [B, Tf, K^2, 1]: one kernel for every cell
@@ -129,9 +137,27 @@ class _ActionWarp(nn.Module):
         for i in range(tf):
             step = own[:, i : i + 1]  # [B, 1, step_slot]
             logits = self._logits(step).unsqueeze(-1) + self._correction(step, grid.unsqueeze(1))
-            grid = self._move(grid.unsqueeze(1), logits)[:, 0]
+            grid = self._splat(grid, logits[:, 0]) if self.kind == "splat" else self._move(grid.unsqueeze(1), logits)[:, 0]
             frames.append(grid)
         return patchify(torch.stack(frames, dim=1).permute(0, 1, 3, 4, 2), self.patch_size)
+
+    def _splat(self, grid: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Forward warping: each cell of ``grid [B, c, h, w]`` SENDS its content along its own kernel
+        (``logits [B, K^2, 1 or h*w]``, a per-source-cell correction) to cells clamped to the grid, and
+        each cell takes the importance-weighted mean of what arrives. Why: gathering (``_move``) can only
+        read, so content pushed off the grid or into a wall is lost; sending keeps it at the edge, and a
+        cell's own correction can hold it where a wall is beside it."""
+        b, c, h, w = grid.shape
+        r, k = self.radius, 2 * self.radius + 1
+        weights = torch.softmax(logits, dim=1).expand(b, k * k, h * w)  # [B, K^2, h*w] from each source
+        mass = weights * self.importance(grid).clamp(-8, 8).exp().reshape(b, 1, h * w)
+        sent = torch.cat([(mass.unsqueeze(1) * grid.reshape(b, c, 1, h * w)).reshape(b, c * k * k, h * w), mass], dim=1)
+        # fold sums each source's k x k patch centred on it: destination = source + offset (padded by r)
+        arrived = torch.nn.functional.fold(sent, (h + 2 * r, w + 2 * r), k)  # [B, c + 1, h + 2r, w + 2r]: content, then mass
+        arrived = _clamp_border(arrived, r)
+        content, total = arrived[:, :c], arrived[:, c:]
+        keep = 1e-4  # a cell nothing reaches keeps its own content (the trailing edge of a move)
+        return (content + keep * grid) / (total + keep)
 
     def _correction(self, actions: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
         """Per-cell logits ``[B, T, K^2, h*w]`` from each grid ``[B, T, c, h, w]`` and its actions."""
@@ -149,6 +175,15 @@ class _ActionWarp(nn.Module):
         padded = torch.nn.functional.pad(grids.flatten(0, 1), (r, r, r, r), mode="replicate")  # the edge extends, as a background does
         patches = torch.nn.functional.unfold(padded, k).reshape(b, grids.shape[1], self.channels, k * k, h * w)
         return (patches * weights).sum(dim=3).reshape(b, t, self.channels, h, w)
+
+
+def _clamp_border(x: torch.Tensor, r: int) -> torch.Tensor:
+    """``[N, C, H + 2r, W + 2r] -> [N, C, H, W]``: what landed in the r-wide border is added to the
+    nearest edge cell, so content pushed past the edge stays at the edge."""
+    if r == 0:
+        return x
+    rows = torch.cat([x[:, :, : r + 1].sum(2, keepdim=True), x[:, :, r + 1 : -r - 1], x[:, :, -r - 1 :].sum(2, keepdim=True)], dim=2)
+    return torch.cat([rows[..., : r + 1].sum(3, keepdim=True), rows[..., r + 1 : -r - 1], rows[..., -r - 1 :].sum(3, keepdim=True)], dim=3)
 
 
 class JointBackbone(nn.Module):

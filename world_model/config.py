@@ -15,7 +15,7 @@ MODE_NAMES = ("video_prediction", "forward_dynamics", "policy", "inverse_dynamic
 PREDICTION_TYPES = ("v_prediction", "sample")
 VIDEO_TARGETS = ("frame", "residual")
 ACTION_CONTEXTS = ("frame", "prefix")
-WARP_KERNELS = ("free", "gaussian", "gaussian+local", "stepwise")
+WARP_KERNELS = ("free", "gaussian", "gaussian+local", "stepwise", "splat")
 LATENT_DISTANCE_FORMS = ("pair", "metric")
 
 
@@ -140,7 +140,8 @@ class UVAConfig:
     # spread per frame: the move is nearly linear in the actions, so it is learnt sooner), or
     # "gaussian+local" (plus a per-cell correction from the frame round each cell: DNA), or "stepwise"
     # (gaussian+local applied frame after frame, each frame's own actions moving the previous moved
-    # grid, so a wall can stop the agent where it is met; a radius of 1-2 cells is enough).
+    # grid, so a wall can stop the agent where it is met; a radius of 1-2 cells is enough), or "splat"
+    # (stepwise, but each cell SENDS its content, clamped to the grid, so nothing is pushed off it).
     action_warp_kernel: str = "free"
     # transformer
     width: int = 128

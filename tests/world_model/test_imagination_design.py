@@ -178,3 +178,26 @@ def test_a_stepwise_warp_trains_in_the_model():
         optimizer.step()
     assert model.backbone.warp.local[-1].weight.grad.abs().sum() > 0  # the per-cell correction learns
     assert model.backbone.warp.kernel[0].in_features == model.config.frame_stride * model.config.action_embed_dim
+
+
+def test_a_splat_warp_keeps_what_is_pushed_past_the_edge_at_the_edge():
+    """Sending, not reading: a one-cell step to the right moves an object one cell, and an object at the
+    right edge stays there (gathering would lose it); a cell nothing reaches keeps its content."""
+    from world_model.backbone import _ActionWarp
+    from world_model.tokenizer import unpatchify
+
+    warp = _ActionWarp(action_slot=6, radius=1, patch_size=2, channels=4, kind="splat", step_slot=3)
+    with torch.no_grad():  # mean move (dx, dy) = (+1, 0) per frame, narrow
+        warp.kernel[-1].bias.copy_(torch.tensor([1.0, 0.0, -4.0]))
+    current = torch.zeros(1, 8, 8, 4)
+    current[0, 3, 2] = 1.0  # an object in the middle
+    current[0, 5, 7] = 2.0  # one at the right edge
+    moved = unpatchify(warp(torch.zeros(1, 2, 6), current), 2, 4)[0]  # [2 frames, 8, 8, 4]
+    assert moved[0, 3, 3].mean() > 0.95 and moved[1, 3, 4].mean() > 0.95  # one cell per frame
+    assert moved[0, 3, 2].abs().max() < 0.05  # left behind: the background from its left arrives
+    assert moved[1, 5, 7].mean() > 0.3  # still at the edge, mixed with the background that piled up there
+    with torch.no_grad():  # an importance that favours objects keeps the edge object whole
+        warp.importance.weight.fill_(4.0)
+    moved = unpatchify(warp(torch.zeros(1, 2, 6), current), 2, 4)[0]
+    assert moved[1, 5, 7].mean() > 1.9
+    assert moved.shape == (2, 8, 8, 4) and torch.isfinite(moved).all()
