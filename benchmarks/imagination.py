@@ -157,25 +157,28 @@ def _wall_tables(model, path: str, episodes, settings, chunks: int, starts: int,
 
     table = Table(title="chunks from a still start (16 steps; the simulator includes the walls)")
     for col in ("speed", "direction", "within 4 px", "free / blocked by a wall: within 4 px", "free chunks",
-                "moved the commanded way", "median err", "starts"):
+                "blocked: agent missing", "moved the commanded way", "median err", "starts"):
         table.add_column(col, justify="right")
     half = direction_test(model, n_starts=starts, speed_fraction=0.5)
     dirs = direction_test(model, n_starts=starts)
     for speed, results in (("half", half), ("full", dirs)):
         for d in results:
             table.add_row(speed, d.direction, f"{100 * d.near:.0f}%", f"{_pct(d.near_free)} / {_pct(d.near_blocked)}",
-                          str(d.n_free), f"{100 * d.moved_right_way:.0f}%", fmt(d.median_error), str(d.n))
+                          str(d.n_free), _pct(d.missing_blocked), f"{100 * d.moved_right_way:.0f}%",
+                          fmt(d.median_error), str(d.n))
     summary["directions_half_speed_near"] = float(np.mean([d.near for d in half]))
     summary["directions"] = {d.direction: {"near": d.near, "moved": d.moved_right_way, "median_error": d.median_error,
-                                           "near_free": d.near_free, "near_blocked": d.near_blocked, "n_free": d.n_free}
+                                           "near_free": d.near_free, "near_blocked": d.near_blocked, "n_free": d.n_free,
+                                           "missing_blocked": d.missing_blocked}
                              for d in dirs}
     summary["directions_near"] = float(np.mean([d.near for d in dirs]))
     n_free = sum(d.n_free for d in dirs)
     n_all = sum(d.n for d in dirs)
     summary["directions_near_free"] = (sum(d.near_free * d.n_free for d in dirs if d.n_free) / n_free
                                        if n_free else float("nan"))
-    summary["directions_near_blocked"] = (sum(d.near_blocked * (d.n - d.n_free) for d in dirs if d.n > d.n_free)
-                                          / (n_all - n_free) if n_all > n_free else float("nan"))
+    for key in ("near_blocked", "missing_blocked"):  # pooled over the blocked chunks of every direction
+        summary[f"directions_{key}"] = (sum(getattr(d, key) * (d.n - d.n_free) for d in dirs if d.n > d.n_free)
+                                        / (n_all - n_free) if n_all > n_free else float("nan"))
     console.print(table)
 
 
@@ -232,7 +235,7 @@ def summary_table(summaries: list[dict]) -> Table:
     table = Table(title="summary (planner settings; errors: mean over expert and random of the median)")
     steps = sorted({int(h) for s in summaries for k in s["planner"].values() for h in k})
     for col in ("checkpoint", "present", f"err +{steps[0]}", f"err +{steps[-1]}", "still-start within 4 px",
-                "free / blocked", "loss shuffled/true", "inverse R^2 expert", "random"):
+                "free / blocked", "blocked: agent missing", "loss shuffled/true", "inverse R^2 expert", "random"):
         table.add_column(col, justify="right")
     for s in summaries:
         kinds = s["planner"]
@@ -241,6 +244,7 @@ def summary_table(summaries: list[dict]) -> Table:
         table.add_row(Path(s["checkpoint"]).name, f"{100 * present:.0f}%", fmt(_pooled(kinds, "median_error", horizons[0])),
                       fmt(_pooled(kinds, "median_error", horizons[-1])), f"{100 * s['directions_near']:.0f}%",
                       f"{_pct(s['directions_near_free'])} / {_pct(s['directions_near_blocked'])}",
+                      _pct(s.get("directions_missing_blocked", float("nan"))),
                       f"{s['video_loss_shuffled'] / max(s['video_loss_true'], 1e-9):.2f}",
                       fmt(s["inverse_r2"].get("expert", float("nan"))), fmt(s["inverse_r2"].get("random", float("nan"))))
     return table

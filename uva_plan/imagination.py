@@ -205,6 +205,9 @@ class DirectionResult:
     near_free: float = float("nan")
     near_blocked: float = float("nan")
     n_free: int = 0
+    # of the blocked chunks, the fraction whose last imagined frame shows no agent at all: what most
+    # blocked failures are (the agent vanishes at the wall; it is not carried through it)
+    missing_blocked: float = float("nan")
 
 
 def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None = None, seed: int = EVAL_SEED,
@@ -254,7 +257,8 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
                                        float(np.median(err)), n_starts,
                                        float(near[unblocked].mean()) if unblocked.any() else float("nan"),
                                        float(near[~unblocked].mean()) if (~unblocked).any() else float("nan"),
-                                       int(unblocked.sum())))
+                                       int(unblocked.sum()),
+                                       float((~present[~unblocked]).mean()) if (~unblocked).any() else float("nan")))
     return results
 
 

@@ -98,6 +98,7 @@ def test_direction_test_fails_a_model_that_ignores_the_actions():
     assert np.mean([r.near for r in results]) < 0.5
     assert all(r.near_free == 0.0 for r in results if r.n_free)  # never on a chunk that runs its whole way
     assert 0 < sum(r.n_free for r in results) < sum(r.n for r in results)  # both kinds occur
+    assert all(r.missing_blocked == 0.0 for r in results if r.n > r.n_free)  # copy-last keeps the agent
     for r in results:  # the overall share is the two parts' weighted mean
         parts = [(r.near_free, r.n_free), (r.near_blocked, r.n - r.n_free)]
         assert r.near == pytest.approx(sum(v * n for v, n in parts if n) / r.n)
@@ -182,3 +183,17 @@ def test_pusht_path_end_to_end_on_an_untrained_model(pusht_episodes, tmp_path, o
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(UserInputError, match="Wall"):
         direction_test(model, n_starts=2)
+
+
+class _Blank(_StandIn):
+    """Imagines the background only: the agent is gone from every frame."""
+
+    def forward_dynamics(self, history, actions, decode=True, **_):
+        frames = super().forward_dynamics(history, actions).frames
+        return SimpleNamespace(frames=torch.ones_like(frames))
+
+
+def test_direction_test_counts_an_agent_that_vanishes_at_the_wall():
+    results = direction_test(_Blank(None), n_starts=4)
+    assert all(r.missing_blocked == 1.0 for r in results if r.n > r.n_free)
+    assert all(r.near == 0.0 for r in results)
