@@ -230,17 +230,22 @@ def merge_data(paths, out, held_out_of, overwrite):
 @click.option("--form", type=click.Choice(["pair", "metric"]), default=None,
               help="Replace the head by a fresh one of this form (pair: a conv net on frame and goal side by side; "
                    "metric: the distance between their embeddings). Default: keep the checkpoint's head.")
+@click.option("--empty-frames", "empty_fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
+              show_default=True,
+              help="Share of each batch whose frame is replaced by the empty scene (the agent faded out), "
+                   "labelled as far as the farthest goal, so an imagined future that lost the agent never "
+                   "reads as progress (--method graph).")
 @seed_option("Seed of the pair draws.")
 @device_option("Where to fit.")
 @user_errors
-def fit_distance(checkpoint, data, steps, batch_size, method, form, seed, device):
+def fit_distance(checkpoint, data, steps, batch_size, method, form, empty_fraction, seed, device):
     """Refit the latent-distance head (the default goal cost) on frozen frame latents: cheap, and it
     ranks frames by their distance to a goal better than the joint training leaves it (--method graph
     --form metric made the shipped Wall head). Run it after the last `uva-plan train` of a run."""
     from uva_plan.distance_fit import fit_latent_distance
 
     r = fit_latent_distance(checkpoint, data, steps=steps, batch_size=batch_size, seed=seed, device=device, progress=True,
-                            method=method, form=form)
+                            method=method, form=form, empty_fraction=empty_fraction)
     click.echo(f"Fitted {r.steps} steps on {r.train_episodes} training episodes ({r.pairs_per_second:.0f} pairs/s); "
                f"held-out loss against hindsight step counts (an upper bound of the way; expectile) "
                f"{r.val_loss_before:.4f} -> {r.val_loss_after:.4f}. Checkpoint: {checkpoint}")

@@ -112,6 +112,25 @@ TD_TARGET_RATE = 0.005  # Polyak rate of the target head (HILP's)
 TD_MAX_STEPS = 400.0  # bootstrapped distances are capped here (the longest Wall episode is 100 steps)
 
 
+EMPTY_MAX_FADE = 0.3  # an "empty" frame keeps at most this share of a real frame's latent (a faint agent)
+
+
+def empty_frames(rng, frames, steps, empty, fraction: float, farthest: float):
+    """Replace ``fraction`` of the frame latents ``[N, h, w, c]`` by the empty scene ``empty [h, w, c]``
+    (the tokenizer's median background), faded at most ``EMPTY_MAX_FADE`` towards the real frame, and
+    label them ``farthest`` steps from any goal. Why: an imagined future that lost the agent (the
+    world model's answer to pushing into a wall) otherwise reads as average or better progress
+    (measured on the shipped Wall head: closer than 51-94% of real positions), so the planner picks
+    exactly the candidates the model gets wrong."""
+    import torch
+
+    chosen = torch.from_numpy(rng.random(len(steps)) < fraction).to(frames.device)
+    fade = torch.from_numpy(rng.uniform(0.0, EMPTY_MAX_FADE, len(steps)).astype(np.float32)).to(frames.device)
+    faded = empty + fade.view(-1, 1, 1, 1) * (frames - empty)
+    frames = torch.where(chosen.view(-1, 1, 1, 1), faded, frames)
+    return frames, torch.where(chosen, torch.as_tensor(float(farthest), device=steps.device), steps)
+
+
 LAYOUT_TOLERANCE = 1.0  # world units: episodes whose fixed layout (the Wall's door) differs less share goals
 CROSS_EPISODE_FRACTION = 0.5  # of the far goals, the share drawn from other episodes of the same layout
 
@@ -157,7 +176,7 @@ def _td_pairs(rng, starts, ends, episodes, n, reversible: bool = True, mates: di
 def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 256, lr: float = 1e-3,
                         goal_max_steps: int = 64, seed: int = 0, device: str = "cpu",
                         progress: bool = False, method: str = "graph", cross_episode: bool = True,
-                        form: str | None = None) -> DistanceFitResult:
+                        form: str | None = None, empty_fraction: float = 0.0) -> DistanceFitResult:
     """Refit ``checkpoint``'s latent-distance head on ``data`` (see the module docstring)."""
     import copy
 
@@ -176,6 +195,10 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         raise UserInputError(f"method is {method!r}; expected one of {', '.join(FIT_METHODS)}")
     if not 0.0 < float(lr) < 1.0:
         raise UserInputError(f"lr is {lr!r}; expected a number in (0, 1)")
+    if not 0.0 <= float(empty_fraction) < 1.0:
+        raise UserInputError(f"empty_fraction is {empty_fraction!r}; expected a number in [0, 1)")
+    if empty_fraction > 0 and method != "graph":
+        raise UserInputError(f"empty frames are labelled for --method graph only; got --method {method}")
     from world_model.config import LATENT_DISTANCE_FORMS
 
     if form is not None and form not in LATENT_DISTANCE_FORMS:
@@ -237,10 +260,15 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         labels = shortest_way_labels(latents, np.asarray(buffer.state), starts, ends, td_eps, reversible,
                                      LAYOUT_TOLERANCE, rng)
 
+        farthest = max(float(d[np.isfinite(d)].max()) for _, _, d in labels.groups if np.isfinite(d).any())
+        empty = model.encode(model.tokenizer.background.mul(255).round().to(torch.uint8)[None])[0] if empty_fraction else None
+
         def loss_of_step(_step: int):
             frames, goals, steps_to_goal = labels.sample(rng, batch_size)
-            target = torch.log1p(torch.from_numpy(steps_to_goal).to(model.device))
-            return (head(latents[frames], latents[goals]) - target).pow(2).mean()
+            frame_latents, steps_to_goal = latents[frames], torch.from_numpy(steps_to_goal).to(model.device)
+            if empty is not None:
+                frame_latents, steps_to_goal = empty_frames(rng, frame_latents, steps_to_goal, empty, empty_fraction, farthest)
+            return (head(frame_latents, latents[goals]) - torch.log1p(steps_to_goal)).pow(2).mean()
     else:
         def loss_of_step(_step: int):
             return loss_on(*_pairs(rng, starts, ends, train_eps, batch_size, goal_max_steps))
@@ -260,7 +288,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
     after = val_loss()
     extra = load_extra_state(run_dir)
     extra["distance_fit"] = {"method": method, "form": model.config.latent_distance_form, "steps": steps, "batch_size": batch_size, "lr": lr, "goal_max_steps": goal_max_steps,
-                             "seed": seed, "data": str(data), "cross_episode": mates is not None,
+                             "seed": seed, "data": str(data), "cross_episode": mates is not None, "empty_fraction": empty_fraction,
                              **({"graph_links": labels.links} if method == "graph" else {}), "val_loss_before": before, "val_loss_after": after}
     world_model.save_checkpoint(model, run_dir, extra_state=extra)
     return DistanceFitResult(steps, steps * batch_size / max(seconds, 1e-9), before, after, len(train_eps))

@@ -134,3 +134,38 @@ def test_a_fresh_head_fit_is_reproducible_by_its_seed(run, tmp_path):
         fit_latent_distance(tmp_path / name, run[1], steps=5, batch_size=32, method="graph", form="metric", seed=3)
         heads.append(world_model.load(tmp_path / name).latent_distance_head.state_dict())
     assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
+
+
+def test_empty_frames_are_the_faded_empty_scene_labelled_farthest():
+    import numpy as np
+
+    from uva_plan.distance_fit import EMPTY_MAX_FADE, empty_frames
+
+    frames, steps, empty = torch.randn(400, 8, 8, 4), torch.arange(400.0), torch.zeros(8, 8, 4)
+    out, target = empty_frames(np.random.default_rng(0), frames, steps, empty, 0.25, 1000.0)
+    chosen = target == 1000.0
+    assert 60 < int(chosen.sum()) < 140  # about a quarter
+    assert torch.equal(out[~chosen], frames[~chosen]) and torch.equal(target[~chosen], steps[~chosen])
+    ratio = out[chosen].flatten(1).norm(dim=1) / frames[chosen].flatten(1).norm(dim=1)
+    assert ratio.max() <= EMPTY_MAX_FADE + 1e-5  # at most a faint trace of the real frame
+
+
+def test_a_fit_with_empty_frames_rates_the_empty_scene_farther_than_any_real_frame(run, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "empty"
+    shutil.copytree(run[0], ckpt)
+    fit_latent_distance(ckpt, run[1], steps=150, batch_size=64, method="graph", form="metric", empty_fraction=0.2)
+    model = world_model.load(ckpt)
+    assert json.loads((ckpt / "config.json").read_text())["extra_state"]["distance_fit"]["empty_fraction"] == 0.2
+    from uva_plan.data import load_replay_buffer
+
+    frames = torch.from_numpy(load_replay_buffer(run[1]).img[:200:10])
+    z = model.encode(frames)
+    empty = model.encode(model.tokenizer.background.mul(255).round().to(torch.uint8)[None])
+    with torch.no_grad():
+        real = model.latent_distance_head(z[:-1], z[1:].flip(0))
+        lost = model.latent_distance_head(empty.expand_as(z[1:]), z[1:].flip(0))
+    assert lost.min() > real.max()
+    with pytest.raises(UserInputError, match="--method graph only"):
+        fit_latent_distance(ckpt, run[1], steps=1, method="td", empty_fraction=0.1)
