@@ -185,6 +185,13 @@ def score(model, cost_name: str, frames: np.ndarray, goals: np.ndarray) -> np.nd
     return np.concatenate(out)
 
 
+def empty_scene(model, n: int) -> np.ndarray:
+    """The tokenizer's median background, ``n`` times: a frame that lost the agent, as an imagined
+    future does where the world model loses it at a wall."""
+    bg = model.tokenizer.background.mul(255).round().to(torch.uint8).cpu().numpy()
+    return np.repeat(bg[None], n, axis=0)
+
+
 def pixel_l2(frames: np.ndarray, goals: np.ndarray) -> np.ndarray:
     diff = (frames.astype(np.float32) - goals.astype(np.float32)) / 255.0
     return (diff ** 2).reshape(len(frames), -1).mean(1)
@@ -234,6 +241,21 @@ def main() -> None:
     for name, s in scores.items():
         table.add_row(name, *(f"{spearmanr(s[m], dist[m]).statistic:.2f}" if m.sum() > 5 else "-" for m in subsets.values()))
     Console(width=max(Console().width, 150)).print(table)  # eight columns: narrower cuts the cost names
+
+    # A frame without the agent should read as far from every goal; where it reads as close, a planner
+    # prefers the candidates whose imagined agent vanished.
+    empty = {"pixel_l2": pixel_l2(empty_scene(model, len(goals)), goals)}
+    empty.update({name: score(model, name, empty_scene(model, len(goals)), goals) for name in FRAME_COSTS})
+    table = Table(title="A frame that lost the agent (the empty scene) scored against each pair's goal: how often "
+                        "it reads as farther than the pair's real frame (100% = never read as progress)")
+    table.add_column("cost")
+    table.add_column(f"all pairs (n={len(dist)})", justify="right")
+    far = dist >= BINS[-1][0]
+    table.add_column(f"pairs {BINS[-1][0]}+ px apart (n={int(far.sum())})", justify="right")
+    for name, s in scores.items():
+        farther = empty[name] > s
+        table.add_row(name, f"{100 * farther.mean():.0f}%", f"{100 * farther[far].mean():.0f}%")
+    Console().print(table)
 
     paths = expert_paths(args.paths, args.seed, model.config.image_size)
     table = Table(title=f"Does the cost fall along the way? {len(paths)} held-out expert paths to the other room "
