@@ -74,8 +74,8 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=PlanSettings.horizon)
     parser.add_argument("--execute", type=int, default=PlanSettings.execute)
     parser.add_argument("--prior-fraction", type=float, default=PlanSettings.prior_fraction)
-    parser.add_argument("--prior-weight", type=float, default=PlanSettings.prior_weight,
-                        help="price of leaving the policy's own plan (planner + prior)")
+    parser.add_argument("--prior-weight", type=float, default=None,
+                        help="price of leaving the policy's own plan (planner + prior; default: the env's, 100 on Wall, 0 on PushT)")
     parser.add_argument("--sweep-method", default="oracle-state",
                         help="method of the planner-settings sweep table (oracle-state: a perfect cost)")
     parser.add_argument("--methods", default="random,greedy,policy,planner,planner+prior,oracle-image,oracle-state",

@@ -327,8 +327,9 @@ def _plan_options(fn):
                      help="Actions executed before replanning."),
         click.option("--prior-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=d.prior_fraction,
                      show_default=True, help="Share of each population drawn from the UVA policy head."),
-        click.option("--prior-weight", type=click.FloatRange(min=0.0), default=d.prior_weight, show_default=True,
-                     help="Price of leaving the policy's own plan, added to the goal cost (planner + prior; 0 = none)."),
+        click.option("--prior-weight", type=click.FloatRange(min=0.0), default=None,
+                     help="Price of leaving the policy's own plan, added to the goal cost (planner + prior; 0 = none) "
+                          "[default: 100 on Wall, 0 on PushT]."),
         click.option("--budget-steps", type=click.IntRange(min=1), default=None,
                      help="Env steps per episode [default: 64 on Wall, 50 on PushT]."),
         click.option("--time-budget", type=click.FloatRange(min=0.0, min_open=True), default=None,
@@ -352,10 +353,11 @@ def _plan_options(fn):
 
 def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget,
               cost, denoise_steps, policy_temperature, model_samples, seed):
-    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
+    from uva_plan.plan_settings import BUDGET_STEPS, PRIOR_WEIGHTS, PlanSettings
 
     return PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
-                        prior_fraction=prior_fraction, prior_weight=prior_weight,
+                        prior_fraction=prior_fraction,
+                        prior_weight=prior_weight if prior_weight is not None else PRIOR_WEIGHTS[env_name],
                         budget_steps=budget_steps or BUDGET_STEPS[env_name],
                         time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
                         policy_temperature=policy_temperature, model_samples=model_samples, seed=seed)
@@ -423,10 +425,10 @@ def goals(env_name, n, seed, out):
 def demo(env_name, episodes, out, seed):
     """The main job in one command: goal-image planning with the shipped checkpoint on a handful of
     held-out goals, against random, greedy and policy-only baselines."""
-    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
+    from uva_plan.plan_settings import BUDGET_STEPS, PRIOR_WEIGHTS, PlanSettings
     from uva_plan.planning import run_planning
 
-    settings = PlanSettings(seed=seed, budget_steps=BUDGET_STEPS[env_name])
+    settings = PlanSettings(seed=seed, budget_steps=BUDGET_STEPS[env_name], prior_weight=PRIOR_WEIGHTS[env_name])
     payload = run_planning(env_name=env_name, checkpoint=None, settings=settings, episodes=episodes,
                            methods=["random", "greedy", "policy", "planner+prior"], out=out)
     click.echo(demo_caption(payload))

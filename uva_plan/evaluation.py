@@ -29,7 +29,7 @@ import torch
 from uva_plan.env_batch import EnvBatch
 from uva_plan.errors import UserInputError
 from uva_plan.goal_costs import make_cost
-from uva_plan.plan_settings import PLANNER_NAMES, PlanSettings  # noqa: F401  (re-exported)
+from uva_plan.plan_settings import PLANNER_NAMES, PlanSettings, prior_weight_for  # noqa: F401  (re-exported)
 
 METHODS = ("random", "greedy", "policy", "planner", "planner+prior", "oracle-image", "oracle-state")
 
@@ -220,10 +220,11 @@ class Evaluator:
 
                 obj = UVAObjective(self.model, None, None, self.cost, num_steps=s.denoise_steps,
                                    model_samples=s.model_samples, generator=gen, encoded=replan_problems())
-            if prior > 0.0 and s.prior_weight > 0.0:
+            weight = prior_weight_for(s, self.env_name)
+            if prior > 0.0 and weight > 0.0:
                 from uva_plan.objective import PolicyAnchoredObjective
 
-                obj = PolicyAnchoredObjective(obj, policy_plan, env.action_low, env.action_high, s.prior_weight)
+                obj = PolicyAnchoredObjective(obj, policy_plan, env.action_low, env.action_high, weight)
             objectives.append(obj)
             return obj
 

@@ -366,3 +366,15 @@ def test_the_policy_anchor_reuses_the_proposals_the_planner_drew(wall_ckpt, tmp_
         assert res.exit_code == 0, res.output
         counts.append(len(calls))
     assert counts[0] == counts[1] > 0
+
+
+def test_the_price_of_leaving_the_policy_defaults_per_env_and_is_recorded(wall_ckpt, tmp_path):
+    from uva_plan.plan_settings import PRIOR_WEIGHTS, PlanSettings, prior_weight_for
+
+    assert prior_weight_for(PlanSettings(), "wall") == PRIOR_WEIGHTS["wall"] == 100.0
+    assert prior_weight_for(PlanSettings(), "pusht") == 0.0
+    assert prior_weight_for(PlanSettings(prior_weight=3.0), "wall") == 3.0
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1",
+                                    "--out", str(tmp_path / "out"), *FAST])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["prior_weight"] == 100.0
