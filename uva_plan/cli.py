@@ -233,7 +233,7 @@ def merge_data(paths, out, held_out_of, overwrite):
 @click.option("--empty-frames", "empty_fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
               show_default=True,
               help="Share of each batch whose frame is replaced by the empty scene (the agent faded out), "
-                   "labelled as far as the farthest goal, so an imagined future that lost the agent never "
+                   "labelled as unreachable, so an imagined future that lost the agent never "
                    "reads as progress (--method graph).")
 @seed_option("Seed of the pair draws.")
 @device_option("Where to fit.")
@@ -329,7 +329,7 @@ def _plan_options(fn):
                      show_default=True, help="Share of each population drawn from the UVA policy head."),
         click.option("--prior-weight", type=click.FloatRange(min=0.0), default=None,
                      help="Price of leaving the policy's own plan, added to the goal cost (planner + prior; 0 = none) "
-                          "[default: 100 on Wall, 0 on PushT]."),
+                          "[default: 100 on Wall with the default cost, else 0]."),
         click.option("--budget-steps", type=click.IntRange(min=1), default=None,
                      help="Env steps per episode [default: 64 on Wall, 50 on PushT]."),
         click.option("--time-budget", type=click.FloatRange(min=0.0, min_open=True), default=None,
@@ -353,14 +353,15 @@ def _plan_options(fn):
 
 def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget,
               cost, denoise_steps, policy_temperature, model_samples, seed):
-    from uva_plan.plan_settings import BUDGET_STEPS, PRIOR_WEIGHTS, PlanSettings
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, prior_weight_for
 
-    return PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
-                        prior_fraction=prior_fraction,
-                        prior_weight=prior_weight if prior_weight is not None else PRIOR_WEIGHTS[env_name],
-                        budget_steps=budget_steps or BUDGET_STEPS[env_name],
-                        time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
-                        policy_temperature=policy_temperature, model_samples=model_samples, seed=seed)
+    settings = PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
+                            prior_fraction=prior_fraction, prior_weight=prior_weight,
+                            budget_steps=budget_steps or BUDGET_STEPS[env_name],
+                            time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
+                            policy_temperature=policy_temperature, model_samples=model_samples, seed=seed)
+    settings.prior_weight = prior_weight_for(settings, env_name)  # the env's measured default, recorded as applied
+    return settings
 
 
 @main.command()
@@ -425,10 +426,10 @@ def goals(env_name, n, seed, out):
 def demo(env_name, episodes, out, seed):
     """The main job in one command: goal-image planning with the shipped checkpoint on a handful of
     held-out goals, against random, greedy and policy-only baselines."""
-    from uva_plan.plan_settings import BUDGET_STEPS, PRIOR_WEIGHTS, PlanSettings
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings
     from uva_plan.planning import run_planning
 
-    settings = PlanSettings(seed=seed, budget_steps=BUDGET_STEPS[env_name], prior_weight=PRIOR_WEIGHTS[env_name])
+    settings = PlanSettings(seed=seed, budget_steps=BUDGET_STEPS[env_name])
     payload = run_planning(env_name=env_name, checkpoint=None, settings=settings, episodes=episodes,
                            methods=["random", "greedy", "policy", "planner+prior"], out=out)
     click.echo(demo_caption(payload))

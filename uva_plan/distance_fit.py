@@ -118,7 +118,7 @@ EMPTY_MAX_FADE = 0.3  # an "empty" frame keeps at most this share of a real fram
 def empty_frames(rng, frames, steps, empty, fraction: float, farthest: float):
     """Replace ``fraction`` of the frame latents ``[N, h, w, c]`` by the empty scene ``empty [h, w, c]``
     (the tokenizer's median background), faded at most ``EMPTY_MAX_FADE`` towards the real frame, and
-    label them ``farthest`` steps from any goal. Why: an imagined future that lost the agent (the
+    label them ``farthest`` steps from any goal (the graph fit passes its "unreachable" label). Why: an imagined future that lost the agent (the
     world model's answer to pushing into a wall) otherwise reads as average or better progress
     (measured on the shipped Wall head: closer than 51-94% of real positions), so the planner picks
     exactly the candidates the model gets wrong."""
@@ -260,7 +260,10 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
         labels = shortest_way_labels(latents, np.asarray(buffer.state), starts, ends, td_eps, reversible,
                                      LAYOUT_TOLERANCE, rng)
 
-        farthest = max(float(d[np.isfinite(d)].max()) for _, _, d in labels.groups if np.isfinite(d).any())
+        from uva_plan.dataset_graph import UNREACHABLE_STEPS
+
+        # A frame without the agent is on no recorded way: it gets the label of a goal no way reaches.
+        farthest = UNREACHABLE_STEPS
         empty = model.encode(model.tokenizer.background.mul(255).round().to(torch.uint8)[None])[0] if empty_fraction else None
 
         def loss_of_step(_step: int):

@@ -27,7 +27,7 @@ BUDGET_STEPS = {"wall": 64, "pusht": 50}
 # env. Wall, measured on 50 held-out cross-room goals with the shipped checkpoint (empty-frame head):
 # 0 -> 76%, 30 -> 74%, 100 -> 86%, 300 -> 86% (the policy alone: 86%); the imagination is still wrong
 # at walls, so the planner should leave the policy's plan only for a clear imagined gain. PushT: not
-# measured with a price, so none.
+# measured with a price, so none. Applied with the default cost only (see prior_weight_for).
 PRIOR_WEIGHTS = {"wall": 100.0, "pusht": 0.0}
 
 
@@ -96,5 +96,9 @@ class PlanSettings:
 
 
 def prior_weight_for(settings: PlanSettings, env_name: str) -> float:
-    """The settings' price of leaving the policy's plan, or the env's measured default."""
-    return settings.prior_weight if settings.prior_weight is not None else PRIOR_WEIGHTS.get(env_name, 0.0)
+    """The settings' price of leaving the policy's plan, or the env's measured default. The default was
+    measured with the default cost (the price is added to it, so its scale matters): another cost gets
+    no price unless one is asked for."""
+    if settings.prior_weight is not None:
+        return settings.prior_weight
+    return PRIOR_WEIGHTS.get(env_name, 0.0) if settings.cost == PlanSettings.cost else 0.0

@@ -149,14 +149,19 @@ class _ActionWarp(nn.Module):
         cell's own correction can hold it where a wall is beside it."""
         b, c, h, w = grid.shape
         r, k = self.radius, 2 * self.radius + 1
-        weights = torch.softmax(logits, dim=1).expand(b, k * k, h * w)  # [B, K^2, h*w] from each source
-        mass = weights * self.importance(grid).clamp(-8, 8).exp().reshape(b, 1, h * w)
+        # Flipped: offset o here SENDS to cell + (-o), so a kernel means the same move as in _move (which
+        # READS from cell + o) and a stepwise run can grow into a splat one with --init-from.
+        weights = torch.softmax(logits.flip(1), dim=1).expand(b, k * k, h * w)  # [B, K^2, h*w] from each source
+        own = self.importance(grid).clamp(-8, 8).exp().reshape(b, 1, h * w)
+        mass = weights * own
         sent = torch.cat([(mass.unsqueeze(1) * grid.reshape(b, c, 1, h * w)).reshape(b, c * k * k, h * w), mass], dim=1)
         # fold sums each source's k x k patch centred on it: destination = source + offset (padded by r)
         arrived = torch.nn.functional.fold(sent, (h + 2 * r, w + 2 * r), k)  # [B, c + 1, h + 2r, w + 2r]: content, then mass
         arrived = _clamp_border(arrived, r)
         content, total = arrived[:, :c], arrived[:, c:]
-        keep = 1e-4  # a cell nothing reaches keeps its own content (the trailing edge of a move)
+        # A cell nothing reaches keeps its own content (the trailing edge of a move); weighted by its own
+        # importance so a shift of every importance changes nothing.
+        keep = 1e-4 * own.reshape(b, 1, h, w)
         return (content + keep * grid) / (total + keep)
 
     def _correction(self, actions: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:

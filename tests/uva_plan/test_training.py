@@ -187,13 +187,16 @@ def test_init_from_keeps_the_runs_weights_and_starts_added_parts_fresh(wall_data
     assert tok and all(torch.equal(before[k], state[k]) for k in tok)
     # The added correction exists and was trained from its zero start; the rest went on from the source.
     assert after.config.action_warp_kernel == "gaussian+local"
+    for name in ("backbone.fuse.weight", "backbone.warp.kernel.0.weight"):
+        assert torch.allclose(state[name], before[name], atol=0.05)  # 3 small steps from the source's weights
     assert not torch.equal(state["backbone.warp.local.2.weight"], torch.zeros_like(state["backbone.warp.local.2.weight"]))
     info = json.loads((grown / "train_config.json").read_text())["train_config"]
     assert info["init_from"] == str(source)
     assert "backbone.warp.local.2" in load_train_state(grown).info["init_from"]["new"]
-    # A run started this way resumes without repeating --init-from.
+    # A run started this way resumes without repeating --init-from, and keeps the record.
     assert train(_config(wall_data, grown, steps=5, resume=True,
                          model_overrides={**warp, "action_warp_kernel": "gaussian+local"})).step == 5
+    assert "backbone.warp.local.2" in load_train_state(grown).info["init_from"]["new"]
 
 
 def test_init_from_refuses_a_run_of_another_size(wall_data, tmp_path):
@@ -206,3 +209,18 @@ def test_init_from_refuses_a_run_of_another_size(wall_data, tmp_path):
     code, text = _cli(["--data", str(wall_data), "--config", "tiny", "--steps", "2", "--out", str(tmp_path / "w2"),
                        "--init-from", str(source), "--tokenizer-steps", "3"])
     assert code == 2 and "--tokenizer-steps" in text
+    code, text = _cli(["--data", str(wall_data), "--config", "tiny", "--steps", "2", "--out", str(tmp_path / "w3"),
+                       "--init-from", str(tmp_path / "nowhere")])
+    assert code == 2 and "--init-from" in text and len(text.splitlines()) == 1
+
+
+def test_init_from_refuses_to_change_what_the_source_has(wall_data, tmp_path):
+    source = tmp_path / "warped"
+    train(_config(wall_data, source, steps=3, model_overrides={"action_warp_radius": 2, "action_warp_kernel": "gaussian"}))
+    # options that leave out the source's warp would drop it: refused, naming what the source has
+    with pytest.raises(UserInputError, match='action_warp_kernel="gaussian", action_warp_radius=2'):
+        train(_config(wall_data, tmp_path / "plain", steps=2, init_from=str(source)))
+    # a setting the options do not name may not change either (here the kernel, back to its default)
+    with pytest.raises(UserInputError, match='made with action_warp_kernel="gaussian"'):
+        train(_config(wall_data, tmp_path / "free", steps=2, init_from=str(source), model_overrides={"action_warp_radius": 2}))
+    assert not (tmp_path / "plain").exists() and not (tmp_path / "free").exists()

@@ -187,8 +187,8 @@ def test_a_splat_warp_keeps_what_is_pushed_past_the_edge_at_the_edge():
     from world_model.tokenizer import unpatchify
 
     warp = _ActionWarp(action_slot=6, radius=1, patch_size=2, channels=4, kind="splat", step_slot=3)
-    with torch.no_grad():  # mean move (dx, dy) = (+1, 0) per frame, narrow
-        warp.kernel[-1].bias.copy_(torch.tensor([1.0, 0.0, -4.0]))
+    with torch.no_grad():  # mean (dx, dy) = (-1, 0): as in the gathering kernels, content moves one cell right
+        warp.kernel[-1].bias.copy_(torch.tensor([-1.0, 0.0, -4.0]))
     current = torch.zeros(1, 8, 8, 4)
     current[0, 3, 2] = 1.0  # an object in the middle
     current[0, 5, 7] = 2.0  # one at the right edge
@@ -201,3 +201,24 @@ def test_a_splat_warp_keeps_what_is_pushed_past_the_edge_at_the_edge():
     moved = unpatchify(warp(torch.zeros(1, 2, 6), current), 2, 4)[0]
     assert moved[1, 5, 7].mean() > 1.9
     assert moved.shape == (2, 8, 8, 4) and torch.isfinite(moved).all()
+    with torch.no_grad():  # only relative importance counts: a shift of every cell's changes nothing
+        warp.importance.weight.zero_()
+        low = unpatchify(warp(torch.zeros(1, 2, 6), current), 2, 4)
+        warp.importance.bias.fill_(-8.0)
+        assert torch.allclose(unpatchify(warp(torch.zeros(1, 2, 6), current), 2, 4), low, atol=1e-5)
+
+
+def test_splat_and_gathering_kernels_mean_the_same_move():
+    from world_model.backbone import _ActionWarp
+    from world_model.tokenizer import unpatchify
+
+    current = torch.zeros(1, 8, 8, 4)
+    current[0, 3, 3] = 1.0
+    ends = []
+    for kind in ("stepwise", "splat"):
+        warp = _ActionWarp(action_slot=3, radius=1, patch_size=2, channels=4, kind=kind, step_slot=3)
+        with torch.no_grad():
+            warp.kernel[-1].bias.copy_(torch.tensor([1.0, 0.0, -4.0]))
+        moved = unpatchify(warp(torch.zeros(1, 1, 3), current), 2, 4)[0, 0].mean(-1)
+        ends.append(divmod(int(moved.argmax()), 8))
+    assert ends[0] == ends[1] != (3, 3)
