@@ -185,13 +185,6 @@ def score(model, cost_name: str, frames: np.ndarray, goals: np.ndarray) -> np.nd
     return np.concatenate(out)
 
 
-def empty_scene(model, n: int) -> np.ndarray:
-    """The tokenizer's median background, ``n`` times: a frame that lost the agent, as an imagined
-    future does where the world model loses it at a wall."""
-    bg = model.tokenizer.background.mul(255).round().to(torch.uint8).cpu().numpy()
-    return np.repeat(bg[None], n, axis=0)
-
-
 def pixel_l2(frames: np.ndarray, goals: np.ndarray) -> np.ndarray:
     diff = (frames.astype(np.float32) - goals.astype(np.float32)) / 255.0
     return (diff ** 2).reshape(len(frames), -1).mean(1)
@@ -244,8 +237,10 @@ def main() -> None:
 
     # A frame without the agent should read as far from every goal; where it reads as close, a planner
     # prefers the candidates whose imagined agent vanished.
-    empty = {"pixel_l2": pixel_l2(empty_scene(model, len(goals)), goals)}
-    empty.update({name: score(model, name, empty_scene(model, len(goals)), goals) for name in FRAME_COSTS})
+    # (the empty scene: the tokenizer's median background, as an imagined future that lost the agent)
+    lost = np.repeat(model.tokenizer.empty_frame().cpu().numpy()[None], len(goals), axis=0)
+    empty = {"pixel_l2": pixel_l2(lost, goals)}
+    empty.update({name: score(model, name, lost, goals) for name in FRAME_COSTS})
     table = Table(title="A frame that lost the agent (the empty scene) scored against each pair's goal: how often "
                         "it reads as farther than the pair's real frame (100% = never read as progress)")
     table.add_column("cost")

@@ -118,9 +118,10 @@ EMPTY_MAX_FADE = 0.3  # an "empty" frame keeps at most this share of a real fram
 def empty_frames(rng, frames, steps, empty, fraction: float, farthest: float):
     """Replace ``fraction`` of the frame latents ``[N, h, w, c]`` by the empty scene ``empty [h, w, c]``
     (the tokenizer's median background), faded at most ``EMPTY_MAX_FADE`` towards the real frame, and
-    label them ``farthest`` steps from any goal (the graph fit passes its "unreachable" label). Why: an imagined future that lost the agent (the
-    world model's answer to pushing into a wall) otherwise reads as average or better progress
-    (measured on the shipped Wall head: closer than 51-94% of real positions), so the planner picks
+    label them ``farthest`` steps from any goal (the graph fit passes its "unreachable" label). Why: an
+    imagined future that lost the agent (the world model's answer to pushing into a wall) otherwise
+    reads as progress (`benchmarks/cost_landscape.py`: the Wall head fitted without it scored the empty
+    scene closer to the goal than the real frame in 98% of pairs 40+ px apart), so the planner picks
     exactly the candidates the model gets wrong."""
     import torch
 
@@ -264,7 +265,7 @@ def fit_latent_distance(checkpoint, data, steps: int = 2000, batch_size: int = 2
 
         # A frame without the agent is on no recorded way: it gets the label of a goal no way reaches.
         farthest = UNREACHABLE_STEPS
-        empty = model.encode(model.tokenizer.background.mul(255).round().to(torch.uint8)[None])[0] if empty_fraction else None
+        empty = model.encode(model.tokenizer.empty_frame()[None])[0] if empty_fraction else None
 
         def loss_of_step(_step: int):
             frames, goals, steps_to_goal = labels.sample(rng, batch_size)

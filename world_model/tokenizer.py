@@ -163,6 +163,11 @@ class FrameTokenizer(nn.Module):
         diff = (images - self.background).abs().amax(dim=-1)
         return 1.0 + self.config.foreground_weight * (diff > self.config.foreground_threshold).float()
 
+    def empty_frame(self) -> torch.Tensor:
+        """The fitted median background as a uint8 frame ``[H, W, 3]``: the scene with nothing that moves
+        (what an imagined future looks like when it has lost the agent); black before ``fit_background``."""
+        return self.background.mul(255).round().to(torch.uint8)
+
     @torch.no_grad()
     def fit_background(self, images: torch.Tensor) -> None:
         """Store the per-pixel median of a sample of dataset frames ``[N, H, W, 3]`` as the background."""

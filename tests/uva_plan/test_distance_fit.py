@@ -162,7 +162,7 @@ def test_a_fit_with_empty_frames_rates_the_empty_scene_farther_than_any_real_fra
 
     frames = torch.from_numpy(load_replay_buffer(run[1]).img[:200:10])
     z = model.encode(frames)
-    empty = model.encode(model.tokenizer.background.mul(255).round().to(torch.uint8)[None])
+    empty = model.encode(model.tokenizer.empty_frame()[None])
     with torch.no_grad():
         real = model.latent_distance_head(z[:-1], z[1:].flip(0))
         lost = model.latent_distance_head(empty.expand_as(z[1:]), z[1:].flip(0))

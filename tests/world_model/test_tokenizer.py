@@ -58,6 +58,8 @@ def test_foreground_weights_follow_the_median_background(tokenizer):
     square = frames[..., 0] > 128
     assert torch.all(w[square] == 1 + tokenizer.config.foreground_weight)
     assert torch.all(w[~square] == 1)
+    empty = tokenizer.empty_frame()  # the median background back as a frame
+    assert empty.dtype == torch.uint8 and empty.shape == (64, 64, 3) and int(empty[0, 0, 0]) == 20
 
 
 def test_a_few_steps_lower_the_loss(tokenizer):
