@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from uva_plan.errors import UserInputError
+from uva_plan.init_from import start_from
 from uva_plan.train_state import (
     TrainState,
     atomic_write_json,
@@ -214,7 +215,7 @@ def train(config: TrainConfig) -> TrainResult:
             first = str(exc).strip().splitlines()[0]
             raise UserInputError(f"the resume state in {out} does not fit this version of the model ({first}); "
                                  "expected a run made with the same model code, or start a new run") from None
-    started_from = (_start_from(model, cfg.init_from, cfg.model_overrides)
+    started_from = (start_from(model, cfg.init_from, cfg.model_overrides)
                     if state is None and cfg.init_from is not None else None)
 
     main = accelerator.is_main_process
@@ -263,50 +264,6 @@ def train(config: TrainConfig) -> TrainResult:
         run.progress.stop()
     result.tokenizer_val = run.info["tokenizer_val"]
     return result
-
-
-def _start_from(model, source: str, overrides: dict) -> dict[str, list[str]]:
-    """``--init-from``: copy a trained run's weights into ``model``, whose design may ADD parts (e.g. a
-    warp's per-cell correction) that then start at their initial values. Anything else that differs
-    from the source (a setting not named in ``overrides``, a part the new design would drop) is refused,
-    so a run never silently trains a different model than the one it starts from. Returns the modules
-    that are new."""
-    from world_model import load
-    from world_model.errors import CheckpointError
-
-    try:
-        src = load(source)
-    except CheckpointError as exc:
-        raise UserInputError(f"--init-from {source}: {exc}") from None
-    if src.config.tokenizer != model.config.tokenizer:
-        raise UserInputError(f"--init-from {source} has a different frame tokenizer; expected a run of the same --config and image size")
-
-    def action_range(config):
-        return [float(v) for v in config.action_low], [float(v) for v in config.action_high]
-
-    if action_range(src.config) != action_range(model.config):
-        raise UserInputError(f"--init-from {source} normalises actions to {src.config.action_low}..{src.config.action_high} but "
-                             f"--data gives {model.config.action_low}..{model.config.action_high}; expected data of the same action range")
-    theirs, ours = src.config.to_dict(), model.config.to_dict()
-    differ = sorted(k for k in ours if k not in ("tokenizer", "env_name") and k not in overrides and theirs.get(k) != ours[k])
-    if differ:
-        shown = ", ".join(f"{k}={json.dumps(theirs.get(k))}" for k in differ)
-        raise UserInputError(f"--init-from {source} was made with {shown}, which these options would change; expected "
-                             f"--model-option for each ({' '.join(f'--model-option {k}=...' for k in differ)})")
-    try:
-        missing, dropped = model.load_state_dict(src.state_dict(), strict=False)
-    except RuntimeError as exc:
-        first = next(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
-        raise UserInputError(f"--init-from {source} does not fit the model these options build ({first}); "
-                             "expected the same sizes, with options that only add parts") from None
-
-    def modules(names):
-        return sorted({name.rsplit(".", 1)[0] for name in names})
-
-    if dropped:
-        raise UserInputError(f"--init-from {source} has parts these options would drop ({', '.join(modules(dropped))}); "
-                             "expected options that keep every part of the source and only add new ones")
-    return {"source": str(source), "new": modules(missing)}
 
 
 def _jsonable(d: dict) -> dict:

@@ -172,6 +172,13 @@ class UVAConfig:
     # Each masked token / action is noised this many times per step (MAR's diffusion_batch_mul): the
     # heads are cheap next to the backbone, so extra noise draws lower the loss variance for little cost.
     diffusion_batch_mul: int = 1
+    # The video loss of a token where the current or the target frame shows something other than the
+    # empty scene (a token farther than video_foreground_threshold, in latent units, from the empty
+    # scene's token: the agent, the wall) counts (1 + video_foreground_weight) times. The agent is one
+    # token in sixteen; a still agent pressed into a wall has a zero residual like the background, so
+    # a weight on changing tokens would not see it (0 = UVA's plain mean).
+    video_foreground_weight: float = 0.0
+    video_foreground_threshold: float = 3.0
     # masked multi-task training
     goal_dropout: float = 0.1
     # With this probability an item's history is its current frame repeated (as at an episode start),
@@ -259,6 +266,8 @@ class UVAConfig:
         _number_in("goal_dropout", self.goal_dropout, 0.0, 1.0)
         _number_in("static_history_prob", self.static_history_prob, 0.0, 1.0)
         _number_in("distance_loss_weight", self.distance_loss_weight, 0.0, 1e3)
+        _number_in("video_foreground_weight", self.video_foreground_weight, 0.0, 1e4)
+        _number_in("video_foreground_threshold", self.video_foreground_threshold, 0.0, 1e4)
         _require(
             isinstance(self.distance_expectile, (int, float)) and 0.0 < self.distance_expectile < 1.0,
             f"distance_expectile is {self.distance_expectile!r}; expected a number in (0, 1)",

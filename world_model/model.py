@@ -193,7 +193,12 @@ class UVA(InputChecks, nn.Module):
         total = torch.zeros((), device=dev)
         if mode.video_loss:
             target = fut_t - self._video_offset(hist_t)
-            video = self.video_head.loss(target[mask], z[mask], generator, cfg.diffusion_batch_mul).mean()
+            per_token = self.video_head.loss(target[mask], z[mask], generator, cfg.diffusion_batch_mul)
+            if cfg.video_foreground_weight > 0:
+                w = self._foreground_token_weights(hist_t[:, -1:], fut_t)[mask]
+                video = (per_token * w).sum() / w.sum()
+            else:
+                video = per_token.mean()
             total = total + video
             logs["video_loss"] = video.item()
         if mode.action_loss:
@@ -227,6 +232,16 @@ class UVA(InputChecks, nn.Module):
         return total, logs
 
     # ---- inference internals ------------------------------------------------------------------
+    def _foreground_token_weights(self, current_t: torch.Tensor, fut_t: torch.Tensor) -> torch.Tensor:
+        """Video-loss weights ``[B, Tf, S]``: ``1 + video_foreground_weight`` at tokens where the current
+        frame ``[B, 1, S, D]`` or the future frame ``[B, Tf, S, D]`` differs from the empty scene."""
+        cfg = self.config
+        with torch.no_grad():
+            empty_t = self.tokenizer.patchify(self.tokenizer.encode(self.tokenizer.empty_frame()[None].to(self.device)))
+            far = cfg.video_foreground_threshold
+            fg = ((fut_t - empty_t.unsqueeze(1)).norm(dim=-1) > far) | ((current_t - empty_t.unsqueeze(1)).norm(dim=-1) > far)
+        return 1.0 + cfg.video_foreground_weight * fg.float()
+
     def _video_offset(self, hist_t: torch.Tensor) -> torch.Tensor:
         """What the video head's samples are added to: the current frame's tokens ``[B, 1, S, D]`` for
         ``video_target="residual"`` (the head models the change), else zero."""

@@ -100,3 +100,31 @@ def test_expectile_loss_is_mse_at_one_half_and_fits_the_lower_envelope_below():
         expectile_loss(x.expand(11), targets, 0.1).mean().backward()
         opt.step()
     assert 1.0 < float(x) < 3.5
+
+
+def test_foreground_weight_marks_object_tokens_and_reweights_only_them():
+    """`video_foreground_weight`: tokens that differ from the empty scene (the tokenizer's fitted
+    background) weigh more in the video loss; a batch showing only the empty scene keeps the plain mean."""
+    torch.manual_seed(0)
+    plain = UVA(tiny_config(video_foreground_threshold=2.0))
+    weighted = UVA(tiny_config(video_foreground_weight=9.0, video_foreground_threshold=2.0))
+    weighted.load_state_dict(plain.state_dict())
+    batch = square_windows(plain, 4)
+    for model in (plain, weighted):
+        model.tokenizer.fit_background(torch.full((1, 64, 64, 3), 20, dtype=torch.uint8))
+        model.freeze_tokenizer()
+    tok = weighted.tokenizer
+    hist_t = tok.patchify(weighted.encode(batch["history"]))
+    fut_t = tok.patchify(weighted.encode(batch["future"]))
+    w = weighted._foreground_token_weights(hist_t[:, -1:], fut_t)
+    assert set(w.unique().tolist()) == {1.0, 10.0}
+    assert (w == 10.0).float().mean() < 0.75  # the square and its neighbourhood, not the whole frame
+    empty = {**batch, "history": torch.full_like(batch["history"], 20), "future": torch.full_like(batch["future"], 20)}
+    assert (weighted._foreground_token_weights(tok.patchify(weighted.encode(empty["history"]))[:, -1:],
+                                               tok.patchify(weighted.encode(empty["future"]))) == 1.0).all()
+
+    def video_loss(model, b):
+        return model.loss(b, mode="forward_dynamics", generator=torch.Generator().manual_seed(0))[1]["video_loss"]
+
+    assert video_loss(weighted, empty) == video_loss(plain, empty)
+    assert abs(video_loss(weighted, batch) - video_loss(plain, batch)) > 1e-6
