@@ -5,8 +5,9 @@ from seed 0), the TRUE action chunk, imagined frames decoded and the agent found
 checked on true frames first, printed). Per horizon and episode kind: agent presence, median position
 error against the simulator, the tokenizer round-trip ceiling and the copy-last-frame baseline; at the
 planner's sampling settings and at temperature 0. Then action sensitivity: full-speed chunks in each
-direction from a still start (within 4 px of the simulator's end), and the video loss with true against
-shuffled actions; and the inverse-dynamics R^2 of the same held-out videos. Writes a PNG per run
+direction from a still start (within 4 px of the simulator's end), an agent resting against an edge or the wall
+and pushed into it (the simulator keeps it in place), and the video loss with true against shuffled
+actions; and the inverse-dynamics R^2 of the same held-out videos. Writes a PNG per run
 (history | true future | imagined): look at it.
 
 PushT checkpoints (the env is read from each checkpoint's config) get held-out pusher and
@@ -45,6 +46,7 @@ from uva_plan.imagination import (  # noqa: E402
     inverse_r2,
     measure_imagination,
     model_env,
+    pressed_test,
     shuffled_action_loss,
 )
 from uva_plan.imagination_pusht import true_frame_check  # noqa: E402
@@ -181,6 +183,20 @@ def _wall_tables(model, path: str, episodes, settings, chunks: int, starts: int,
                                         / (n_all - n_free) if n_all > n_free else float("nan"))
     console.print(table)
 
+    table = Table(title="an agent resting against an edge or the wall, pushed into it for a chunk (the "
+                        "simulator keeps it in place)")
+    for col in ("speed", "against", *(f"present +{model.config.frame_stride * (k + 1)}" for k in range(model.config.n_future)),
+                "in place (within 4 px) at the end", "median err where present", "starts"):
+        table.add_column(col, justify="right")
+    pressed = pressed_test(model)
+    for r in pressed:
+        table.add_row("half" if r.speed_fraction < 1 else "full", r.place, *(f"{100 * v:.0f}%" for v in r.present),
+                      f"{100 * r.held:.0f}%", fmt(r.median_error), str(r.n))
+    summary["pressed"] = [vars(r) for r in pressed]
+    summary["pressed_present_last"] = float(np.mean([r.present[-1] for r in pressed]))
+    summary["pressed_held"] = float(np.mean([r.held for r in pressed]))
+    console.print(table)
+
 
 def _shared_measures(model, path: str, episodes, out: Path | None, summary: dict, console: Console) -> None:
     """Both envs: video loss with true vs shuffled actions, inverse-dynamics R^2, the PNG sheet."""
@@ -235,7 +251,7 @@ def summary_table(summaries: list[dict]) -> Table:
     table = Table(title="summary (planner settings; errors: mean over expert and random of the median)")
     steps = sorted({int(h) for s in summaries for k in s["planner"].values() for h in k})
     for col in ("checkpoint", "present", f"err +{steps[0]}", f"err +{steps[-1]}", "still-start within 4 px",
-                "free / blocked", "blocked: agent missing", "loss shuffled/true", "inverse R^2 expert", "random"):
+                "free / blocked", "blocked: agent missing", "pressed: present / in place", "loss shuffled/true", "inverse R^2 expert", "random"):
         table.add_column(col, justify="right")
     for s in summaries:
         kinds = s["planner"]
@@ -245,6 +261,7 @@ def summary_table(summaries: list[dict]) -> Table:
                       fmt(_pooled(kinds, "median_error", horizons[-1])), f"{100 * s['directions_near']:.0f}%",
                       f"{_pct(s['directions_near_free'])} / {_pct(s['directions_near_blocked'])}",
                       _pct(s.get("directions_missing_blocked", float("nan"))),
+                      f"{_pct(s.get('pressed_present_last', float('nan')))} / {_pct(s.get('pressed_held', float('nan')))}",
                       f"{s['video_loss_shuffled'] / max(s['video_loss_true'], 1e-9):.2f}",
                       fmt(s["inverse_r2"].get("expert", float("nan"))), fmt(s["inverse_r2"].get("random", float("nan"))))
     return table

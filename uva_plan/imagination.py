@@ -262,6 +262,70 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
     return results
 
 
+@dataclass
+class PressResult:
+    place: str
+    speed_fraction: float
+    present: list[float]  # per imagined frame: the fraction of starts whose agent is there
+    median_error: float  # at the last imagined frame, over starts whose agent is there (world units)
+    held: float  # fraction of starts whose last imagined agent is within NEAR_PX of the simulator's (in place)
+    n: int
+
+
+def _press_starts(n: int) -> dict[str, tuple[np.ndarray, tuple[float, float]]]:
+    """Agent centres resting against each edge and against the wall (door at the middle height), and
+    the direction that pushes them into it: ``place -> (xy [n, 2], (dx, dy))``."""
+    from uva_plan.envs import wall_geometry as geo
+
+    along = np.linspace(8.0, 56.0, n)
+    beside_wall = np.concatenate([np.linspace(6.0, 20.0, n // 2), np.linspace(44.0, 58.0, n - n // 2)])
+    off_wall = np.concatenate([np.linspace(6.0, 22.0, n // 2), np.linspace(42.0, 58.0, n - n // 2)])
+    return {
+        "right edge": (np.stack([np.full(n, geo.ARENA_MAX), along], 1), (1.0, 0.0)),
+        "left edge": (np.stack([np.full(n, geo.ARENA_MIN), along], 1), (-1.0, 0.0)),
+        "bottom edge": (np.stack([off_wall, np.full(n, geo.ARENA_MAX)], 1), (0.0, 1.0)),
+        "top edge": (np.stack([off_wall, np.full(n, geo.ARENA_MIN)], 1), (0.0, -1.0)),
+        "wall": (np.stack([np.full(n, geo.LEFT_ROOM_MAX_X), beside_wall], 1), (1.0, 0.0)),
+    }
+
+
+def pressed_test(model, n_starts: int = 12, speed_fractions=(0.5, 1.0), settings: SamplingSettings | None = None,
+                 seed: int = EVAL_SEED) -> list[PressResult]:
+    """An agent resting against an edge or the wall (a still history), pushed into it for a whole chunk:
+    the simulator keeps it where it is; does the imagination? The plainest case of the still-start test's
+    blocked chunks, where imagined agents vanish. Wall only."""
+    if model_env(model) != "wall":
+        raise UserInputError(f"the pressed-agent test is Wall's; this model is {model_env(model)!r}")
+    cfg = model.config
+    settings = settings or SamplingSettings("planner")
+    env = make_env("wall", image_size=cfg.image_size)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    results = []
+    for fraction in speed_fractions:
+        speed = float(env.action_high[0]) * fraction
+        for place, (xy0, (dx, dy)) in _press_starts(n_starts).items():
+            action = np.array([dx * speed, dy * speed], dtype=np.float32)
+            hist, ends = [], []
+            for x, y in xy0:
+                state = np.array([x, y, 32.0])
+                env.set_state(state)
+                hist.append(np.repeat(env.render_state(state)[None], cfg.n_history, axis=0))
+                for _ in range(cfg.chunk_len):
+                    env.step_state(action)
+                ends.append(env.get_state()[:2])
+            acts = np.repeat(action[None, None], len(hist), axis=0).repeat(cfg.chunk_len, axis=1)
+            res = model.forward_dynamics(torch.from_numpy(np.stack(hist)), torch.from_numpy(acts), decode=True,
+                                         num_iters=settings.num_iters, num_steps=settings.num_steps,
+                                         temperature=settings.temperature, generator=gen)
+            xy, present, _ = locate_agent(res.frames.cpu().numpy())
+            err = np.hypot(*(xy[:, -1] - np.stack(ends)).T)  # NaN where the agent is missing
+            found = err[present[:, -1]]
+            results.append(PressResult(place, fraction, present.mean(axis=0).tolist(),
+                                       float(np.median(found)) if found.size else float("nan"),
+                                       float(np.mean(np.nan_to_num(err, nan=np.inf) <= NEAR_PX)), len(hist)))
+    return results
+
+
 def shuffled_action_loss(model, episodes: list[Episode], n_windows: int = 128, seed: int = 0) -> tuple[float, float]:
     """Forward-dynamics video loss with the true action chunks and with chunks shuffled across windows
     (same windows, same noise): a model that uses the actions loses much more when they are wrong."""

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from uva_plan.envs import make_env
+from uva_plan.envs.wall_locate import locate_agent
 from uva_plan.errors import UserInputError
 from uva_plan.imagination import (
     EVAL_SEED,
@@ -18,6 +19,7 @@ from uva_plan.imagination import (
     imagination_sheet,
     inverse_r2,
     measure_imagination,
+    pressed_test,
     shuffled_action_loss,
 )
 from uva_plan.imagination_pusht import PushTHorizonStats, true_frame_check
@@ -197,3 +199,30 @@ def test_direction_test_counts_an_agent_that_vanishes_at_the_wall():
     results = direction_test(_Blank(None), n_starts=4)
     assert all(r.missing_blocked == 1.0 for r in results if r.n > r.n_free)
     assert all(r.near == 0.0 for r in results)
+
+
+class _Pusher(_StandIn):
+    """Carries the agent on with the actions as if nothing stopped it: through edges and walls."""
+
+    def forward_dynamics(self, history, actions, decode=True, **_):
+        env = make_env("wall", image_size=64)
+        out = []
+        for h, a in zip(history.numpy(), actions.numpy()):
+            xy = locate_agent(h[-1])[0]
+            moved = [xy + a[: CONFIG.frame_stride * (k + 1)].sum(axis=0) for k in range(CONFIG.n_future)]
+            # clipped at the frame (as a decoder would), blank where it would sit inside the wall
+            out.append([env.render_state(np.array([*np.clip(p, 3.0, 61.0), 32.0])) if not 27 < p[0] < 37
+                        else np.full((64, 64, 3), 255, np.uint8) for p in moved])
+        return SimpleNamespace(frames=torch.from_numpy(np.asarray(out, np.float32) / 255.0))
+
+
+def test_pressed_test_holds_a_model_that_keeps_the_agent_and_not_one_that_loses_or_carries_it():
+    kept = pressed_test(_StandIn(None), n_starts=4)  # copy-last: exactly what the simulator does here
+    assert {r.place for r in kept} == {"right edge", "left edge", "bottom edge", "top edge", "wall"}
+    assert {r.speed_fraction for r in kept} == {0.5, 1.0}
+    assert all(r.present == [1.0] * CONFIG.n_future and r.held == 1.0 and r.median_error < 0.1 for r in kept)
+    lost = pressed_test(_Blank(None), n_starts=4)
+    assert all(r.present == [0.0] * CONFIG.n_future and r.held == 0.0 for r in lost)
+    carried = {(r.place, r.speed_fraction): r for r in pressed_test(_Pusher(None), n_starts=4)}
+    assert carried[("wall", 1.0)].held == 0.0  # through the wall, or lost inside it
+    assert carried[("right edge", 1.0)].held == 1.0  # clipped at the frame: in place after all
