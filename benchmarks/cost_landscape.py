@@ -29,8 +29,8 @@ def sample_pairs(n: int, seed: int, image_size: int):
     """Random agent positions and goals on held-out door positions: ``(frames, goals, routed distances,
     near_wall, cross_room)``, the masks marking starts whose centre lies within ``NEAR_WALL`` units of the
     wall's faces and goals in the other room."""
-    from uva_plan.envs import wall_geometry as geo
     from uva_plan.envs import make_env
+    from uva_plan.envs import wall_geometry as geo
     from uva_plan.envs.goals import EVAL_SEED_OFFSET
     from uva_plan.envs.wall import sample_position
 
@@ -195,7 +195,7 @@ def main() -> None:
     from rich.table import Table
     from scipy.stats import spearmanr
 
-    from uva_plan.planning import load_model_for_env
+    from uva_plan.model_loading import load_model_for_env
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="RUN_DIR (default: the shipped Wall checkpoint)")

@@ -58,8 +58,8 @@ def main() -> None:
 
     from uva_plan.envs.goals import protocol_goals
     from uva_plan.evaluation import Evaluator
+    from uva_plan.model_loading import load_model_for_env
     from uva_plan.plan_settings import BUDGET_STEPS, PLANNER_NAMES, PlanSettings
-    from uva_plan.planning import load_model_for_env
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="wall", choices=["wall", "pusht"])

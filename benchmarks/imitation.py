@@ -148,8 +148,8 @@ def main() -> None:
     from rich.table import Table
 
     from uva_plan import imitation as im
+    from uva_plan.model_loading import default_checkpoint, load_model_for_env
     from uva_plan.plan_settings import PlanSettings
-    from uva_plan.planning import default_checkpoint, load_model_for_env
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=["wall", "pusht"], default="wall")

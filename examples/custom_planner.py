@@ -21,8 +21,8 @@ from planners import SamplingPlanner, run_mpc
 from uva_plan.env_batch import EnvBatch
 from uva_plan.envs.goals import protocol_goals
 from uva_plan.goal_costs import GoalCost, LatentL2, TemporalDistance, Trajectory
+from uva_plan.model_loading import load_model_for_env
 from uva_plan.objective import UVAObjective
-from uva_plan.planning import load_model_for_env
 
 
 @dataclass

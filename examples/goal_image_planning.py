@@ -18,9 +18,9 @@ from planners import CEM, run_mpc
 from uva_plan.env_batch import EnvBatch
 from uva_plan.envs.goals import protocol_goals
 from uva_plan.goal_costs import make_cost
+from uva_plan.model_loading import load_model_for_env
 from uva_plan.objective import PolicyProposals, UVAObjective
 from uva_plan.plan_settings import PlanSettings
-from uva_plan.planning import load_model_for_env
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ def record_demo(steps: int = 40, seed: int = 123):
 
 def main() -> None:
     from uva_plan import imitation as im
-    from uva_plan.planning import load_model_for_env
+    from uva_plan.model_loading import load_model_for_env
     from uva_plan.videos import load_video
     from uva_plan.viz import side_by_side_gif, write_gif
 

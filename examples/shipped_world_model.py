@@ -16,7 +16,7 @@ import torch
 import world_model
 from uva_plan.envs import make_env
 from uva_plan.envs.wall_locate import locate_agent
-from uva_plan.planning import default_checkpoint
+from uva_plan.model_loading import default_checkpoint
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ Methods (``METHODS``):
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,28 +28,16 @@ import torch
 from uva_plan.env_batch import EnvBatch
 from uva_plan.errors import UserInputError
 from uva_plan.goal_costs import make_cost
-from uva_plan.plan_settings import PLANNER_NAMES, PlanSettings, prior_weight_for  # noqa: F401  (re-exported)
+from uva_plan.plan_settings import (  # noqa: F401  (PLANNER_NAMES, make_planner re-exported)
+    MODEL_SEED_STRIDE,
+    PLANNER_NAMES,
+    PlanSettings,
+    batch_seed,
+    make_planner,
+    prior_weight_for,
+)
 
 METHODS = ("random", "greedy", "policy", "planner", "planner+prior", "oracle-image", "oracle-state")
-
-
-def make_planner(settings: PlanSettings, prior_fraction: float):
-    """The planner named in the settings, at the settings' population and iteration count."""
-    from planners import CEM, CMAES, ICEM, MPPI, GradientPlanner, RandomShooting
-
-    n, it = settings.samples, settings.iters
-    elites = max(2, n // 8)
-    builders = {  # one entry per PLANNER_NAMES: an unknown name is an error, never a silent fallback
-        "cem": lambda: CEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction),
-        "icem": lambda: ICEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction),
-        "mppi": lambda: MPPI(population=n, iterations=it, prior_fraction=prior_fraction),
-        "cmaes": lambda: CMAES(population=n, iterations=it, prior_fraction=prior_fraction),
-        "gradient": lambda: GradientPlanner(n_starts=max(1, n // 16), iterations=it, prior_fraction=prior_fraction),
-        "random": lambda: RandomShooting(population=n, iterations=it, prior_fraction=prior_fraction),
-    }
-    if settings.planner not in builders:
-        raise UserInputError(f"unknown planner {settings.planner!r}; expected one of {', '.join(builders)}")
-    return builders[settings.planner]()
 
 
 @dataclass
@@ -113,13 +100,18 @@ class Evaluator:
             settings.validate(model.config.chunk_len)
             self.n_history = model.config.n_history
             self.frame_stride = model.config.frame_stride
-        else:
-            self.n_history, self.frame_stride = 4, 4
+        else:  # no model (the simulator oracles): the world model's default window, not numbers of our own
+            from dataclasses import fields
+
+            from world_model.config import UVAConfig
+
+            defaults = {f.name: f.default for f in fields(UVAConfig)}
+            self.n_history, self.frame_stride = defaults["n_history"], defaults["frame_stride"]
         self.cost = make_cost(settings.cost)
 
     # ----------------------------------------------------------------------------------- helpers
     def _generator(self, offset: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.settings.seed * 1_000_003 + offset)
+        return torch.Generator().manual_seed(self.settings.seed * MODEL_SEED_STRIDE + offset)
 
     def _goal_frames(self, goals) -> np.ndarray:
         from uva_plan.envs import make_env
@@ -274,7 +266,7 @@ class Evaluator:
             planner, make_objective, batch.step, batch_size=len(goals), horizon=s.horizon,
             action_dim=len(env.action_low), low=torch.as_tensor(env.action_low), high=torch.as_tensor(env.action_high),
             n_execute=s.execute, budget_steps=s.budget_steps, proposals_fn=proposals_fn,
-            seed=s.seed * 7919 + first, on_replan=on_replan, time_budget=s.time_budget,
+            seed=batch_seed(s.seed, first), on_replan=on_replan, time_budget=s.time_budget,
         )
         seconds = (time.perf_counter() - t0) / max(out.n_replans, 1)
         return seconds, calls[0], EpisodeTrace(imagined, cost_stats)
@@ -282,7 +274,7 @@ class Evaluator:
     def _run_reactive(self, method, batch: EnvBatch, goals, goal_frames, first):
         s = self.settings
         env = batch.envs[0]
-        rng = np.random.default_rng(s.seed * 7919 + first)
+        rng = np.random.default_rng(batch_seed(s.seed, first))
         controllers = None
         if method == "greedy":
             from uva_plan.envs.policies import make_policy
@@ -316,12 +308,3 @@ class Evaluator:
             replans += 1
             batch.step(acts)
         return t_total / max(replans, 1), 0, None
-
-
-def summarise(results: Sequence[MethodResult]) -> dict:
-    """``{method: summary}`` with the fields results.json promises."""
-    return {r.method: r.summary() for r in results}
-
-
-def is_nan(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))

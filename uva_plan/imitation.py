@@ -153,8 +153,9 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
 
     from uva_plan.envs import env_name as canonical_env_name
     from uva_plan.envs import make_env
+    from uva_plan.json_files import atomic_write_json
+    from uva_plan.model_loading import load_model_for_env
     from uva_plan.plan_settings import PlanSettings
-    from uva_plan.planning import load_model_for_env, write_json_atomic
     from uva_plan.progress import progress_bar
     from uva_plan.videos import load_video
     from uva_plan.viz import side_by_side_gif
@@ -248,7 +249,7 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
                 if executed is None:
                     executed = rollout
 
-    write_json_atomic(out / "results.json", payload)
+    atomic_write_json(out / "results.json", payload, allow_nan=True)
     if executed is not None:
         side_by_side_gif(out / "imitation.gif", vid.frames, executed.frames[0], labels=("demo", mode))
     labels_line = "action R^2 " + ("-" if payload["action_r2"] is None else f"{payload['action_r2']:.3f}")

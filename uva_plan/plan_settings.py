@@ -31,6 +31,28 @@ BUDGET_STEPS = {"wall": 64, "pusht": 50}
 PRIOR_WEIGHTS = {"wall": 100.0, "pusht": 0.0}
 
 
+# Per-batch random streams: a batch of episodes draws its planner noise from ``seed * BATCH_SEED_STRIDE +
+# first episode`` and its world-model samples from ``seed * MODEL_SEED_STRIDE + offset`` (primes, so
+# neighbouring --seed values and batches never share a stream).
+BATCH_SEED_STRIDE = 7919
+MODEL_SEED_STRIDE = 1_000_003
+
+
+def batch_seed(seed: int, first: int) -> int:
+    """The planner seed of the batch whose first episode is ``first``."""
+    return int(seed) * BATCH_SEED_STRIDE + int(first)
+
+
+# The knobs `uva-plan plan` / `demo` set from an option of the same name: messages name both, so a CLI
+# user and a Python caller each recognise theirs.
+CLI_FLAGS = ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples",
+             "prior_fraction", "prior_weight", "policy_temperature", "time_budget")
+
+
+def _flag(name: str) -> str:
+    return f" (--{name.replace('_', '-')})" if name in CLI_FLAGS else ""
+
+
 @dataclass
 class PlanSettings:
     """Knobs of one evaluation. Defaults are the measured CPU defaults (see the README's figures)."""
@@ -77,22 +99,22 @@ class PlanSettings:
         for name in ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples",
                      "batch_episodes"):
             if getattr(self, name) < 1:
-                raise UserInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise UserInputError(f"{name}{_flag(name)} must be >= 1, got {getattr(self, name)}")
         if self.samples < 4:
-            raise UserInputError(f"samples must be >= 4 (a population needs elites), got {self.samples}")
+            raise UserInputError(f"samples{_flag('samples')} must be >= 4 (a population needs elites), got {self.samples}")
         if self.horizon % chunk_len:
-            raise UserInputError(f"horizon {self.horizon} must be a multiple of the model's chunk length {chunk_len}")
+            raise UserInputError(f"horizon {self.horizon}{_flag('horizon')} must be a multiple of the model's chunk length {chunk_len}")
         if self.execute > self.horizon:
-            raise UserInputError(f"execute ({self.execute}) must be <= horizon ({self.horizon})")
+            raise UserInputError(f"execute {self.execute}{_flag('execute')} must be <= horizon {self.horizon}{_flag('horizon')}")
         if not 0.0 <= self.prior_fraction < 1.0:
-            raise UserInputError(f"prior_fraction must be in [0, 1), got {self.prior_fraction}")
+            raise UserInputError(f"prior_fraction{_flag('prior_fraction')} must be in [0, 1), got {self.prior_fraction}")
         if self.prior_weight is not None and (isinstance(self.prior_weight, bool) or not (
                 isinstance(self.prior_weight, (int, float)) and 0.0 <= self.prior_weight < float("inf"))):
-            raise UserInputError(f"prior_weight is {self.prior_weight!r}; expected a finite number >= 0, or None for the env's default")
+            raise UserInputError(f"prior_weight{_flag('prior_weight')} is {self.prior_weight!r}; expected a finite number >= 0, or None for the env's default")
         if not (isinstance(self.policy_temperature, (int, float)) and 0.0 <= self.policy_temperature <= 10.0):
-            raise UserInputError(f"policy_temperature must be in [0, 10], got {self.policy_temperature}")
+            raise UserInputError(f"policy_temperature{_flag('policy_temperature')} must be in [0, 10], got {self.policy_temperature}")
         if self.time_budget is not None and not self.time_budget > 0:
-            raise UserInputError(f"time_budget must be > 0 seconds, got {self.time_budget}")
+            raise UserInputError(f"time_budget{_flag('time_budget')} must be > 0 seconds, got {self.time_budget}")
 
 
 def prior_weight_for(settings: PlanSettings, env_name: str) -> float:
@@ -102,3 +124,22 @@ def prior_weight_for(settings: PlanSettings, env_name: str) -> float:
     if settings.prior_weight is not None:
         return settings.prior_weight
     return PRIOR_WEIGHTS.get(env_name, 0.0) if settings.cost == PlanSettings.cost else 0.0
+
+
+def make_planner(settings: PlanSettings, prior_fraction: float):
+    """The planner named in the settings, at the settings' population and iteration count."""
+    from planners import CEM, CMAES, ICEM, MPPI, GradientPlanner, RandomShooting
+
+    n, it = settings.samples, settings.iters
+    elites = max(2, n // 8)
+    builders = {  # one entry per PLANNER_NAMES: an unknown name is an error, never a silent fallback
+        "cem": lambda: CEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction),
+        "icem": lambda: ICEM(population=n, n_elites=elites, iterations=it, prior_fraction=prior_fraction),
+        "mppi": lambda: MPPI(population=n, iterations=it, prior_fraction=prior_fraction),
+        "cmaes": lambda: CMAES(population=n, iterations=it, prior_fraction=prior_fraction),
+        "gradient": lambda: GradientPlanner(n_starts=max(1, n // 16), iterations=it, prior_fraction=prior_fraction),
+        "random": lambda: RandomShooting(population=n, iterations=it, prior_fraction=prior_fraction),
+    }
+    if settings.planner not in builders:
+        raise UserInputError(f"unknown planner {settings.planner!r}; expected one of {', '.join(builders)}")
+    return builders[settings.planner]()

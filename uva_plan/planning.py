@@ -3,49 +3,13 @@ write results.json, GIFs and the cost plot, print the comparison table."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from uva_plan.errors import UserInputError
-
-DEFAULT_CHECKPOINTS = Path(__file__).parent / "checkpoints"
-
-
-def default_checkpoint(env_name: str) -> Path:
-    """The small checkpoint shipped inside the package for ``env_name``."""
-    path = DEFAULT_CHECKPOINTS / env_name
-    if not (path / "model.safetensors").is_file():
-        raise UserInputError(
-            f"no shipped checkpoint for env {env_name!r} (looked in {path}); train one with "
-            f"`uva-plan train` and pass --checkpoint RUN_DIR"
-        )
-    return path
-
-
-def load_model_for_env(checkpoint: str | Path | None, env_name: str, device: str = "cpu"):
-    """Load a UVA checkpoint and check that it was trained on ``env_name``."""
-    import world_model
-
-    path = Path(checkpoint) if checkpoint is not None else default_checkpoint(env_name)
-    model = world_model.load(path, device=device)
-    trained_on = getattr(model.config, "env_name", None)
-    if trained_on and trained_on != env_name:
-        raise UserInputError(
-            f"checkpoint {path} was trained on env {trained_on!r}; expected a checkpoint for {env_name!r}"
-        )
-    model.eval()
-    return model
-
-
-def write_json_atomic(path: Path, data) -> None:
-    """Atomic, readable under the user's umask (results.json is for colleagues too)."""
-    from world_model.files import atomic_write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+from uva_plan.json_files import atomic_write_json
+from uva_plan.model_loading import load_model_for_env
 
 
 def results_table(summary: dict, title: str):
@@ -155,7 +119,7 @@ def run_planning(
         "goal_source": "image" if goal_image else ("file" if goals_file else "protocol"),
         "methods": summary,
     }
-    write_json_atomic(out / "results.json", payload)
+    atomic_write_json(out / "results.json", payload, allow_nan=True)
     console.print(results_table(summary, f"Goal-image planning on {env_name} ({len(goals)} goals)"))
     console.print(f"Results, GIFs and the cost plot are in {out}/")
     return payload

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from uva_plan.errors import UserInputError
+from uva_plan.json_files import atomic_write_json  # noqa: F401  (importable from here as before)
 from world_model.files import atomic_write_bytes
 
 STATE_FORMAT = "uva-plan-train-state"
@@ -47,10 +48,6 @@ class TrainState:
     scheduler: dict[str, Any] | None = None
     ema: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, allow_nan=False) + "\n").encode())
 
 
 def has_train_state(run_dir: str | os.PathLike) -> bool:

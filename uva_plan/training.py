@@ -34,6 +34,7 @@ import torch
 
 from uva_plan.errors import UserInputError
 from uva_plan.init_from import start_from
+from uva_plan.step_loop import StepReport, run_steps
 from uva_plan.train_state import (
     TrainState,
     atomic_write_json,
@@ -298,24 +299,25 @@ def _train_tokenizer(run: _Run, model, buffer, train_eps, val_eps, state: TrainS
         meter = LossMeter(["tokenizer"], TOKENIZER_TERMS)
         run.progress.start("tokenizer", steps, start)
         tok.train()
-        for step in range(start, steps):
+
+        def loss_of_step(step: int):
             torch.manual_seed(step_seed(cfg.seed, 1, step, run.rank))
             ids = np.sort(train_frames[sampler.indices(step, cfg.tokenizer_batch_size, run.rank, run.world)])
-            loss, logs = wrapped(torch.from_numpy(images[ids]).to(device))
-            run.accelerator.backward(loss)
-            run.accelerator.clip_grad_norm_(tok.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            meter.add("tokenizer", logs)
-            done = step + 1
-            if done % cfg.log_every == 0 or done == steps:
+            return wrapped(torch.from_numpy(images[ids]).to(device))
+
+        def bookkeeping(r: StepReport) -> None:
+            meter.add("tokenizer", r.logs)
+            if r.done % cfg.log_every == 0 or r.done == steps:
                 means = meter.read(run.accelerator)["tokenizer"]
-                run.log.write(stage="tokenizer", step=done, lr=scheduler.get_last_lr()[0], **means, time=time.time())
-                run.progress.update(done, {"loss": means["tokenizer_loss"], "mse": means["mse"]})
-            if done % cfg.save_every == 0 and done < steps:
-                run.save_state(TrainState("tokenizer", done, model.state_dict(), optimizer.state_dict(),
+                run.log.write(stage="tokenizer", step=r.done, lr=scheduler.get_last_lr()[0], **means, time=time.time())
+                run.progress.update(r.done, {"loss": means["tokenizer_loss"], "mse": means["mse"]})
+            if r.done % cfg.save_every == 0 and r.done < steps:
+                run.save_state(TrainState("tokenizer", r.done, model.state_dict(), optimizer.state_dict(),
                                           scheduler.state_dict(), None, run.info))
+
+        run_steps(loss_of_step, tok.parameters(), optimizer, scheduler, steps=steps, start=start,
+                  clip_norm=cfg.grad_clip, backward=run.accelerator.backward, clip=run.accelerator.clip_grad_norm_,
+                  report=bookkeeping, what="tokenizer")
         run.progress.stop()
 
     model.freeze_tokenizer()
@@ -393,28 +395,22 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
     run.progress.start("world model", cfg.steps, start)
     model.train()
     model.tokenizer.eval()
-    for step in range(start, end):
-        t0 = time.perf_counter()
+
+    def loss_of_step(step: int):
         torch.manual_seed(step_seed(cfg.seed, 2, step, run.rank))
         items = []
         for i, epoch in zip(*sampler.draw(step, cfg.batch_size, run.rank, run.world)):
             train_set.set_epoch(int(epoch))  # new hindsight goals each epoch, the same ones on resume
             items.append(train_set[int(i)])
-        loss, logs = wrapped(collate(items, device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {float(loss)} at step {step + 1} ({logs['mode']}); lower --lr or check the data")
-        accelerator.backward(loss)
-        grad_norm = float(accelerator.clip_grad_norm_(params, cfg.grad_clip))
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(params)
-        train_time += time.perf_counter() - t0
-        train_samples += cfg.batch_size * run.world
-        meter.add(logs["mode"], logs)
-        meter.add("all", {"grad_norm": grad_norm})
-        done = step + 1
+        return wrapped(collate(items, device))
 
+    def bookkeeping(r: StepReport) -> None:
+        nonlocal train_time, train_samples, val_losses
+        train_time += r.seconds
+        train_samples += cfg.batch_size * run.world
+        meter.add(r.logs["mode"], r.logs)
+        meter.add("all", {"grad_norm": r.grad_norm})
+        done = r.done
         if done % cfg.log_every == 0 or done == end:
             means = meter.read(accelerator)
             grad = means.pop("all")["grad_norm"]
@@ -437,6 +433,10 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
                 save_checkpoint(ema_model, run.out, extra_state={"step": done, "train_config": run.info["train_config"]})
             run.save_state(TrainState("world_model", done, model.state_dict(), optimizer.state_dict(),
                                       scheduler.state_dict(), ema.state_dict(), run.info))
+
+    run_steps(loss_of_step, params, optimizer, scheduler, steps=end, start=start, clip_norm=cfg.grad_clip,
+              backward=accelerator.backward, clip=accelerator.clip_grad_norm_, after_step=lambda: ema.step(params),
+              report=bookkeeping, what="training")
     run.progress.stop()
 
     if cfg.replica_digest_dir:

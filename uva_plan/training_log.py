@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from world_model.files import atomic_write_bytes
 from uva_plan.training_config import SHORT_MODE_NAMES
+from world_model.files import atomic_write_bytes
 
 
 class MetricsLog:

@@ -72,7 +72,7 @@ def _read_config(run_dir: Path) -> dict:
     if not run_dir.is_dir():
         raise CheckpointError(f"no checkpoint directory at {run_dir}; expected a folder with {WEIGHTS_FILE} and {CONFIG_FILE}")
     if not path.is_file():
-        raise CheckpointError(f"{path} is missing; expected {CONFIG_FILE} next to {WEIGHTS_FILE} (written by `uva-plan train` or world_model.save_checkpoint)")
+        raise CheckpointError(f"{path} is missing; expected {CONFIG_FILE} next to {WEIGHTS_FILE} (a run folder of `uva-plan train`)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -156,7 +156,7 @@ def test_a_missing_gpu_is_one_line_for_every_command(tmp_path, command, monkeypa
 def test_a_failed_plan_leaves_no_output_folder(wall_ckpt, tmp_path):
     out = tmp_path / "o"
     res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--horizon", "10", "--out", str(out)])
-    assert res.exit_code == 2 and "horizon 10 must be a multiple" in res.output
+    assert res.exit_code == 2 and "horizon 10 (--horizon) must be a multiple" in res.output
     assert not out.exists()
 
 

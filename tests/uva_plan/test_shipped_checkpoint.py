@@ -12,7 +12,7 @@ import torch
 
 from uva_plan.envs.wall_locate import locate_agent
 from uva_plan.imagination import heldout_episodes
-from uva_plan.planning import DEFAULT_CHECKPOINTS, load_model_for_env
+from uva_plan.model_loading import DEFAULT_CHECKPOINTS, load_model_for_env
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -25,3 +25,24 @@ def test_a_non_finite_loss_names_the_stage_and_step_and_stops_before_the_update(
     with pytest.raises(FloatingPointError, match="distance fit loss became nan at step 2"):
         run_steps(lambda step: losses[step], [w], opt, sched, steps=2, what="distance fit")
     assert float(w) == pytest.approx(0.8)  # only the first step was taken
+
+
+def test_run_steps_starts_where_told_passes_logs_and_grad_norms_and_names_the_mode():
+    """The training stages' use: resume at a step, losses with their terms, accelerate's backward."""
+    w = torch.nn.Parameter(torch.tensor(3.0))
+    opt = torch.optim.SGD([w], lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    reports, backwards = [], []
+
+    def backward(loss):
+        backwards.append(1)
+        loss.backward()
+
+    run_steps(lambda step: ((w - 1.0) ** 2, {"mode": "policy", "step": step}), [w], opt, sched, steps=5, start=2,
+              clip_norm=100.0, backward=backward, report=reports.append)
+    assert [r.done for r in reports] == [3, 4, 5] and [r.logs["step"] for r in reports] == [2, 3, 4]
+    assert len(backwards) == 3
+    assert reports[0].grad_norm == pytest.approx(4.0)  # |d/dw (w - 1)^2| at w = 3, before clipping
+    assert all(r.seconds > 0 for r in reports)
+    with pytest.raises(FloatingPointError, match=r"training loss became nan at step 1 \(policy\)"):
+        run_steps(lambda step: (w * float("nan"), {"mode": "policy"}), [w], opt, sched, steps=1, what="training")
