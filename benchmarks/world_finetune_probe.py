@@ -64,8 +64,8 @@ def constant_chunk_accuracy(model, speed: float, moving: bool, n: int = 48, seed
 def main() -> None:
     import world_model
     from uva_plan.data import WindowDataset, WindowSpec
-    from uva_plan.distance_fit import encode_buffer, load_run_and_data
     from uva_plan.finetuning import finetune_windows
+    from uva_plan.run_data import encode_buffer, load_run_and_data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="uva_plan/checkpoints/wall")

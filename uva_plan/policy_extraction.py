@@ -91,9 +91,9 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
 
     import world_model
     from uva_plan.data import WindowDataset, WindowSpec
-    from uva_plan.distance_fit import encode_buffer, episodes_of_run, load_run_and_data
     from uva_plan.finetuning import finetune_windows
     from uva_plan.progress import progress_bar
+    from uva_plan.run_data import encode_buffer, episodes_of_run, load_run_and_data
     from world_model.checkpoint import load_extra_state
 
     if method not in EXTRACT_METHODS:

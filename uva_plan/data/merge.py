@@ -15,7 +15,7 @@ from uva_plan.errors import UserInputError
 
 def _training_episodes(run_dir: Path, data: Path, n_episodes: int) -> list[int] | None:
     """The episodes of ``data`` that ``run_dir`` trained on, or None when it was trained on other data."""
-    from uva_plan.training import RUN_FILE
+    from uva_plan.training_config import RUN_FILE
 
     info_path = run_dir / RUN_FILE
     if not info_path.is_file():
