@@ -284,7 +284,10 @@ class Evaluator:
                 pol = make_policy(self.env_name, "greedy", seed=s.seed + first + i)
                 pol.reset(np.asarray(g.start_state), goal_state=np.asarray(g.goal_state))
                 controllers.append(pol)
-        goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
+        goal_latents = None
+        if method == "policy":  # the goal is encoded once per batch, not at every replan
+            with torch.no_grad():
+                goal_latents = self.model.encode(torch.from_numpy(np.ascontiguousarray(goal_frames)))
         gen = self._generator(first)
         replans, t_total = 0, 0.0
         while batch.steps < s.budget_steps:
@@ -300,7 +303,7 @@ class Evaluator:
                 acts = rng.uniform(env.action_low, env.action_high, size=(len(goals), n, len(env.action_low)))
             else:
                 with torch.no_grad():
-                    chunk = self.model.policy(batch.history(self.n_history, self.frame_stride), goal=goal_tensor,
+                    chunk = self.model.policy(batch.history(self.n_history, self.frame_stride), goal_latents=goal_latents,
                                               num_samples=1, num_steps=s.denoise_steps,
                                               temperature=s.policy_temperature, generator=gen)
                 acts = chunk[:, 0, :n].numpy()
