@@ -13,7 +13,7 @@ def test_run_steps_descends_and_calls_its_hooks_once_per_step():
     seen, after = [], []
     run_steps(lambda step: (w - 1.0) ** 2, [w], opt, sched, steps=50, clip_norm=10.0,
               after_step=lambda: after.append(1), progress=lambda step, loss: seen.append((step, loss)))
-    assert abs(float(w) - 1.0) < 1e-3 and len(after) == 50 and [s for s, _ in seen] == list(range(1, 51))
+    assert abs(float(w.detach()) - 1.0) < 1e-3 and len(after) == 50 and [s for s, _ in seen] == list(range(1, 51))
     assert seen[-1][1] < seen[0][1]
 
 
