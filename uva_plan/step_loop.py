@@ -41,7 +41,7 @@ def run_steps(loss_of_step: Callable[[int], object], params, optimizer, schedule
         loss, logs = out if isinstance(out, tuple) else (out, {})
         if not torch.isfinite(loss):
             mode = f" ({logs['mode']})" if "mode" in logs else ""
-            raise FloatingPointError(f"{what} loss became {float(loss)} at step {step + 1}{mode}; lower the learning rate")
+            raise FloatingPointError(f"{what} loss became {float(loss.detach())} at step {step + 1}{mode}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
         backward(loss)
         grad_norm = float(clip(params, clip_norm)) if clip_norm is not None else None
