@@ -24,7 +24,8 @@ from torch import nn  # noqa: E402
 
 import world_model  # noqa: E402
 from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer  # noqa: E402
-from uva_plan.imagination import SamplingSettings, direction_test, heldout_episodes, measure_imagination  # noqa: E402
+from uva_plan.imagination import (  # noqa: E402
+    SamplingSettings, direction_test, heldout_episodes, measure_imagination, pressed_test)
 
 
 class ConvForward(nn.Module):
@@ -114,8 +115,17 @@ def main() -> None:
         for h in rep.horizons:
             print(f"{rep.kind:7s} +{h.steps:2d}: present {100 * h.present:.0f}%  median err {h.median_error:.2f}  "
                   f"copy-last {h.copy_last_error:.2f}")
-    near = [d.near for d in direction_test(model)]
-    print(f"still-start full-speed chunks within 4 px: {100 * np.mean(near):.0f}%  ({near})")
+    dirs = direction_test(model, settings=SamplingSettings("deterministic"))
+    print(f"still-start full-speed chunks within 4 px: {100 * np.mean([d.near for d in dirs]):.0f}%")
+    for d in dirs:
+        print(f"  {d.direction:5s} near {100 * d.near:.0f}%  free {100 * d.near_free:.0f}% ({d.n_free})  "
+              f"blocked {100 * d.near_blocked:.0f}%  blocked missing {100 * d.missing_blocked:.0f}%")
+    press = pressed_test(model, settings=SamplingSettings("deterministic"))
+    print(f"pressed: present {100 * np.mean([p.present[-1] for p in press]):.0f}%  "
+          f"in place {100 * np.mean([p.held for p in press]):.0f}%")
+    for p in press:
+        print(f"  {p.place:12s} speed {p.speed_fraction:.1f}: present {100 * p.present[-1]:.0f}%  "
+              f"in place {100 * p.held:.0f}%  median err {p.median_error:.1f}")
 
 
 if __name__ == "__main__":

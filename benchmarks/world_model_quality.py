@@ -233,7 +233,7 @@ def throughput(config_name: str, steps: int) -> dict[str, float]:
     params = model.world_parameters()
     opt = torch.optim.AdamW(params, lr=1e-4)
 
-    wm = _items_per_second(lambda: model.loss(batch)[0], opt=opt, steps=steps, per_step=b)
+    wm = _items_per_second(lambda: model(batch)[0], opt=opt, steps=steps, per_step=b)
 
     tok.requires_grad_(True)
     tok.train()
@@ -241,7 +241,7 @@ def throughput(config_name: str, steps: int) -> dict[str, float]:
     images = torch.randint(0, 256, (tb, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8)
     topt = torch.optim.AdamW(tok.parameters(), lr=1e-3)
 
-    tk = _items_per_second(lambda: tok.loss(images)[0], opt=topt, steps=steps, per_step=tb)
+    tk = _items_per_second(lambda: tok(images)[0], opt=topt, steps=steps, per_step=tb)
     n_params = sum(p.numel() for p in params)
     return {
         "params": n_params,

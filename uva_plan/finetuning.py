@@ -71,10 +71,7 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
         batch = collate(items, device)
         if weight_fn is not None and MODES[mode].action_loss:
             batch["action_weights"] = weight_fn(batch)
-        loss = tuned.loss(batch, mode=mode, generator=gen)[0]
-        if not torch.isfinite(loss):  # run_steps would stop too, but without naming the mode
-            raise FloatingPointError(f"{mode} fine-tuning loss became {float(loss)} at step {step + 1}; lower the learning rate")
-        return loss
+        return tuned(batch, mode=mode, generator=gen)  # (loss, logs): a non-finite loss's error names the mode
 
     run_steps(loss_of_step, params, optimizer, scheduler, steps=steps, clip_norm=1.0, progress=progress)
     tuned.eval()

@@ -343,7 +343,7 @@ def shuffled_action_loss(model, episodes: list[Episode], n_windows: int = 128, s
     for actions in (norm, norm[torch.from_numpy(rng.permutation(len(wins)))]):
         gen = torch.Generator(device="cpu").manual_seed(seed)
         with torch.no_grad():
-            _, logs = model.loss({**batch, "actions": actions}, mode="forward_dynamics", generator=gen)
+            _, logs = model({**batch, "actions": actions}, mode="forward_dynamics", generator=gen)
         losses.append(logs["video_loss"])
     return losses[0], losses[1]
 

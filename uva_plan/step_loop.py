@@ -44,6 +44,9 @@ def run_steps(loss_of_step: Callable[[int], object], params, optimizer, schedule
             raise FloatingPointError(f"{what} loss became {float(loss.detach())} at step {step + 1}{mode}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
         backward(loss)
+        for p in params:  # a head the drawn mode left out still takes its AdamW step (decay, moments)
+            if p.grad is None and p.requires_grad:
+                p.grad = torch.zeros_like(p)
         grad_norm = float(clip(params, clip_norm)) if clip_norm is not None else None
         optimizer.step()
         scheduler.step()

@@ -90,30 +90,18 @@ def _check_run_dir(out: Path, resume: bool) -> None:
 # Training.
 
 
-class LossModule(torch.nn.Module):
-    """A module whose forward() is another module's loss method: DDP synchronises gradients only for
-    calls made through forward(), and the tokenizer's and UVA's losses are methods."""
-
-    def __init__(self, target: torch.nn.Module, method: str = "loss"):
-        super().__init__()
-        self.target = target
-        self.method = method
-
-    def forward(self, *args, **kwargs):
-        return getattr(self.target, self.method)(*args, **kwargs)
-
-
 def _make_accelerator(device: str | None):
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
 
     if device == "cuda" and not torch.cuda.is_available():
         raise UserInputError("--device cuda was asked for but no CUDA GPU is available here; expected --device cpu")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    # No find_unused_parameters: UVA.loss puts every trainable parameter in the graph (a zero-weighted
-    # term for the heads a mode does not train), so DDP sees the same parameters on every process.
-    # cpu=True also makes accelerate start the gloo process group under a launcher on GPU-less hosts.
-    return Accelerator(cpu=device == "cpu"), device
+    # find_unused_parameters: a mode leaves the heads it does not train out of the graph, and each
+    # process draws its own mode. cpu=True also makes accelerate start the gloo process group under a
+    # launcher on GPU-less hosts.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(cpu=device == "cpu", kwargs_handlers=[ddp]), device
 
 
 def _weights_digest(model, ema=None) -> str:
@@ -294,7 +282,7 @@ def _train_tokenizer(run: _Run, model, buffer, train_eps, val_eps, state: TrainS
             optimizer.load_state_dict(state.optimizer)
             scheduler.load_state_dict(state.scheduler)
             start = state.step
-        wrapped, optimizer = run.accelerator.prepare(LossModule(tok), optimizer)
+        wrapped, optimizer = run.accelerator.prepare(tok, optimizer)
         sampler = EpochSampler(len(train_frames), cfg.seed)
         meter = LossMeter(["tokenizer"], TOKENIZER_TERMS)
         run.progress.start("tokenizer", steps, start)
@@ -327,7 +315,7 @@ def _train_tokenizer(run: _Run, model, buffer, train_eps, val_eps, state: TrainS
         val_ids = np.sort(np.random.default_rng([cfg.seed, 8]).choice(val_frames, min(len(val_frames), 256), replace=False))
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)
-            _, val_logs = tok.loss(torch.from_numpy(images[val_ids]).to(device))
+            _, val_logs = tok(torch.from_numpy(images[val_ids]).to(device))
     tokenizer_val = {k: float(v) for k, v in val_logs.items()} | {"scale_factor": float(scale)}
     run.log.write(stage="tokenizer", step=steps, split="val", **tokenizer_val, time=time.time())
     run.progress.print(f"tokenizer: held-out pixel MSE {tokenizer_val['mse']:.5f}, latent scale factor {scale:.3f}")
@@ -385,7 +373,7 @@ def _train_world_model(run: _Run, model, train_set, val_set, state: TrainState |
     ema_params = ema_model.world_parameters()
     ema_model.requires_grad_(False)
 
-    wrapped, optimizer = accelerator.prepare(LossModule(model), optimizer)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
     sampler = EpochSampler(len(train_set), cfg.seed)
     end = cfg.stop_at if cfg.stop_at is not None else cfg.steps
     meter = LossMeter([*MODE_NAMES, "all"], [*LOSS_TERMS, "grad_norm"])
@@ -460,7 +448,7 @@ def _validate(model, val_set, cfg: TrainConfig, mode_names) -> dict[str, dict[st
         for j, mode in enumerate(mode_names):
             torch.manual_seed(step_seed(cfg.seed, 3, j, 0))
             for batch in batches:
-                _, logs = model.loss(batch, mode=mode)
+                _, logs = model(batch, mode=mode)
                 meter.add(mode, logs, weight=len(batch["actions"]))
     return meter.read()
 

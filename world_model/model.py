@@ -86,7 +86,7 @@ class UVA(InputChecks, nn.Module):
         self.tokenizer.eval()
 
     def world_parameters(self) -> list[nn.Parameter]:
-        """Parameters trained by ``loss`` (everything but the tokenizer)."""
+        """Parameters trained by ``forward`` (everything but the tokenizer)."""
         return [p for name, p in self.named_parameters() if not name.startswith("tokenizer.")]
 
     # ---- tokenizer ----------------------------------------------------------------------------
@@ -158,8 +158,8 @@ class UVA(InputChecks, nn.Module):
                 )
         return hist, fut, goal, actions, goal_actions, steps, weights
 
-    def loss(self, batch: dict, mode: str | Mode | None = None, generator: torch.Generator | None = None):
-        """Masked multi-task loss for one batch; one mode per call (drawn with the configured weights
+    def forward(self, batch: dict, mode: str | Mode | None = None, generator: torch.Generator | None = None):
+        """The training objective: UVA's masked multi-task loss for one batch; one mode per call (drawn with the configured weights
         when ``mode`` is None). Returns ``(loss, logs)``; logs hold floats and ``"mode"``.
 
         batch: ``history [B, Th, H, W, 3]`` / ``future [B, Tf, H, W, 3]`` / ``goal [B, H, W, 3]`` frames
@@ -169,8 +169,7 @@ class UVA(InputChecks, nn.Module):
         advantage-weighted regression needs (policy extraction); optional ``goal_actions [B, L, A]``: the
         targets of goal-directed modes (policy) where the goal is shown, e.g. the chunk with the steps
         past a near goal replaced by holding still there.
-        Every trainable parameter enters the graph (a zero-weighted term for the unused heads) so data
-        parallel training works without ``find_unused_parameters``.
+        A mode leaves the heads it does not use out of the graph (their gradients stay None).
         """
         cfg = self.config
         hist, fut, goal, actions, goal_actions, steps, weights = self._batch_latents(batch)
@@ -225,9 +224,6 @@ class UVA(InputChecks, nn.Module):
             latent_dist = expectile_loss(pred, target, cfg.distance_expectile).mean()
             total = total + cfg.distance_loss_weight * latent_dist
             logs["latent_distance_loss"] = latent_dist.item()
-        touched = [p.sum() for p in self.world_parameters() if p.requires_grad]
-        if touched:
-            total = total + 0.0 * torch.stack(touched).sum()
         logs["loss"] = total.item()
         return total, logs
 

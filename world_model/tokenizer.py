@@ -140,8 +140,9 @@ class FrameTokenizer(nn.Module):
         return ((self.decoder(z) + 1.0) / 2.0).clamp(0.0, 1.0)
 
     # ---- training stage -----------------------------------------------------------------------
-    def loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """Foreground-weighted reconstruction + KL for a batch ``[N, H, W, 3]``; returns (loss, logs)."""
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+        """The training objective: foreground-weighted reconstruction + KL for a batch ``[N, H, W, 3]``;
+        returns (loss, logs)."""
         x = self._check_images(images)
         mean, logvar = self.posterior(x)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)

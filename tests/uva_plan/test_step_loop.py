@@ -46,3 +46,17 @@ def test_run_steps_starts_where_told_passes_logs_and_grad_norms_and_names_the_mo
     assert all(r.seconds > 0 for r in reports)
     with pytest.raises(FloatingPointError, match=r"training loss became nan at step 1 \(policy\)"):
         run_steps(lambda step: (w * float("nan"), {"mode": "policy"}), [w], opt, sched, steps=1, what="training")
+
+
+def test_a_parameter_the_loss_leaves_out_still_takes_its_adamw_step():
+    """A world-model mode trains some heads only; the others keep decaying and moving on their momentum,
+    as they did when the model's loss touched every parameter with a zero weight."""
+    used, left_out = torch.nn.Parameter(torch.tensor(3.0)), torch.nn.Parameter(torch.tensor(2.0))
+    opt = torch.optim.AdamW([used, left_out], lr=0.1, weight_decay=0.5)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    losses = [lambda: (used - 1.0) ** 2 + (left_out - 1.0) ** 2, lambda: (used - 1.0) ** 2]
+    run_steps(lambda step: losses[step](), [used, left_out], opt, sched, steps=2)
+    after_first = 2.0 * (1 - 0.1 * 0.5) - 0.1  # decay, then Adam's first step is lr * sign(grad)
+    # second step: decayed again, and still moved by the first step's momentum (zero new gradient)
+    assert float(left_out.detach()) < after_first * (1 - 0.1 * 0.5) - 0.01
+    assert "exp_avg" in opt.state[left_out]

@@ -105,7 +105,7 @@ def test_action_warp_widens_each_future_token_and_trains():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(3):  # the zero-initialised head layers pass no gradient back before their first steps
         optimizer.zero_grad()
-        model.loss(batch, mode="forward_dynamics")[0].backward()
+        model(batch, mode="forward_dynamics")[0].backward()
         optimizer.step()
     assert model.backbone.warp.kernel[-1].weight.grad.abs().sum() > 0  # the video loss reaches the kernel
 
@@ -174,7 +174,7 @@ def test_a_stepwise_warp_trains_in_the_model():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(3):
         optimizer.zero_grad()
-        model.loss(batch, mode="forward_dynamics")[0].backward()
+        model(batch, mode="forward_dynamics")[0].backward()
         optimizer.step()
     assert model.backbone.warp.local[-1].weight.grad.abs().sum() > 0  # the per-cell correction learns
     assert model.backbone.warp.kernel[0].in_features == model.config.frame_stride * model.config.action_embed_dim

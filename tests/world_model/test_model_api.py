@@ -214,10 +214,10 @@ def test_inverse_dynamics_averages_overlapping_windows(tiny_model, monkeypatch):
         (lambda m, b: m.temporal_distance(b["future"], b["goal"], head="pixel"), "expected 'latent' or 'joint'"),
         (lambda m, b: m.encode("frames"), "expected a torch tensor"),
         (lambda m, b: m.decode(torch.zeros(2, 4, 4, 4)), "latents has shape"),
-        (lambda m, b: m.loss({**b, "actions": b["actions"][:, :8]}), r"expected \[3, 16, 2\]"),
-        (lambda m, b: m.loss({k: v for k, v in b.items() if k != "actions"}), "no 'actions'"),
-        (lambda m, b: m.loss({**b, "goal_steps": torch.tensor([1.0, np.nan, 2.0])}), "goal_steps"),
-        (lambda m, b: m.loss(b, mode="dream"), "unknown mode"),
+        (lambda m, b: m({**b, "actions": b["actions"][:, :8]}), r"expected \[3, 16, 2\]"),
+        (lambda m, b: m({k: v for k, v in b.items() if k != "actions"}), "no 'actions'"),
+        (lambda m, b: m({**b, "goal_steps": torch.tensor([1.0, np.nan, 2.0])}), "goal_steps"),
+        (lambda m, b: m(b, mode="dream"), "unknown mode"),
     ],
 )
 def test_bad_inputs_raise_world_model_error(tiny_model, batch, call, fragment):

@@ -91,7 +91,7 @@ def test_action_weights_make_the_action_loss_a_weighted_mean_over_items(tiny_mod
 
     def action_loss(weights):
         b = dict(batch) if weights is None else {**batch, "action_weights": torch.tensor(weights)}
-        return tiny_model.loss(b, mode="policy", generator=torch.Generator().manual_seed(0))[1]["action_loss"]
+        return tiny_model(b, mode="policy", generator=torch.Generator().manual_seed(0))[1]["action_loss"]
 
     first, second, plain = action_loss([1.0, 0.0]), action_loss([0.0, 1.0]), action_loss(None)
     assert first != pytest.approx(second)
@@ -110,7 +110,7 @@ def test_goal_actions_are_the_targets_of_the_policy_mode_only(tiny_model):
     relabelled = {**batch, "goal_actions": torch.zeros_like(batch["actions"])}
 
     def action_loss(b, mode):
-        return tiny_model.loss(b, mode=mode, generator=torch.Generator().manual_seed(0))[1]["action_loss"]
+        return tiny_model(b, mode=mode, generator=torch.Generator().manual_seed(0))[1]["action_loss"]
 
     assert action_loss(relabelled, "policy") != pytest.approx(action_loss(batch, "policy"))
     assert action_loss({**batch, "goal_actions": batch["actions"]}, "policy") == pytest.approx(action_loss(batch, "policy"))

@@ -69,7 +69,7 @@ def test_a_few_steps_lower_the_loss(tokenizer):
     g = torch.Generator().manual_seed(0)
     first = None
     for _ in range(40):
-        loss, logs = tokenizer.loss(frames, generator=g)
+        loss, logs = tokenizer(frames, generator=g)
         first = first if first is not None else logs["recon"]
         opt.zero_grad()
         loss.backward()
