@@ -89,7 +89,7 @@ def main() -> None:
     info = json.loads(open(os.path.join(args.checkpoint, "train_config.json")).read())
     buffer = load_replay_buffer(args.data)
     latents = uva.encode(torch.from_numpy(np.asarray(buffer.img))).numpy()
-    spec = WindowSpec(cfg.n_history, cfg.n_future, cfg.frame_stride)
+    spec = WindowSpec.of(cfg)
     data = WindowDataset(buffer, spec, episodes=info["train_episodes"], frames=latents)
     net = ConvForward(cfg.latent_channels, cfg.chunk_len, cfg.action_dim, cfg.n_future)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)

@@ -82,7 +82,7 @@ def main() -> None:
         model, buffer = load_run_and_data(Path(args.checkpoint), Path(args.data))
         model.eval()
         latents = encode_buffer(model, buffer)
-        spec = WindowSpec(model.config.n_history, model.config.n_future, model.config.frame_stride)
+        spec = WindowSpec.of(model.config)
         dataset = WindowDataset(buffer, spec, episodes=list(range(buffer.n_episodes)), seed=0, frames=latents.cpu().numpy())
         modes = {m: w for m, w in model.config.mode_weights.items() if m != "policy" and w > 0}
         tuned = finetune_windows(model, dataset, modes, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=0)

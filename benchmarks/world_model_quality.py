@@ -293,7 +293,7 @@ def main():
         buffer = load_replay_buffer(data)
         episodes, which = held_out_episodes(ckpt, data, buffer)
         cfg = model.config
-        spec = WindowSpec(cfg.n_history, cfg.n_future, cfg.frame_stride)
+        spec = WindowSpec.of(cfg)
         dataset = WindowDataset(buffer, spec, episodes=episodes, seed=123)
         ids = full_future_windows(buffer, episodes, spec, args.windows)
         env = cfg.env_name or "?"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from uva_plan.data.windows import WindowSpec
+
 
 class EnvBatch:
     """Episodes started from given states. ``frames[b]`` holds every observation of episode ``b``
@@ -37,8 +39,7 @@ class EnvBatch:
     def history(self, n_history: int, frame_stride: int) -> torch.Tensor:
         """``[B, n_history, H, W, 3]`` uint8: frames at ``t - (n_history-1)*stride, ..., t``, the first
         frame repeated before the episode's start (as the training windows pad)."""
-        t = self.steps
-        idx = [max(t - k * frame_stride, 0) for k in range(n_history - 1, -1, -1)]
+        idx = np.maximum(self.steps + WindowSpec(n_history, 1, frame_stride).history_offsets(), 0)
         return torch.from_numpy(np.stack([np.stack([f[i] for i in idx]) for f in self.frames]))
 
     def current_frames(self) -> np.ndarray:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from uva_plan.data.windows import WindowSpec
 from uva_plan.envs import env_name as canonical_env_name
 from uva_plan.envs import make_env
 from uva_plan.envs.goals import EVAL_SEED_OFFSET
@@ -109,20 +110,20 @@ def model_env(model) -> str:
     return canonical_env_name(getattr(model.config, "env_name", "") or "wall")
 
 
-def _windows(episodes: list[Episode], n_history: int, stride: int, span: int, every: int):
+def _windows(episodes: list[Episode], cfg, span: int, every: int):
     """(episode index, current step t) with a full history and ``span`` true future steps."""
-    first = (n_history - 1) * stride
+    first = -int(WindowSpec.of(cfg).history_offsets()[0])
     return [(e, t) for e, ep in enumerate(episodes) for t in range(first, len(ep.frames) - span, every)]
 
 
 def _history_steps(cfg, t: int) -> np.ndarray:
     """Env steps of the history frames of the window at step ``t`` (oldest first, ``t`` last)."""
-    return t - cfg.frame_stride * np.arange(cfg.n_history - 1, -1, -1)
+    return t + WindowSpec.of(cfg).history_offsets()
 
 
 def _future_steps(cfg, t: int, n_chunks: int = 1) -> np.ndarray:
     """Env steps of the future frames the model imagines from step ``t``."""
-    return t + cfg.frame_stride * np.arange(1, n_chunks * cfg.n_future + 1)
+    return t + WindowSpec.of(cfg).future_offsets(n_chunks)
 
 
 def _imagine(model, episodes, wins, n_chunks: int, settings: SamplingSettings, seed: int) -> np.ndarray:
@@ -148,7 +149,7 @@ def imagine_windows(model, episodes: list[Episode], settings: SamplingSettings, 
     the true frames' tokenizer round trip (both ``[N, H, S, S, 3]``), each window's episode kind."""
     cfg = model.config
     stride, span = cfg.frame_stride, n_chunks * cfg.chunk_len
-    wins = _windows(episodes, cfg.n_history, stride, span, every)
+    wins = _windows(episodes, cfg, span, every)
     if not wins:
         raise UserInputError(f"episodes are too short for windows of {span} future steps; expected longer episodes")
     imagined = _imagine(model, episodes, wins, n_chunks, settings, seed)
@@ -330,7 +331,7 @@ def shuffled_action_loss(model, episodes: list[Episode], n_windows: int = 128, s
     """Forward-dynamics video loss with the true action chunks and with chunks shuffled across windows
     (same windows, same noise): a model that uses the actions loses much more when they are wrong."""
     cfg = model.config
-    wins = _windows(episodes, cfg.n_history, cfg.frame_stride, cfg.chunk_len, 4)
+    wins = _windows(episodes, cfg, cfg.chunk_len, 4)
     rng = np.random.default_rng(seed)
     wins = [wins[i] for i in rng.choice(len(wins), min(n_windows, len(wins)), replace=False)]
     L = cfg.chunk_len
@@ -368,7 +369,7 @@ def imagination_sheet(model, episodes: list[Episode], path, n_rows: int = 4, set
 
     cfg = model.config
     settings = settings or SamplingSettings("planner")
-    wins = _windows(episodes, cfg.n_history, cfg.frame_stride, cfg.chunk_len, 8)
+    wins = _windows(episodes, cfg, cfg.chunk_len, 8)
     rng = np.random.default_rng(seed)
     wins = [wins[i] for i in sorted(rng.choice(len(wins), min(n_rows, len(wins)), replace=False))]
     imagined = _imagine(model, episodes, wins, 1, settings, seed)

@@ -91,7 +91,7 @@ def finetune_mode(model, videos: Sequence[np.ndarray], actions: Sequence[np.ndar
                           attrs={"action_low": list(cfg.action_low), "action_high": list(cfg.action_high)})
     with torch.no_grad():
         latents = model.encode(torch.from_numpy(img)).cpu().numpy()
-    spec = WindowSpec(cfg.n_history, cfg.n_future, cfg.frame_stride)
+    spec = WindowSpec.of(cfg)
     dataset = WindowDataset(buffer, spec, seed=seed, frames=latents)
     return finetune_windows(model, dataset, {mode: 1.0}, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                             progress=progress)

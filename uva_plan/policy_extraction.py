@@ -124,7 +124,7 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
     cfg = model.config
     model.eval()
     latents = encode_buffer(model, buffer)
-    spec = WindowSpec(cfg.n_history, cfg.n_future, cfg.frame_stride)
+    spec = WindowSpec.of(cfg)
     hold = None
     if hold_at_goal:
         from uva_plan.envs import hold_actions

@@ -194,7 +194,7 @@ def train(config: TrainConfig) -> TrainResult:
         **{**shape, **cfg.model_overrides},
     )
     # The windows follow the model's shape, which --model-option may have changed.
-    spec = WindowSpec(model_config.n_history, model_config.n_future, model_config.frame_stride)
+    spec = WindowSpec.of(model_config)
     seed_everything(cfg.seed)  # the same initial weights in every process
     model = UVA(model_config).to(accelerator.device)
     if state is not None:

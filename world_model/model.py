@@ -186,7 +186,8 @@ class UVA(InputChecks, nn.Module):
             goal_given = _rand((b,), generator, dev) >= cfg.goal_dropout
         mask = future_mask(mode, b, cfg.n_future, cfg.tokens_per_frame, self.mask_law, generator, dev)
         actions_given = torch.full((b,), mode.actions_given, dtype=torch.bool, device=dev)
-        z = self.backbone(fut_t, hist_t, mask, actions, actions_given, goal_t, goal_given)
+        z = self.backbone(future=fut_t, history=hist_t, future_mask=mask, actions=actions, actions_given=actions_given,
+                          goal=goal_t, goal_given=goal_given)
 
         logs: dict = {"mode": mode.name}
         total = torch.zeros((), device=dev)
@@ -277,13 +278,15 @@ class UVA(InputChecks, nn.Module):
         fut = torch.zeros(b, tf, s, d, device=self.device)
         spatial = torch.ones(b, s, dtype=torch.bool, device=self.device)
         if not sample_latents:
-            z = self.backbone(fut, hist_t, spatial.unsqueeze(1).expand(b, tf, s), actions_norm, given, goal_t, goal_given)
+            z = self.backbone(future=fut, history=hist_t, future_mask=spatial.unsqueeze(1).expand(b, tf, s),
+                              actions=actions_norm, actions_given=given, goal=goal_t, goal_given=goal_given)
             return None, z
         orders = random_orders(b, s, generator, self.device)
         offset = self._video_offset(hist_t).expand(b, tf, s, d)
         for keep in cosine_mask_counts(num_iters, s):
             mask = spatial.unsqueeze(1).expand(b, tf, s)
-            z = self.backbone(fut, hist_t, mask, actions_norm, given, goal_t, goal_given)
+            z = self.backbone(future=fut, history=hist_t, future_mask=mask, actions=actions_norm, actions_given=given,
+                              goal=goal_t, goal_given=goal_given)
             nxt = mask_first(orders, torch.full((b,), keep, device=self.device))
             sel = (spatial & ~nxt).unsqueeze(1).expand(b, tf, s)
             fut = fut.clone()
@@ -308,7 +311,8 @@ class UVA(InputChecks, nn.Module):
         goal_t, goal_given = self._goal_inputs(goal_lat, b)
         fut = torch.zeros(b, cfg.n_future, cfg.tokens_per_frame, cfg.token_dim, device=self.device)
         mask = torch.ones(b, cfg.n_future, cfg.tokens_per_frame, dtype=torch.bool, device=self.device)
-        z = self.backbone(fut, self.tokenizer.patchify(hist), mask, None, None, goal_t, goal_given)
+        z = self.backbone(future=fut, history=self.tokenizer.patchify(hist), future_mask=mask, goal=goal_t,
+                          goal_given=goal_given)
         actions = self.action_head.sample(z, num_samples, num_steps, temperature, generator)
         return self.normalizer.unnormalize(actions)
 
@@ -411,7 +415,7 @@ class UVA(InputChecks, nn.Module):
         for i in range(0, b * n_win, max_batch):
             h, f = hist[i : i + max_batch], fut[i : i + max_batch]
             mask = torch.zeros(h.shape[0], *mask_shape, dtype=torch.bool, device=self.device)
-            z = self.backbone(self.tokenizer.patchify(f), self.tokenizer.patchify(h), mask)
+            z = self.backbone(future=self.tokenizer.patchify(f), history=self.tokenizer.patchify(h), future_mask=mask)
             preds.append(self.action_head.sample(z, num_samples, num_steps, temperature, generator))
         pred = torch.cat(preds).reshape(b, n_win, num_samples, L, cfg.action_dim)
         # Scatter every window's L predictions onto the steps they cover; drop steps past the video.
@@ -458,6 +462,7 @@ class UVA(InputChecks, nn.Module):
             goal_t, goal_given = self._goal_inputs(g, n)
             fut = torch.zeros(n, cfg.n_future, cfg.tokens_per_frame, cfg.token_dim, device=self.device)
             mask = torch.ones(n, cfg.n_future, cfg.tokens_per_frame, dtype=torch.bool, device=self.device)
-            z = self.backbone(fut, self.tokenizer.patchify(h), mask, None, None, goal_t, goal_given)
+            z = self.backbone(future=fut, history=self.tokenizer.patchify(h), future_mask=mask, goal=goal_t,
+                              goal_given=goal_given)
             out.append(self._distance_steps(z)[:, 0])
         return torch.cat(out).reshape(b, t)

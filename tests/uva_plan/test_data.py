@@ -162,6 +162,22 @@ def test_windows_at_episode_boundaries():
         assert item["history"].shape == (3, 8, 8, 3) and item["actions"].shape == (4, 2)
 
 
+def test_the_planner_history_pads_at_the_episode_start_as_the_training_windows_do():
+    """One stride arithmetic: an EnvBatch's history stack matches the dataset window at every step."""
+    from types import SimpleNamespace
+
+    from uva_plan.env_batch import EnvBatch
+
+    spec = WindowSpec.of(SimpleNamespace(n_history=3, n_future=2, frame_stride=2))
+    assert spec.history_offsets().tolist() == [-4, -2, 0] and spec.future_offsets(2).tolist() == [2, 4, 6, 8]
+    batch = EnvBatch.__new__(EnvBatch)
+    for t in range(7):
+        batch.frames = [np.arange(t + 1).reshape(-1, 1, 1, 1).repeat(8, 1).repeat(8, 2).repeat(3, 3).astype(np.uint8)]
+        batch.steps = t
+        got = batch.history(spec.n_history, spec.frame_stride)[0, :, 0, 0, 0].tolist()
+        assert got == ids(WindowDataset(make_buffer(), spec)[t]["history"]), t  # episode 0 starts at step 0
+
+
 def test_goal_actions_hold_still_from_the_goal_step_on():
     """A near hindsight goal: the policy's targets are the recorded actions up to the goal, then the
     hold action of the goal's state (here its step index, so the test can read which state it was)."""

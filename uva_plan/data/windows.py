@@ -40,6 +40,19 @@ class WindowSpec:
     def chunk_len(self) -> int:
         return self.n_future * self.frame_stride
 
+    @classmethod
+    def of(cls, config) -> WindowSpec:
+        """The spec of a model config (anything with ``n_history``, ``n_future`` and ``frame_stride``)."""
+        return cls(int(config.n_history), int(config.n_future), int(config.frame_stride))
+
+    def history_offsets(self) -> np.ndarray:
+        """Env-step offsets of the history frames from now, oldest first: ``[-(n_history-1)*stride, ..., 0]``."""
+        return self.frame_stride * np.arange(-(self.n_history - 1), 1)
+
+    def future_offsets(self, n_chunks: int = 1) -> np.ndarray:
+        """Env-step offsets of the future frames of ``n_chunks`` chunks: ``[stride, 2*stride, ...]``."""
+        return self.frame_stride * np.arange(1, n_chunks * self.n_future + 1)
+
 
 def normalizer_for(buffer: ReplayBuffer) -> ActionNormalizer:
     """Action limits from the buffer's attrs; a foreign buffer without them uses its data's min/max."""
@@ -132,8 +145,8 @@ class WindowDataset(torch.utils.data.Dataset):
         self._first = np.repeat(starts, lengths)
         self._last = np.repeat(ends - 1, lengths)
         spec = self.spec
-        self._hist_offsets = spec.frame_stride * np.arange(-(spec.n_history - 1), 1)
-        self._fut_offsets = spec.frame_stride * np.arange(1, spec.n_future + 1)
+        self._hist_offsets = spec.history_offsets()
+        self._fut_offsets = spec.future_offsets()
         self._act_offsets = np.arange(spec.chunk_len)
 
     def set_epoch(self, epoch: int) -> None:
