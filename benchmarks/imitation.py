@@ -293,7 +293,6 @@ def main() -> None:
                 env,
                 starts,
                 goal_frames,
-                goal_states,
                 budget_steps=steps,
                 denoise_steps=args.denoise_steps,
                 seed=args.seed,

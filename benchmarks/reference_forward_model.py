@@ -25,7 +25,12 @@ from torch import nn  # noqa: E402
 import world_model  # noqa: E402
 from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer  # noqa: E402
 from uva_plan.imagination import (  # noqa: E402
-    SamplingSettings, direction_test, heldout_episodes, measure_imagination, pressed_test)
+    SamplingSettings,
+    direction_test,
+    heldout_episodes,
+    measure_imagination,
+    pressed_test,
+)
 
 
 class ConvForward(nn.Module):

@@ -204,9 +204,10 @@ class Evaluator:
                 from uva_plan.simulator_objective import SimulatorObjective
 
                 cost = "state" if method == "oracle-state" else self.cost
+                goal_latents = None if cost == "state" else replan_problems().goal
                 obj = SimulatorObjective(self.env_name, batch.states(), [g.goal_state for g in goals], cost=cost,
                                          frame_stride=self.frame_stride, model=self.model,
-                                         goal_images=goal_frames, image_size=self.image_size)
+                                         goal_latents=goal_latents, image_size=self.image_size)
             else:
                 from uva_plan.objective import UVAObjective
 
@@ -273,6 +274,13 @@ class Evaluator:
 
     def _run_reactive(self, method, batch: EnvBatch, goals, goal_frames, first):
         s = self.settings
+        if method == "policy":
+            from uva_plan.policy_rollout import drive_with_policy
+
+            seconds, _ = drive_with_policy(self.model, batch, goal_frames, budget_steps=s.budget_steps, execute=s.execute,
+                                           denoise_steps=s.denoise_steps, temperature=s.policy_temperature,
+                                           generator=self._generator(first))
+            return seconds, 0, None
         env = batch.envs[0]
         rng = np.random.default_rng(batch_seed(s.seed, first))
         controllers = None
@@ -284,30 +292,20 @@ class Evaluator:
                 pol = make_policy(self.env_name, "greedy", seed=s.seed + first + i)
                 pol.reset(np.asarray(g.start_state), goal_state=np.asarray(g.goal_state))
                 controllers.append(pol)
-        goal_latents = None
-        if method == "policy":  # the goal is encoded once per batch, not at every replan
-            with torch.no_grad():
-                goal_latents = self.model.encode(torch.from_numpy(np.ascontiguousarray(goal_frames)))
-        gen = self._generator(first)
         replans, t_total = 0, 0.0
-        while batch.steps < s.budget_steps:
+        while batch.steps < s.budget_steps:  # the time counts the choosing of actions, not the env's steps
             n = min(s.execute, s.budget_steps - batch.steps)
-            t0 = time.perf_counter()
             if method == "greedy":
                 # Re-aimed every step: the greedy controller is cheap and reactive by design.
                 for _ in range(n):
-                    batch.step(np.stack([pol(e.get_state()) for pol, e in zip(controllers, batch.envs)])[:, None])
-                replans += 1
-                continue
-            if method == "random":
-                acts = rng.uniform(env.action_low, env.action_high, size=(len(goals), n, len(env.action_low)))
+                    t0 = time.perf_counter()
+                    acts = np.stack([pol(e.get_state()) for pol, e in zip(controllers, batch.envs)])[:, None]
+                    t_total += time.perf_counter() - t0
+                    batch.step(acts)
             else:
-                with torch.no_grad():
-                    chunk = self.model.policy(batch.history(self.n_history, self.frame_stride), goal_latents=goal_latents,
-                                              num_samples=1, num_steps=s.denoise_steps,
-                                              temperature=s.policy_temperature, generator=gen)
-                acts = chunk[:, 0, :n].numpy()
-            t_total += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                acts = rng.uniform(env.action_low, env.action_high, size=(len(goals), n, len(env.action_low)))
+                t_total += time.perf_counter() - t0
+                batch.step(acts)
             replans += 1
-            batch.step(acts)
         return t_total / max(replans, 1), 0, None

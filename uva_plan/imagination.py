@@ -148,7 +148,7 @@ def imagine_windows(model, episodes: list[Episode], settings: SamplingSettings, 
     """What every per-horizon measure needs: the windows, the future offsets, the imagined frames and
     the true frames' tokenizer round trip (both ``[N, H, S, S, 3]``), each window's episode kind."""
     cfg = model.config
-    stride, span = cfg.frame_stride, n_chunks * cfg.chunk_len
+    span = n_chunks * cfg.chunk_len
     wins = _windows(episodes, cfg, span, every)
     if not wins:
         raise UserInputError(f"episodes are too short for windows of {span} future steps; expected longer episodes")

@@ -243,7 +243,7 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
                 tuned = finetune_policy(model, [vid.frames], [acts], steps=opts.bc_steps,
                                         batch_size=opts.bc_batch_size, lr=opts.bc_lr, seed=opts.seed,
                                         progress=lambda step, loss, task=task: progress.update(task, completed=step))
-                rollout = run_policy(tuned, env_name, [start], goal_frames, goals, budget_steps=n_steps,
+                rollout = run_policy(tuned, env_name, [start], goal_frames, budget_steps=n_steps,
                                      denoise_steps=opts.denoise_steps, seed=opts.seed)
                 record(name, rollout)
                 if executed is None:

@@ -20,14 +20,14 @@ class SimulatorObjective:
     start_states: ``[B, D]`` current true states; goal_states: ``[B, D]``;
     cost: ``"state"`` (the true distance to the goal at each of the model's frame times, every
     ``frame_stride`` steps, summed; ``state_reduce="final"`` keeps the last one only) or a ``GoalCost``
-    scored on the true frames at those times, which then needs ``model`` and ``goal_images [B, S, S, 3]``
-    uint8. Why summed by default: on 16 Wall cross-room goals the oracle reached 56% (CEM) and 50% (iCEM)
+    scored on the true frames at those times, which then needs ``model`` (its tokenizer) and the goals'
+    latents ``goal_latents [B, h, w, c]`` (encoded once per batch of episodes by the caller). Why summed by default: on 16 Wall cross-room goals the oracle reached 56% (CEM) and 50% (iCEM)
     scoring the final state only, 81% and 100% scoring every frame time - the sum rewards getting
     there early and does not let a plan dawdle and arrive at the horizon's last step.
     """
 
     def __init__(self, env_name: str, start_states, goal_states, *, cost: str | GoalCost = "state",
-                 frame_stride: int = 4, model=None, goal_images=None, image_size: int = 64,
+                 frame_stride: int = 4, model=None, goal_latents: torch.Tensor | None = None, image_size: int = 64,
                  state_reduce: str = "sum"):
         if state_reduce not in ("sum", "final"):
             raise ValueError(f"state_reduce is {state_reduce!r}; expected 'sum' or 'final'")
@@ -43,9 +43,9 @@ class SimulatorObjective:
         self.model = model
         self.n_calls = 0
         if isinstance(cost, GoalCost):
-            if model is None or goal_images is None:
-                raise ValueError("an image cost needs the model (for its tokenizer) and the goal images")
-            self.goal_latents = model.encode(torch.as_tensor(np.asarray(goal_images)).unsqueeze(1))[:, 0]
+            if model is None or goal_latents is None:
+                raise ValueError("an image cost needs the model (for its tokenizer) and the goals' latents")
+            self.goal_latents = goal_latents
         self._distance = getattr(self.env, "routed_distance", self.env.state_distance)
 
     def rollout(self, start_state, actions: np.ndarray) -> list[np.ndarray]:

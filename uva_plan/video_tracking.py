@@ -166,31 +166,23 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     return _rollout(batch, executed)
 
 
-def run_policy(model, env_name: str, start_states, goal_frames, goal_states=None, *, budget_steps: int,
+def run_policy(model, env_name: str, start_states, goal_frames, *, budget_steps: int,
                execute: int = 8, denoise_steps: int = 4, seed: int = 0) -> Rollout:
     """The goal-conditioned policy alone from ``start_states [B, D]`` towards ``goal_frames uint8
     [B, S, S, 3]`` for ``budget_steps`` env steps, re-queried every ``execute`` steps: the planning
     evaluation's ``policy`` method, reused so BC is run exactly like the planning baseline."""
-    from uva_plan.envs.goals import GoalPair
-    from uva_plan.evaluation import Evaluator
-    from uva_plan.plan_settings import PlanSettings
+    import torch
+
+    from uva_plan.env_batch import EnvBatch
+    from uva_plan.plan_settings import MODEL_SEED_STRIDE
+    from uva_plan.policy_rollout import drive_with_policy
 
     cfg = model.config
-    settings = PlanSettings(horizon=cfg.chunk_len, execute=min(execute, cfg.chunk_len), budget_steps=budget_steps,
-                            denoise_steps=denoise_steps, seed=seed, batch_episodes=max(1, len(start_states)))
-    goals = [GoalPair(list(map(float, s)), None if goal_states is None else list(map(float, g)))
-             for s, g in zip(start_states, goal_states if goal_states is not None else [None] * len(start_states))]
-    frames: list[np.ndarray] = []
-    finals: list[np.ndarray] = []
-
-    def on_batch(first, batch, trace):
-        for f in batch.frames:
-            frames.append(np.stack(f))
-        finals.append(batch.states())
-
-    Evaluator(model, env_name, settings, image_size=cfg.image_size).run(
-        "policy", goals, goal_frames=np.asarray(goal_frames), on_batch=on_batch)
-    return Rollout(frames, np.concatenate(finals))
+    batch = EnvBatch(env_name, [list(map(float, s)) for s in start_states], image_size=cfg.image_size)
+    drive_with_policy(model, batch, np.asarray(goal_frames), budget_steps=budget_steps, execute=min(execute, cfg.chunk_len),
+                      denoise_steps=denoise_steps, temperature=0.0,
+                      generator=torch.Generator().manual_seed(seed * MODEL_SEED_STRIDE))  # the Evaluator's draw
+    return Rollout([np.stack(f) for f in batch.frames], batch.states())
 
 
 # ------------------------------------------------------------------------------------------ judging

@@ -241,7 +241,7 @@ def test_behaviour_cloning_fits_the_labels_and_leaves_the_model_untouched(tiny_m
 
 def test_policy_rollout_covers_the_budget(tiny_model, demo):
     frames, _, states = demo
-    rollout = im.run_policy(tiny_model, "wall", [states[0]], frames[-1:], states[-1:], budget_steps=12,
+    rollout = im.run_policy(tiny_model, "wall", [states[0]], frames[-1:], budget_steps=12,
                             denoise_steps=1)
     assert len(rollout.frames[0]) == 13 and rollout.final_states.shape == (1, 3)
     # The rollout's frames are the env's renders of its states: its last frame is its final state's.

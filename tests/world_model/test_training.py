@@ -5,8 +5,8 @@ import torch
 
 from tests.world_model.conftest import square_windows, tiny_config
 from world_model.config import MODE_NAMES
-from world_model.modes import MODES
 from world_model.model import UVA
+from world_model.modes import MODES
 
 STEPS = 250
 # Measured (seeds 0, 1; 250 steps): video ~0.15-0.18x, action ~0.13-0.28x, distances <= 0.03x.

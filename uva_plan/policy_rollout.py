@@ -1,0 +1,33 @@
+"""UVA's goal-conditioned policy driving episodes on its own, re-queried every few steps: the planning
+evaluation's ``policy`` method and behaviour cloning's closed-loop judge run this one loop, so the two
+are measured alike."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from uva_plan.env_batch import EnvBatch
+
+
+def drive_with_policy(model, batch: EnvBatch, goal_frames: np.ndarray, *, budget_steps: int, execute: int,
+                      denoise_steps: int, temperature: float, generator: torch.Generator) -> tuple[float, int]:
+    """Step ``batch`` towards ``goal_frames [B, S, S, 3]`` uint8 until ``budget_steps`` env steps, each
+    replan executing the first ``execute`` actions of one policy chunk. The goals are encoded once.
+    Returns (mean seconds per replan, replans)."""
+    cfg = model.config
+    with torch.no_grad():
+        goal_latents = model.encode(torch.from_numpy(np.ascontiguousarray(goal_frames)))
+    replans, seconds = 0, 0.0
+    while batch.steps < budget_steps:
+        n = min(execute, budget_steps - batch.steps)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            chunk = model.policy(batch.history(cfg.n_history, cfg.frame_stride), goal_latents=goal_latents,
+                                 num_samples=1, num_steps=denoise_steps, temperature=temperature, generator=generator)
+        seconds += time.perf_counter() - t0
+        replans += 1
+        batch.step(chunk[:, 0, :n].numpy())
+    return seconds / max(replans, 1), replans
