@@ -3,9 +3,6 @@
 Why a stage of its own: the head compares a frame's latents with a goal's and needs only the frozen
 tokenizer, so it can see far more (frame, hindsight goal) pairs per second than the joint training
 gives it (32 windows x 5 frames per step there, batches of 256 pairs here, no transformer pass).
-Measured on the shipped Wall run (9000 joint steps, then 2000 steps here, 36 s): Spearman rank
-correlation with the routed distance 0.87 -> 0.92 on held-out pairs, and the true simulator planning
-with this cost reached 56% of 16 cross-room goals instead of 31%.
 
 Three ways to fit it (`method`; `graph`, the default, made the shipped Wall head):
 - ``expectile``: regress a low expectile of hindsight step counts (frame, a later frame of the same
@@ -19,9 +16,8 @@ Three ways to fit it (`method`; `graph`, the default, made the shipped Wall head
   cannot do. Half of these far goals come from other episodes of the same layout (`layout_mates`).
 - ``graph``: regress Dijkstra distances over the recorded frames, joined where two frames' latents
   nearly coincide (`uva_plan.dataset_graph`): trajectories are joined at once instead of at the pace of
-  a bootstrap. Measured on the shipped Wall run: the true simulator with this cost reached 94% of 50
-  cross-room goals, 54% with the expectile head and 66% with TD (README, "A goal distance from shortest
-  paths").
+  a bootstrap; the true simulator plans best with this head (README, "A goal distance from shortest
+  paths", has the three methods side by side).
 
 `form` swaps the head for a fresh one: "pair" compares frame and goal side by side, "metric" takes the
 distance between their embeddings (`world_model.heads.MetricDistanceHead`).

@@ -24,10 +24,9 @@ COST_NAMES = (
 # Env-step budget per episode: PushT follows the peers' 50 steps (REFERENCE section 2).
 BUDGET_STEPS = {"wall": 64, "pusht": 50}
 # Price of leaving the policy's own plan (planner + prior; see objective.PolicyAnchoredObjective), per
-# env. Wall, measured on 50 held-out cross-room goals with the shipped checkpoint (empty-frame head):
-# 0 -> 76%, 30 -> 74%, 100 -> 86%, 300 -> 86% (the policy alone: 86%); the imagination is still wrong
-# at walls, so the planner should leave the policy's plan only for a clear imagined gain. PushT: not
-# measured with a price, so none. Applied with the default cost only (see prior_weight_for).
+# env: the imagination is still wrong at walls, so the planner leaves the policy's plan only for a clear
+# imagined gain (README "Why the planning defaults"). PushT: not measured with a price, so none. Applied
+# with the default cost only (see prior_weight_for).
 PRIOR_WEIGHTS = {"wall": 100.0, "pusht": 0.0}
 
 
@@ -55,13 +54,11 @@ def _flag(name: str) -> str:
 
 @dataclass
 class PlanSettings:
-    """Knobs of one evaluation. Defaults are the measured CPU defaults (see the README's figures)."""
+    """Knobs of one evaluation. Defaults are the measured CPU defaults: README "Why the planning
+    defaults" has the measurement behind each and its command."""
 
     planner: str = "cem"
-    # CEM 64 x 3, horizon 16, executing 8: with the TRUE routed distance as the cost (the oracle-state
-    # method) this reached 100% of 30 held-out cross-room goals where 32 x 2 reached 87%, and a horizon of
-    # 32 added nothing for twice the time (`benchmarks/goal_planning.py --tables sweep`); with the shipped
-    # tiny model it costs ~1.9 s per replan of a batch of 8 episodes on this CPU.
+    # The smallest population with which the true distance as the cost solves the cross-room goals.
     samples: int = 64
     iters: int = 3
     horizon: int = 16
@@ -69,20 +66,13 @@ class PlanSettings:
     prior_fraction: float = 0.25
     budget_steps: int = 64
     time_budget: float | None = None
-    # Chosen by measurement on the shipped checkpoint: the latent distance head (graph-fitted, metric form)
-    # ranks held-out frames by their routed distance to the goal best of the costs built
-    # (benchmarks/cost_landscape.py: Spearman 0.99, falling on 98% of steps along expert paths) and it
-    # plans best: the true simulator with it reaches 94% of 50 cross-room goals.
-    # Summed over the plan's frame times rather than the last frame only: 72% vs 64% of 50 held-out
-    # cross-room goals with the shipped model (`goal_planning.py --tables costs`, CEM 64x3 + prior), as the
-    # true-distance oracle gained from summing (REFERENCE section 6: 0.43 -> 0.67).
+    # The learned distance ranks frames by their routed distance best of the costs built; summed over
+    # the plan's frame times, it rewards getting there early rather than at the horizon's last step.
     cost: str = "latent_distance_sum"
     denoise_steps: int = 2
     # Sampling temperature of the policy's OWN choice: the policy-alone method's actions and the first
     # proposal of each prior population (the other proposals keep the checkpoint's temperature, for
-    # spread). 0 = DDIM from zero noise. Measured on 200 held-out cross-room Wall goals with the
-    # extracted policy: temperature 1 reached 75% (2 DDIM steps), 66% (4), 49% (16 steps: the full
-    # spread of the data's wandering chunks); temperature 0 reached 79.5% with 2 or 8 steps.
+    # spread). 0 = DDIM from zero noise: a warmer draw follows the data's wandering chunks.
     policy_temperature: float = 0.0
     # Price of leaving the policy's own plan (planner + prior only); None = the env's PRIOR_WEIGHTS.
     prior_weight: float | None = None

@@ -62,9 +62,9 @@ class _ActionWarp(nn.Module):
     current frame's latent grid ``[B, h, w, c]``; returns the moved grids as tokens ``[B, Tf, S, D]``.
 
     Why: a 16-step chunk at full speed carries the Wall's agent 4 latent cells (2 tokens); through
-    attention or 3x3 mixing alone the model learns that slowly (21% of still-start full-speed chunks
-    ended near the simulator after 60,000 steps). A kernel is one learned shift per frame, so the
-    moved agent is an input, not something to compute. Written here rather than taken from a library:
+    attention or 3x3 mixing alone the model learns that slowly (README, "What moves the still-start
+    figure"). A kernel is one learned shift per frame, so the moved agent is an input, not something to
+    compute. Written here rather than taken from a library:
     torch has no per-sample dynamic convolution; unfold + a weighted sum is that in three lines."""
 
     def __init__(self, action_slot: int, radius: int, patch_size: int, channels: int, hidden: int = 64,
@@ -213,8 +213,7 @@ class JointBackbone(nn.Module):
         self.temporal_pos = nn.Parameter(torch.randn(config.n_future, 1, w) * 0.02)
         # Learned, but started from a 2-D sin-cos table, and shared by the goal tokens (plus a learned
         # "goal" type vector): then "the same place" and "how far apart" are easy to read from the
-        # start. Measured on a synthetic goal-distance task (tiny, 1200 steps): Spearman 0.97 this way,
-        # ~0 with independent random-init tables for frames and goal.
+        # start, where independent random tables for frames and goal leave a goal distance unlearnt.
         self.spatial_pos = nn.Parameter(_sincos_2d(config.grid_size, w).unsqueeze(0) * SINCOS_SCALE)
         self.goal_embed = nn.Linear(d, w)
         self.goal_type = nn.Parameter(torch.randn(1, w) * 0.02)
