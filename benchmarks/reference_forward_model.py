@@ -20,7 +20,6 @@ from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 import world_model  # noqa: E402
 from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer  # noqa: E402
@@ -31,31 +30,7 @@ from uva_plan.imagination import (  # noqa: E402
     measure_imagination,
     pressed_test,
 )
-
-
-class ConvForward(nn.Module):
-    """(current latent [B, c, h, w], normalised chunk [B, L, A]) -> future latents [B, Tf, c, h, w]:
-    every future frame is the current one plus a predicted change; the actions up to each future frame
-    are broadcast over the grid as extra input channels."""
-
-    def __init__(self, c: int, chunk: int, action_dim: int, n_future: int, width: int = 64, blocks: int = 4):
-        super().__init__()
-        self.n_future, self.c = n_future, c
-        self.inp = nn.Conv2d(c + chunk * action_dim, width, 3, padding=1)
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1),
-                          nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1))
-            for _ in range(blocks))
-        self.out = nn.Conv2d(width, n_future * c, 3, padding=1)
-
-    def forward(self, current, actions):
-        b, _, h, w = current.shape
-        a = actions.reshape(b, -1, 1, 1).expand(b, actions.shape[1] * actions.shape[2], h, w)
-        x = self.inp(torch.cat([current, a], dim=1))
-        for block in self.blocks:
-            x = x + block(x)
-        delta = self.out(x).reshape(b, self.n_future, self.c, h, w)
-        return current.unsqueeze(1) + delta
+from world_model.dynamics_prior import DynamicsPrior  # noqa: E402
 
 
 class _AsWorldModel:
@@ -69,7 +44,7 @@ class _AsWorldModel:
     def forward_dynamics(self, history, actions, decode=True, **_):
         cur = self.uva.encode(history[:, -1])  # [B, h, w, c]
         acts = self.uva.normalizer.normalize(actions.float())
-        fut = self.net(cur.permute(0, 3, 1, 2), acts).permute(0, 1, 3, 4, 2)
+        fut = self.net(cur, acts)
         return SimpleNamespace(frames=self.uva.decode(fut))
 
     def encode(self, frames):
@@ -96,7 +71,8 @@ def main() -> None:
     latents = uva.encode(torch.from_numpy(np.asarray(buffer.img))).numpy()
     spec = WindowSpec.of(cfg)
     data = WindowDataset(buffer, spec, episodes=info["train_episodes"], frames=latents)
-    net = ConvForward(cfg.latent_channels, cfg.chunk_len, cfg.action_dim, cfg.n_future)
+    # the same net UVA's dynamics prior is (`dynamics_prior_width=64`), here alone and deterministic
+    net = DynamicsPrior(cfg.latent_channels, cfg.chunk_len, cfg.action_dim, cfg.n_future, width=64, blocks=4)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     start, step = time.time(), 0
@@ -105,8 +81,7 @@ def main() -> None:
         hist = torch.from_numpy(np.stack([it["history_latents"] for it in items]))
         fut = torch.from_numpy(np.stack([it["future_latents"] for it in items]))
         acts = torch.from_numpy(np.stack([it["actions"] for it in items]))
-        pred = net(hist[:, -1].permute(0, 3, 1, 2), acts)
-        loss = (pred - fut.permute(0, 1, 4, 2, 3)).pow(2).mean()
+        loss = (net(hist[:, -1], acts) - fut).pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

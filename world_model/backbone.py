@@ -207,7 +207,8 @@ class JointBackbone(nn.Module):
         if config.action_warp_radius > 0:
             self.warp = _ActionWarp(action_slot, config.action_warp_radius, config.patch_size,
                                     config.latent_channels, kind=config.action_warp_kernel, step_slot=per_frame)
-        n_token_parts = 2 + int(config.fuse_current_frame) + int(self.warp is not None)
+        self.uses_prior = config.dynamics_prior_width > 0
+        n_token_parts = 2 + int(config.fuse_current_frame) + int(self.warp is not None) + int(self.uses_prior)
         self.fuse = nn.Linear(n_token_parts * d + action_slot, w)
         self.local_mixing = nn.ModuleList(_LocalMixing(w) for _ in range(config.local_mixing))
         self.temporal_pos = nn.Parameter(torch.randn(config.n_future, 1, w) * 0.02)
@@ -234,10 +235,13 @@ class JointBackbone(nn.Module):
         actions_given: torch.Tensor | None = None,
         goal: torch.Tensor | None = None,
         goal_given: torch.Tensor | None = None,
+        prior: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """future/history tokens ``[B, Tf, S, D]``; ``future_mask`` bool ``[B, Tf, S]`` (True = masked);
         ``actions`` normalised ``[B, L, A]`` with ``actions_given`` bool ``[B]``; ``goal`` tokens
-        ``[B, S, D]`` with ``goal_given`` bool ``[B]``. Returns the future part ``[B, Tf, S, width]``."""
+        ``[B, S, D]`` with ``goal_given`` bool ``[B]``; ``prior`` the dynamics prior's tokens ``[B, Tf, S, D]``
+        (models with one; without actions the current frame's tokens stand in). Returns the future part
+        ``[B, Tf, S, width]``."""
         cfg = self.config
         b, tf, s, _ = future.shape
         fut = torch.where(future_mask.unsqueeze(-1), self.mask_token.to(future.dtype), future)
@@ -257,6 +261,8 @@ class JointBackbone(nn.Module):
         if self.warp is not None:
             current = unpatchify(history[:, -1], cfg.patch_size, cfg.latent_channels)
             parts.append(self.warp(act, current))
+        if self.uses_prior:
+            parts.append(prior if prior is not None else history[:, -1:].expand(b, tf, s, history.shape[-1]))
         act = act.unsqueeze(2).expand(b, tf, s, act.shape[-1])
         x = self.fuse(torch.cat([*parts, act], dim=-1))
         for block in self.local_mixing:

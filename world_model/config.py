@@ -143,6 +143,12 @@ class UVAConfig:
     # grid, so a wall can stop the agent where it is met; a radius of 1-2 cells is enough), or "splat"
     # (stepwise, but each cell SENDS its content, clamped to the grid, so nothing is pushed off it).
     action_warp_kernel: str = "free"
+    # A deterministic conv forward model on the latent grid (`dynamics_prior.py`), regressed onto the
+    # future latents with this loss weight; its prediction joins every future token when actions are
+    # given (0 channels = off, UVA's token).
+    dynamics_prior_width: int = 0
+    dynamics_prior_blocks: int = 4
+    dynamics_prior_loss_weight: float = 1.0
     # transformer
     width: int = 128
     depth: int = 4
@@ -245,6 +251,11 @@ class UVAConfig:
         _require(isinstance(self.action_warp_radius, int) and not isinstance(self.action_warp_radius, bool)
                  and 0 <= self.action_warp_radius <= 8,
                  f"action_warp_radius is {self.action_warp_radius!r}; expected an integer in [0, 8] (latent cells)")
+        for name, high in (("dynamics_prior_width", 1024), ("dynamics_prior_blocks", 16)):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high,
+                     f"{name} is {value!r}; expected an integer in [0, {high}]")
+        _number_in("dynamics_prior_loss_weight", self.dynamics_prior_loss_weight, 0.0, 1e4)
         _require(self.action_warp_kernel in WARP_KERNELS,
                  f"action_warp_kernel is {self.action_warp_kernel!r}; expected one of {WARP_KERNELS}")
         _require(isinstance(self.local_mixing, int) and not isinstance(self.local_mixing, bool)

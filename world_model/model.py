@@ -16,6 +16,7 @@ from torch import nn
 from world_model.actions import ActionNormalizer
 from world_model.backbone import JointBackbone
 from world_model.config import UVAConfig
+from world_model.dynamics_prior import DynamicsPrior
 from world_model.errors import WorldModelError
 from world_model.heads import ActionHead, DistanceHead, VideoHead, latent_distance_head
 from world_model.inputs import InputChecks
@@ -69,6 +70,11 @@ class UVA(InputChecks, nn.Module):
         self.tokenizer = FrameTokenizer(config.tokenizer, config.patch_size)
         self.normalizer = ActionNormalizer(config.action_low, config.action_high)
         self.backbone = JointBackbone(config)
+        self.dynamics_prior = None
+        if config.dynamics_prior_width > 0:
+            self.dynamics_prior = DynamicsPrior(config.latent_channels, config.chunk_len, config.action_dim,
+                                                config.n_future, config.dynamics_prior_width,
+                                                config.dynamics_prior_blocks)
         self.video_head = VideoHead(config)
         self.action_head = ActionHead(config)
         self.distance_head = DistanceHead(config)
@@ -186,11 +192,18 @@ class UVA(InputChecks, nn.Module):
             goal_given = _rand((b,), generator, dev) >= cfg.goal_dropout
         mask = future_mask(mode, b, cfg.n_future, cfg.tokens_per_frame, self.mask_law, generator, dev)
         actions_given = torch.full((b,), mode.actions_given, dtype=torch.bool, device=dev)
-        z = self.backbone(future=fut_t, history=hist_t, future_mask=mask, actions=actions, actions_given=actions_given,
-                          goal=goal_t, goal_given=goal_given)
-
         logs: dict = {"mode": mode.name}
         total = torch.zeros((), device=dev)
+        prior_t = None
+        if self.dynamics_prior is not None and mode.actions_given:
+            prior = self.dynamics_prior(hist[:, -1], actions)
+            prior_t = tok.patchify(prior)
+            prior_loss = (prior - fut).pow(2).mean()
+            total = total + cfg.dynamics_prior_loss_weight * prior_loss
+            logs["prior_loss"] = prior_loss.item()
+        z = self.backbone(future=fut_t, history=hist_t, future_mask=mask, actions=actions, actions_given=actions_given,
+                          goal=goal_t, goal_given=goal_given, prior=prior_t)
+
         if mode.video_loss:
             target = fut_t - self._video_offset(hist_t)
             per_token = self.video_head.loss(target[mask], z[mask], generator, cfg.diffusion_batch_mul)
@@ -275,18 +288,22 @@ class UVA(InputChecks, nn.Module):
         hist_t = tok.patchify(hist_lat)
         goal_t, goal_given = self._goal_inputs(goal_lat, b)
         given = None if actions_norm is None else torch.ones(b, dtype=torch.bool, device=self.device)
+        prior_t = None
+        if self.dynamics_prior is not None and actions_norm is not None:
+            prior_t = tok.patchify(self.dynamics_prior(hist_lat[:, -1], actions_norm))
         fut = torch.zeros(b, tf, s, d, device=self.device)
         spatial = torch.ones(b, s, dtype=torch.bool, device=self.device)
         if not sample_latents:
             z = self.backbone(future=fut, history=hist_t, future_mask=spatial.unsqueeze(1).expand(b, tf, s),
-                              actions=actions_norm, actions_given=given, goal=goal_t, goal_given=goal_given)
+                              actions=actions_norm, actions_given=given, goal=goal_t, goal_given=goal_given,
+                              prior=prior_t)
             return None, z
         orders = random_orders(b, s, generator, self.device)
         offset = self._video_offset(hist_t).expand(b, tf, s, d)
         for keep in cosine_mask_counts(num_iters, s):
             mask = spatial.unsqueeze(1).expand(b, tf, s)
             z = self.backbone(future=fut, history=hist_t, future_mask=mask, actions=actions_norm, actions_given=given,
-                              goal=goal_t, goal_given=goal_given)
+                              goal=goal_t, goal_given=goal_given, prior=prior_t)
             nxt = mask_first(orders, torch.full((b,), keep, device=self.device))
             sel = (spatial & ~nxt).unsqueeze(1).expand(b, tf, s)
             fut = fut.clone()

@@ -44,6 +44,12 @@ def test_overrides_reach_model_and_tokenizer():
         ({"mask_ratio_min": 0.9, "mask_ratio_max": 0.8}, "min < max"),
         ({"depth": 0}, "depth"),
         ({"sample_steps": 2000}, "sample_steps"),
+        ({"action_warp_radius": 9}, "action_warp_radius"),
+        ({"action_warp_kernel": "bilinear"}, "action_warp_kernel"),
+        ({"dynamics_prior_width": -1}, r"dynamics_prior_width is -1; expected an integer in \[0, 1024\]"),
+        ({"dynamics_prior_blocks": 2.5}, "dynamics_prior_blocks"),
+        ({"dynamics_prior_loss_weight": float("nan")}, "dynamics_prior_loss_weight"),
+        ({"video_foreground_weight": -1.0}, "video_foreground_weight"),
     ],
 )
 def test_bad_values_raise_one_clear_error(change, fragment):

@@ -222,3 +222,37 @@ def test_splat_and_gathering_kernels_mean_the_same_move():
         moved = unpatchify(warp(torch.zeros(1, 1, 3), current), 2, 4)[0, 0].mean(-1)
         ends.append(divmod(int(moved.argmax()), 8))
     assert ends[0] == ends[1] != (3, 3)
+
+
+def test_a_dynamics_prior_joins_the_forward_tokens_and_learns_the_pushed_move():
+    """The prior regresses the future latents from the current one and the chunk: on a toy world where
+    the actions' sign says whether a blob moves one cell right, it learns which, and its prediction is
+    the extra token part only where actions are given (the current frame stands in elsewhere)."""
+    torch.manual_seed(0)
+    model = _model(dynamics_prior_width=16, dynamics_prior_blocks=1).train()
+    assert model.backbone.fuse.in_features == _model().backbone.fuse.in_features + model.config.token_dim
+
+    def batch_of(n):
+        cur = torch.zeros(n, 8, 8, 4)
+        x = torch.randint(1, 6, (n,))
+        cur[torch.arange(n), 3, x] = 3.0
+        move = torch.randint(0, 2, (n,))
+        fut = torch.zeros(n, 4, 8, 8, 4)
+        fut[torch.arange(n), :, 3, x + move] = 3.0
+        actions = (move.float() * 2 - 1).view(n, 1, 1).expand(n, 16, 2).clone()
+        return {"history_latents": cur.unsqueeze(1).expand(n, 4, 8, 8, 4).clone(), "future_latents": fut,
+                "actions": actions}
+
+    optimizer = torch.optim.Adam(model.dynamics_prior.parameters(), lr=3e-3)
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss, logs = model(batch_of(16), mode="forward_dynamics")
+        loss.backward()
+        optimizer.step()
+    test = batch_of(32)
+    with torch.no_grad():
+        pred = model.dynamics_prior(test["history_latents"][:, -1], test["actions"])
+    right = pred[..., 3, :, 0].argmax(-1) == test["future_latents"][..., 3, :, 0].argmax(-1)
+    assert right.float().mean() > 0.95 and "prior_loss" in logs
+    _, logs = model(test, mode="policy")
+    assert "prior_loss" not in logs  # no actions given: the prior is not run
