@@ -29,11 +29,11 @@ from uva_plan.env_batch import EnvBatch
 from uva_plan.errors import UserInputError
 from uva_plan.goal_costs import make_cost
 from uva_plan.plan_settings import (  # noqa: F401  (PLANNER_NAMES, make_planner re-exported)
-    MODEL_SEED_STRIDE,
     PLANNER_NAMES,
     PlanSettings,
     batch_seed,
     make_planner,
+    model_generator,
     prior_weight_for,
 )
 
@@ -111,7 +111,7 @@ class Evaluator:
 
     # ----------------------------------------------------------------------------------- helpers
     def _generator(self, offset: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.settings.seed * MODEL_SEED_STRIDE + offset)
+        return model_generator(self.settings.seed, offset)
 
     def _goal_frames(self, goals) -> np.ndarray:
         from uva_plan.envs import make_env
@@ -277,7 +277,7 @@ class Evaluator:
         if method == "policy":
             from uva_plan.policy_rollout import drive_with_policy
 
-            seconds, _ = drive_with_policy(self.model, batch, goal_frames, budget_steps=s.budget_steps, execute=s.execute,
+            seconds = drive_with_policy(self.model, batch, goal_frames, budget_steps=s.budget_steps, execute=s.execute,
                                            denoise_steps=s.denoise_steps, temperature=s.policy_temperature,
                                            generator=self._generator(first))
             return seconds, 0, None

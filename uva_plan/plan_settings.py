@@ -42,6 +42,13 @@ def batch_seed(seed: int, first: int) -> int:
     return int(seed) * BATCH_SEED_STRIDE + int(first)
 
 
+def model_generator(seed: int, first: int):
+    """The world model's sample stream for the batch whose first episode is ``first``."""
+    import torch
+
+    return torch.Generator().manual_seed(int(seed) * MODEL_SEED_STRIDE + int(first))
+
+
 # The knobs `uva-plan plan` / `demo` set from an option of the same name: messages name both, so a CLI
 # user and a Python caller each recognise theirs.
 CLI_FLAGS = ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples",

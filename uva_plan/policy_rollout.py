@@ -13,10 +13,10 @@ from uva_plan.env_batch import EnvBatch
 
 
 def drive_with_policy(model, batch: EnvBatch, goal_frames: np.ndarray, *, budget_steps: int, execute: int,
-                      denoise_steps: int, temperature: float, generator: torch.Generator) -> tuple[float, int]:
+                      denoise_steps: int, temperature: float, generator: torch.Generator) -> float:
     """Step ``batch`` towards ``goal_frames [B, S, S, 3]`` uint8 until ``budget_steps`` env steps, each
     replan executing the first ``execute`` actions of one policy chunk. The goals are encoded once.
-    Returns (mean seconds per replan, replans)."""
+    Returns the mean seconds per replan (the policy's time, not the env's)."""
     cfg = model.config
     with torch.no_grad():
         goal_latents = model.encode(torch.from_numpy(np.ascontiguousarray(goal_frames)))
@@ -30,4 +30,4 @@ def drive_with_policy(model, batch: EnvBatch, goal_frames: np.ndarray, *, budget
         seconds += time.perf_counter() - t0
         replans += 1
         batch.step(chunk[:, 0, :n].numpy())
-    return seconds / max(replans, 1), replans
+    return seconds / max(replans, 1)

@@ -21,9 +21,10 @@ class SimulatorObjective:
     cost: ``"state"`` (the true distance to the goal at each of the model's frame times, every
     ``frame_stride`` steps, summed; ``state_reduce="final"`` keeps the last one only) or a ``GoalCost``
     scored on the true frames at those times, which then needs ``model`` (its tokenizer) and the goals'
-    latents ``goal_latents [B, h, w, c]`` (encoded once per batch of episodes by the caller). Why summed by default: on 16 Wall cross-room goals the oracle reached 56% (CEM) and 50% (iCEM)
-    scoring the final state only, 81% and 100% scoring every frame time - the sum rewards getting
-    there early and does not let a plan dawdle and arrive at the horizon's last step.
+    latents ``goal_latents [B, h, w, c]`` (encoded once per batch of episodes by the caller). Why summed
+    by default: on 16 Wall cross-room goals the oracle reached 56% (CEM) and 50% (iCEM) scoring the final
+    state only, 81% and 100% scoring every frame time - the sum rewards getting there early and does not
+    let a plan dawdle and arrive at the horizon's last step.
     """
 
     def __init__(self, env_name: str, start_states, goal_states, *, cost: str | GoalCost = "state",

@@ -2,7 +2,8 @@
 
 Why: a plain residual conv net on the same frozen latents (`benchmarks/reference_forward_model.py`),
 trained 10 minutes, keeps an agent pushed into a wall in place in 98% of cases, where UVA's transformer
-with its action warp carries it through or loses it (README, "The dynamics prior"). Convolutions at the
+with its action warp carries it through or loses it (README, "What stops it: a dynamics prior inside
+UVA"). Convolutions at the
 latent resolution see the agent's exact cell beside the wall; a token is 2x2 cells and the transformer
 must learn that contact from few examples. The prior is regressed onto the future latents (an auxiliary
 loss), and its prediction becomes one more part of each future token, like the current frame's, so the
