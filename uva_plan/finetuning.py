@@ -24,13 +24,16 @@ def check_positive_int(name: str, value, low: int = 1) -> None:
 
 def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, batch_size: int, lr: float,
                      seed: int = 0, weight_fn: Callable[[dict], object] | None = None,
+                     mode_datasets: dict | None = None,
                      progress: Callable[[int, float], None] | None = None):
     """A copy of ``model`` fine-tuned for ``steps`` steps on ``dataset`` (a `WindowDataset` over
     latents). Each step draws one mode from ``modes`` (name -> weight) and a batch of random windows.
 
     ``weight_fn(batch) -> [B] weights`` (optional) weighs the items of steps whose mode has an action
     loss (advantage-weighted regression); other modes keep plain means, so the world model they train
-    is not bent towards the weighted items. ``progress(step, loss)`` is called after each step.
+    is not bent towards the weighted items. ``mode_datasets`` (mode -> dataset) draws that mode's windows
+    from its own dataset, e.g. a policy that must not clone some episodes the world model still learns
+    from. ``progress(step, loss)`` is called after each step.
     """
     import torch
     from diffusers.optimization import get_cosine_schedule_with_warmup
@@ -48,7 +51,8 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
     unknown = sorted(set(modes) - set(MODE_NAMES))
     if unknown or not modes or not sum(modes.values()) > 0:
         raise UserInputError(f"fine-tuning modes {modes!r}; expected positive weights over {', '.join(MODE_NAMES)}")
-    if len(dataset) == 0:
+    mode_datasets = dict(mode_datasets or {})
+    if len(dataset) == 0 or any(len(d) == 0 for d in mode_datasets.values()):
         raise UserInputError("no training windows to fine-tune on; expected at least one episode of 1 or more steps")
     names = list(modes)
     probs = np.asarray([modes[n] for n in names], dtype=np.float64)
@@ -65,9 +69,10 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
     tuned.tokenizer.eval()
 
     def loss_of_step(step: int):
-        dataset.set_epoch(step * batch_size // len(dataset))  # new hindsight goals once per pass
         mode = names[int(rng.choice(len(names), p=probs))]
-        items = [dataset[int(i)] for i in rng.integers(len(dataset), size=batch_size)]
+        source = mode_datasets.get(mode, dataset)
+        source.set_epoch(step * batch_size // len(source))  # new hindsight goals once per pass
+        items = [source[int(i)] for i in rng.integers(len(source), size=batch_size)]
         batch = collate(items, device)
         if weight_fn is not None and MODES[mode].action_loss:
             batch["action_weights"] = weight_fn(batch)

@@ -81,6 +81,41 @@ def test_episode_policy_keeps_only_the_recorded_kind(run):
         extract_policy(ckpt, data, steps=1, episode_policy="greedy")
 
 
+def test_policy_skip_keeps_a_kind_out_of_the_policy_mode_only(run, monkeypatch):
+    import uva_plan.finetuning as finetuning
+    from uva_plan.data.replay_buffer import load_replay_buffer
+    from uva_plan.policy_extraction import _episode_policies
+
+    ckpt, data = run
+    recorded = _episode_policies(load_replay_buffer(data))
+    real, drawn = finetuning.finetune_windows, {}
+
+    def counted(dataset, name):
+        """Record the episode of every window drawn (a dunder is looked up on the class, hence the subclass)."""
+        class Counting(type(dataset)):
+            def __getitem__(self, index):
+                drawn.setdefault(name, []).append(int(self.episode_of([index])[0]))
+                return super().__getitem__(index)
+
+        dataset.__class__ = Counting
+
+    def spy(model, dataset, modes, **kwargs):
+        counted(dataset, "all")
+        counted(kwargs["mode_datasets"]["policy"], "policy")
+        return real(model, dataset, modes, **kwargs)
+
+    monkeypatch.setattr(finetuning, "finetune_windows", spy)
+    extract_policy(ckpt, data, steps=8, batch_size=4, policy_fraction=0.5, policy_skip=("random",))
+    assert {recorded[e] for e in drawn["policy"]} <= {"expert", "wander"} and drawn["policy"]
+    assert "random" in {recorded[e] for e in drawn["all"]}  # the world-model modes still see them
+    extra = json.loads((ckpt / "config.json").read_text())["extra_state"]["policy_extraction"]
+    assert extra["policy_skip"] == ["random"]
+    with pytest.raises(UserInputError, match="--policy-skip greedy"):
+        extract_policy(ckpt, data, steps=1, policy_skip=("greedy",))
+    with pytest.raises(UserInputError, match="leaves no policy windows"):
+        extract_policy(ckpt, data, steps=1, policy_skip=("expert", "wander", "random"))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"method": "ppo"}, "method is 'ppo'"),
     ({"beta": 0.0}, "beta is 0.0"),
