@@ -28,6 +28,7 @@ from uva_plan.imagination import (  # noqa: E402
     direction_test,
     heldout_episodes,
     measure_imagination,
+    model_env,
     pressed_test,
 )
 from world_model.dynamics_prior import DynamicsPrior  # noqa: E402
@@ -42,9 +43,9 @@ class _AsWorldModel:
 
     @torch.no_grad()
     def forward_dynamics(self, history, actions, decode=True, **_):
-        cur = self.uva.encode(history[:, -1])  # [B, h, w, c]
+        recent = self.uva.encode(history[:, -self.net.frames:])  # [B, k, h, w, c]
         acts = self.uva.normalizer.normalize(actions.float())
-        fut = self.net(cur, acts)
+        fut = self.net(recent, acts)
         return SimpleNamespace(frames=self.uva.decode(fut))
 
     def encode(self, frames):
@@ -61,6 +62,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--coords", action="store_true", help="give the net each cell's (x, y) (dynamics_prior_coords)")
+    parser.add_argument("--frames", type=int, default=1, help="history frames the net sees (dynamics_prior_frames)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -72,7 +75,8 @@ def main() -> None:
     spec = WindowSpec.of(cfg)
     data = WindowDataset(buffer, spec, episodes=info["train_episodes"], frames=latents)
     # the same net UVA's dynamics prior is (`dynamics_prior_width=64`), here alone and deterministic
-    net = DynamicsPrior(cfg.latent_channels, cfg.chunk_len, cfg.action_dim, cfg.n_future, width=64, blocks=4)
+    net = DynamicsPrior(cfg.latent_channels, cfg.chunk_len, cfg.action_dim, cfg.n_future, width=64, blocks=4,
+                        coords=args.coords, frames=args.frames)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     start, step = time.time(), 0
@@ -81,7 +85,7 @@ def main() -> None:
         hist = torch.from_numpy(np.stack([it["history_latents"] for it in items]))
         fut = torch.from_numpy(np.stack([it["future_latents"] for it in items]))
         acts = torch.from_numpy(np.stack([it["actions"] for it in items]))
-        loss = (net(hist[:, -1], acts) - fut).pow(2).mean()
+        loss = (net(hist[:, -args.frames:], acts) - fut).pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -90,11 +94,19 @@ def main() -> None:
             print(f"step {step}  loss {loss.item():.4f}  {time.time() - start:.0f}s", flush=True)
     print(f"trained {step} steps in {(time.time() - start) / 60:.1f} min")
     model = _AsWorldModel(net.eval(), uva)
-    episodes = heldout_episodes(n_per_kind=12, steps=64)
+    env = model_env(uva)
+    episodes = heldout_episodes(n_per_kind=12, steps=64, env_name=env)
     for rep in measure_imagination(model, episodes, SamplingSettings("deterministic")):
         for h in rep.horizons:
-            print(f"{rep.kind:7s} +{h.steps:2d}: present {100 * h.present:.0f}%  median err {h.median_error:.2f}  "
-                  f"copy-last {h.copy_last_error:.2f}")
+            line = (f"{rep.kind:7s} +{h.steps:2d}: present {100 * h.present:.0f}%  median err {h.median_error:.2f}  "
+                    f"copy-last {h.copy_last_error:.2f}")
+            if env != "wall":
+                line += (f"  block present {100 * h.block_present:.0f}%  centre err {h.block_centre_error:.2f} "
+                         f"(copy-last {h.block_centre_copy_last_error:.2f})  angle err {h.angle_error_deg:.1f} deg "
+                         f"(copy-last {h.angle_copy_last_error_deg:.1f})")
+            print(line)
+    if env != "wall":
+        return  # the still-start and pressed tests are the Wall's
     dirs = direction_test(model, settings=SamplingSettings("deterministic"))
     print(f"still-start full-speed chunks within 4 px: {100 * np.mean([d.near for d in dirs]):.0f}%")
     for d in dirs:

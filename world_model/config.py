@@ -145,10 +145,14 @@ class UVAConfig:
     action_warp_kernel: str = "free"
     # A deterministic conv forward model on the latent grid (`dynamics_prior.py`), regressed onto the
     # future latents with this loss weight; its prediction joins every future token when actions are
-    # given (0 channels = off, UVA's token).
+    # given (0 channels = off, UVA's token). With coords each cell also sees its (x, y): actions that are
+    # target positions (PushT) need them; with frames > 1 it also sees the frames before the current one
+    # (an agent carried by its own speed).
     dynamics_prior_width: int = 0
     dynamics_prior_blocks: int = 4
     dynamics_prior_loss_weight: float = 1.0
+    dynamics_prior_coords: bool = False
+    dynamics_prior_frames: int = 1
     # transformer
     width: int = 128
     depth: int = 4
@@ -256,6 +260,12 @@ class UVAConfig:
             _require(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high,
                      f"{name} is {value!r}; expected an integer in [0, {high}]")
         _number_in("dynamics_prior_loss_weight", self.dynamics_prior_loss_weight, 0.0, 1e4)
+        _require(isinstance(self.dynamics_prior_frames, int) and not isinstance(self.dynamics_prior_frames, bool)
+                 and 1 <= self.dynamics_prior_frames <= self.n_history,
+                 f"dynamics_prior_frames is {self.dynamics_prior_frames!r}; expected an integer in [1, n_history="
+                 f"{self.n_history}]")
+        _require(isinstance(self.dynamics_prior_coords, bool),
+                 f"dynamics_prior_coords is {self.dynamics_prior_coords!r}; expected true or false")
         _require(self.action_warp_kernel in WARP_KERNELS,
                  f"action_warp_kernel is {self.action_warp_kernel!r}; expected one of {WARP_KERNELS}")
         _require(isinstance(self.local_mixing, int) and not isinstance(self.local_mixing, bool)

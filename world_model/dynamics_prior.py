@@ -17,26 +17,40 @@ from torch import nn
 
 
 class DynamicsPrior(nn.Module):
-    """``(current latent [B, h, w, c], normalised actions [B, L, A]) -> future latents [B, Tf, h, w, c]``:
-    the current latent plus a predicted change per future frame; every action of the chunk is broadcast
-    over the grid as input channels."""
+    """``(latest history latents [B, frames, h, w, c], normalised actions [B, L, A]) -> future latents
+    [B, Tf, h, w, c]``: the current (newest) latent plus a predicted change per future frame; every action
+    of the chunk is broadcast over the grid as input channels. With ``frames`` > 1 the net also sees the
+    frames before the current one: where the agent is carried by its own speed (PushT's controller
+    chases a target with momentum), one frame cannot tell how fast it goes. With ``coords`` two more channels give each cell its own (x, y) in
+    [-1, 1], so an action that is a target POSITION (PushT) can be compared with the cell it concerns;
+    a convolution learns where on the grid it is only slowly, from the zero padding at the edges (tests:
+    a toy jump to the named cell, 92% right after 100 steps with coords, 42% without)."""
 
-    def __init__(self, channels: int, chunk_len: int, action_dim: int, n_future: int, width: int, blocks: int):
+    def __init__(self, channels: int, chunk_len: int, action_dim: int, n_future: int, width: int, blocks: int,
+                 coords: bool = False, frames: int = 1):
         super().__init__()
-        self.n_future, self.channels = n_future, channels
+        self.n_future, self.channels, self.coords, self.frames = n_future, channels, coords, frames
         groups = 8 if width % 8 == 0 else 1
-        self.inp = nn.Conv2d(channels + chunk_len * action_dim, width, 3, padding=1)
+        self.inp = nn.Conv2d(frames * channels + chunk_len * action_dim + (2 if coords else 0), width, 3, padding=1)
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1),
                           nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1))
             for _ in range(blocks))
         self.out = nn.Conv2d(width, n_future * channels, 3, padding=1)
 
-    def forward(self, current: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        b, h, w, c = current.shape
-        x = current.permute(0, 3, 1, 2)
+    def forward(self, recent: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        b, k, h, w, c = recent.shape
+        if k != self.frames:
+            raise ValueError(f"dynamics prior got {k} history frames; expected its {self.frames}")
+        current = recent[:, -1]
+        x = recent.permute(0, 1, 4, 2, 3).reshape(b, k * c, h, w)
         a = actions.reshape(b, -1, 1, 1).expand(b, actions.shape[1] * actions.shape[2], h, w)
-        y = self.inp(torch.cat([x, a.to(x.dtype)], dim=1))
+        parts = [x, a.to(x.dtype)]
+        if self.coords:
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype),
+                                    torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype), indexing="ij")
+            parts.append(torch.stack([xs, ys]).expand(b, 2, h, w))
+        y = self.inp(torch.cat(parts, dim=1))
         for block in self.blocks:
             y = y + block(y)
         delta = self.out(y).reshape(b, self.n_future, c, h, w).permute(0, 1, 3, 4, 2)

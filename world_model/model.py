@@ -74,7 +74,8 @@ class UVA(InputChecks, nn.Module):
         if config.dynamics_prior_width > 0:
             self.dynamics_prior = DynamicsPrior(config.latent_channels, config.chunk_len, config.action_dim,
                                                 config.n_future, config.dynamics_prior_width,
-                                                config.dynamics_prior_blocks)
+                                                config.dynamics_prior_blocks, coords=config.dynamics_prior_coords,
+                                                frames=config.dynamics_prior_frames)
         self.video_head = VideoHead(config)
         self.action_head = ActionHead(config)
         self.distance_head = DistanceHead(config)
@@ -196,7 +197,7 @@ class UVA(InputChecks, nn.Module):
         total = torch.zeros((), device=dev)
         prior_t = None
         if self.dynamics_prior is not None and mode.actions_given:
-            prior = self.dynamics_prior(hist[:, -1], actions)
+            prior = self.dynamics_prior(hist[:, -self.dynamics_prior.frames:], actions)
             prior_t = tok.patchify(prior)
             prior_loss = (prior - fut).pow(2).mean()
             total = total + cfg.dynamics_prior_loss_weight * prior_loss
@@ -290,7 +291,7 @@ class UVA(InputChecks, nn.Module):
         given = None if actions_norm is None else torch.ones(b, dtype=torch.bool, device=self.device)
         prior_t = None
         if self.dynamics_prior is not None and actions_norm is not None:
-            prior_t = tok.patchify(self.dynamics_prior(hist_lat[:, -1], actions_norm))
+            prior_t = tok.patchify(self.dynamics_prior(hist_lat[:, -self.dynamics_prior.frames:], actions_norm))
         fut = torch.zeros(b, tf, s, d, device=self.device)
         spatial = torch.ones(b, s, dtype=torch.bool, device=self.device)
         if not sample_latents:

@@ -49,6 +49,8 @@ def test_overrides_reach_model_and_tokenizer():
         ({"dynamics_prior_width": -1}, r"dynamics_prior_width is -1; expected an integer in \[0, 1024\]"),
         ({"dynamics_prior_blocks": 2.5}, "dynamics_prior_blocks"),
         ({"dynamics_prior_loss_weight": float("nan")}, "dynamics_prior_loss_weight"),
+        ({"dynamics_prior_frames": 0}, r"dynamics_prior_frames is 0; expected an integer in \[1, n_history"),
+        ({"dynamics_prior_coords": "yes"}, "dynamics_prior_coords is 'yes'; expected true or false"),
         ({"video_foreground_weight": -1.0}, "video_foreground_weight"),
     ],
 )
