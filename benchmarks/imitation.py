@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--track-iters", type=int, default=3)
     parser.add_argument("--bc-videos", type=int, default=32, help="other demos the policy is fine-tuned on")
     parser.add_argument("--bc-steps", type=int, default=200)
-    parser.add_argument("--bc-lr", type=float, default=1e-4)
+    parser.add_argument("--bc-lr", type=float, default=im.BC_LR)
     parser.add_argument("--bco-checkpoint", default=None)
     parser.add_argument(
         "--bco-steps", type=int, default=None, help="default: the main checkpoint's step count"
@@ -228,6 +228,10 @@ def main() -> None:
             "mean_std": float(labels.std.mean()),
             "seconds": seconds,
         }
+        if env == "wall":  # the label's speed where the demonstrator stands still (true speed < 0.2):
+            # what a clone learns to do at its goal
+            still = np.linalg.norm(truth, axis=-1) < 0.2
+            row["still_label_speed"] = float(np.linalg.norm(labels.actions, axis=-1)[still].mean()) if still.any() else None
         console.print(f"  {name}: R^2 {row['action_r2']:.3f}, MSE {row['action_mse']:.4g} ({seconds:.0f} s)")
         return labels, row
 
@@ -323,15 +327,17 @@ def main() -> None:
     upper = exec_rows["replay true actions (upper bound)"]["success_rate"]
     title = f"Imitation on {env}: {args.demos} held-out demos of {steps} steps (checkpoint {checkpoint})"
     table = Table(title=title)
-    for col in ("labels", "action R^2", "action MSE", "MSE [-1,1]", "mean spread", "s"):
+    for col in ("labels", "action R^2", "action MSE", "MSE [-1,1]", "mean spread", "speed where still", "s"):
         table.add_column(col, justify="left" if col == "labels" else "right")
     for name, r in labels_rows.items():
+        still = r.get("still_label_speed")
         table.add_row(
             name,
             f"{r['action_r2']:.3f}",
             f"{r['action_mse']:.4g}",
             f"{r['action_mse_normalized']:.4f}",
             f"{r['mean_std']:.3g}",
+            "-" if still is None else f"{still:.2f}",
             f"{r['seconds']:.0f}",
         )
     console.print(table)

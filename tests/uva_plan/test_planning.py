@@ -368,11 +368,13 @@ def test_the_policy_anchor_reuses_the_proposals_the_planner_drew(wall_ckpt, tmp_
     assert counts[0] == counts[1] > 0
 
 
-def test_the_price_of_leaving_the_policy_defaults_per_env_and_is_recorded(wall_ckpt, tmp_path):
+def test_the_price_of_leaving_the_policy_defaults_per_env_and_is_recorded(wall_ckpt, tmp_path, monkeypatch):
     from uva_plan.plan_settings import PRIOR_WEIGHTS, PlanSettings, prior_weight_for
 
-    assert prior_weight_for(PlanSettings(), "wall") == PRIOR_WEIGHTS["wall"] == 100.0
+    assert prior_weight_for(PlanSettings(), "wall") == PRIOR_WEIGHTS["wall"] == 0.0  # measured: README
     assert prior_weight_for(PlanSettings(), "pusht") == 0.0
+    monkeypatch.setitem(PRIOR_WEIGHTS, "wall", 100.0)  # an env whose world model needs a price
+    assert prior_weight_for(PlanSettings(), "wall") == 100.0
     assert prior_weight_for(PlanSettings(prior_weight=3.0), "wall") == 3.0
     assert prior_weight_for(PlanSettings(cost="latent_l2"), "wall") == 0.0  # measured for the default cost only
     res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1",
@@ -381,9 +383,11 @@ def test_the_price_of_leaving_the_policy_defaults_per_env_and_is_recorded(wall_c
     assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["prior_weight"] == 100.0
 
 
-def test_the_library_records_the_price_it_applied(wall_ckpt, tmp_path):
-    from uva_plan.plan_settings import PlanSettings
+def test_the_library_records_the_price_it_applied(wall_ckpt, tmp_path, monkeypatch):
+    from uva_plan.plan_settings import PRIOR_WEIGHTS, PlanSettings
     from uva_plan.planning import run_planning
+
+    monkeypatch.setitem(PRIOR_WEIGHTS, "wall", 100.0)
 
     payload = run_planning(env_name="wall", checkpoint=str(wall_ckpt), settings=PlanSettings(samples=8, iters=1,
                            budget_steps=16, denoise_steps=1), episodes=1, methods=["planner+prior"], out=tmp_path / "lib")
