@@ -77,3 +77,13 @@ def test_shipped_pusht_checkpoint_keeps_agent_and_block_through_its_tokenizer():
     assert np.nanmedian(np.hypot(*(found.agent_xy - states[:, :2]).T)) <= 12.0  # state units, 8 = 1 px
     history = torch.from_numpy(frames[None, :pusht.config.n_history])
     assert pusht.policy(history, goal=history[:, 0], num_samples=1, num_steps=1).shape == (1, 1, pusht.config.chunk_len, 2)
+
+
+def test_shipped_model_stops_the_agent_at_walls_and_edges(model):
+    """An agent resting against an edge or the wall, pushed into it at full speed for a chunk, stays in
+    place (the simulator's answer): the dynamics prior's gain over the warp model, which kept 54%."""
+    from uva_plan.imagination import SamplingSettings, pressed_test
+
+    results = pressed_test(model, n_starts=3, speed_fractions=(1.0,), settings=SamplingSettings("T=0", temperature=0.0))
+    assert {r.place for r in results} >= {"wall", "left edge", "right edge"}
+    assert np.mean([r.held for r in results]) >= 0.9
