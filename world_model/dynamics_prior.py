@@ -15,16 +15,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from world_model.errors import WorldModelError
+
 
 class DynamicsPrior(nn.Module):
     """``(latest history latents [B, frames, h, w, c], normalised actions [B, L, A]) -> future latents
     [B, Tf, h, w, c]``: the current (newest) latent plus a predicted change per future frame; every action
-    of the chunk is broadcast over the grid as input channels. With ``frames`` > 1 the net also sees the
-    frames before the current one: where the agent is carried by its own speed (PushT's controller
-    chases a target with momentum), one frame cannot tell how fast it goes. With ``coords`` two more channels give each cell its own (x, y) in
-    [-1, 1], so an action that is a target POSITION (PushT) can be compared with the cell it concerns;
-    a convolution learns where on the grid it is only slowly, from the zero padding at the edges (tests:
-    a toy jump to the named cell, 92% right after 100 steps with coords, 42% without)."""
+    of the chunk is broadcast over the grid as input channels.
+
+    Two options for actions and dynamics unlike the Wall's (README, "The Wall's lever on PushT"):
+    ``coords`` adds each cell's (x, y) in [-1, 1] as two channels, so an action that is a target POSITION
+    can be compared with the cell it concerns (a convolution learns where it is only slowly, from the zero
+    padding: a toy jump to the named cell is 92% right after 100 steps with them, 42% without);
+    ``frames`` > 1 also shows the frames before the current one, for an agent carried by its own speed.
+    On PushT's reference net each moved the agent's error by a few units only.
+    """
 
     def __init__(self, channels: int, chunk_len: int, action_dim: int, n_future: int, width: int, blocks: int,
                  coords: bool = False, frames: int = 1):
@@ -41,7 +46,7 @@ class DynamicsPrior(nn.Module):
     def forward(self, recent: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         b, k, h, w, c = recent.shape
         if k != self.frames:
-            raise ValueError(f"dynamics prior got {k} history frames; expected its {self.frames}")
+            raise WorldModelError(f"dynamics prior got {k} history frames; expected its {self.frames}")
         current = recent[:, -1]
         x = recent.permute(0, 1, 4, 2, 3).reshape(b, k * c, h, w)
         a = actions.reshape(b, -1, 1, 1).expand(b, actions.shape[1] * actions.shape[2], h, w)
