@@ -258,7 +258,8 @@ def _plan_options(fn):
                      show_default=True, help="Share of each population drawn from the UVA policy head."),
         click.option("--prior-weight", type=click.FloatRange(min=0.0), default=None,
                      help="Price of leaving the policy's own plan, added to the goal cost (planner + prior; 0 = none) "
-                          "[default: 100 on Wall with the default cost, else 0]."),
+                          "[default: the env's measured price with the default cost (plan_settings.PRIOR_WEIGHTS: 0 "
+                          "on Wall and PushT), else 0]."),
         click.option("--budget-steps", type=click.IntRange(min=1), default=None,
                      help="Env steps per episode [default: 64 on Wall, 50 on PushT]."),
         click.option("--time-budget", type=click.FloatRange(min=0.0, min_open=True), default=None,
