@@ -88,13 +88,15 @@ def test_policy_skip_keeps_a_kind_out_of_the_policy_mode_only(run, monkeypatch):
 
     ckpt, data = run
     recorded = _episode_policies(load_replay_buffer(data))
-    real, drawn = finetuning.finetune_windows, {}
+    real, drawn, fine_tuning = finetuning.finetune_windows, {}, [False]
 
     def counted(dataset, name):
-        """Record the episode of every window drawn (a dunder is looked up on the class, hence the subclass)."""
+        """Record the episode of every window the fine-tune draws (a dunder is looked up on the class,
+        hence the subclass; draws after it, e.g. the weight report, are not counted)."""
         class Counting(type(dataset)):
             def __getitem__(self, index):
-                drawn.setdefault(name, []).append(int(self.episode_of([index])[0]))
+                if fine_tuning[0]:
+                    drawn.setdefault(name, []).append(int(self.episode_of([index])[0]))
                 return super().__getitem__(index)
 
         dataset.__class__ = Counting
@@ -102,10 +104,14 @@ def test_policy_skip_keeps_a_kind_out_of_the_policy_mode_only(run, monkeypatch):
     def spy(model, dataset, modes, **kwargs):
         counted(dataset, "all")
         counted(kwargs["mode_datasets"]["policy"], "policy")
-        return real(model, dataset, modes, **kwargs)
+        fine_tuning[0] = True
+        try:
+            return real(model, dataset, modes, **kwargs)
+        finally:
+            fine_tuning[0] = False
 
     monkeypatch.setattr(finetuning, "finetune_windows", spy)
-    extract_policy(ckpt, data, steps=8, batch_size=4, policy_fraction=0.5, policy_skip=("random",))
+    extract_policy(ckpt, data, steps=12, batch_size=4, policy_fraction=0.5, policy_skip=("random",))
     assert {recorded[e] for e in drawn["policy"]} <= {"expert", "wander"} and drawn["policy"]
     assert "random" in {recorded[e] for e in drawn["all"]}  # the world-model modes still see them
     extra = json.loads((ckpt / "config.json").read_text())["extra_state"]["policy_extraction"]
