@@ -75,7 +75,9 @@ def main() -> None:
     parser.add_argument("--execute", type=int, default=PlanSettings.execute)
     parser.add_argument("--prior-fraction", type=float, default=PlanSettings.prior_fraction)
     parser.add_argument("--prior-weight", type=float, default=None,
-                        help="price of leaving the policy's own plan (planner + prior; default: the env's, 100 on Wall, 0 on PushT)")
+                        help="price of leaving the policy's own plan (planner + prior; default: the env's PRIOR_WEIGHTS)")
+    parser.add_argument("--model-passes", type=int, default=PlanSettings.model_passes,
+                        help="MAR passes of the world model per imagined chunk")
     parser.add_argument("--sweep-method", default="oracle-state",
                         help="method of the planner-settings sweep table (oracle-state: a perfect cost)")
     parser.add_argument("--methods", default="random,greedy,policy,planner,planner+prior,oracle-image,oracle-state",
@@ -87,7 +89,8 @@ def main() -> None:
     model = load_model_for_env(args.checkpoint, args.env)
     base = PlanSettings(seed=args.seed, budget_steps=BUDGET_STEPS[args.env], samples=args.samples, iters=args.iters,
                         cost=args.cost, planner=args.planner, horizon=args.horizon, execute=args.execute,
-                        prior_fraction=args.prior_fraction, prior_weight=args.prior_weight)
+                        prior_fraction=args.prior_fraction, prior_weight=args.prior_weight,
+                        model_passes=args.model_passes)
     goals = protocol_goals(args.env, args.goals, args.seed)
 
     def factory(settings):

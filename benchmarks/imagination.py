@@ -124,12 +124,15 @@ def _agent_row(table: Table, settings, rep, h) -> None:
                   fmt(h.copy_last_error), fmt(h.tokenizer_error), str(h.n))
 
 
-def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, console: Console, quick: bool) -> dict:
+def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, console: Console, quick: bool,
+             mar_passes: int = 1) -> dict:
     model = world_model.load(path)
     model.eval()
     settings = [SamplingSettings("planner"), SamplingSettings("T=0", temperature=0.0)]
     if quick:
         settings = settings[:1]
+    if mar_passes > 1:  # the planner's sampling with more MAR passes: what more backbone passes buy
+        settings.append(SamplingSettings(f"{mar_passes} passes", num_iters=mar_passes))
     env = model_env(model)
     summary: dict = {"checkpoint": path}
     if env != "wall":
@@ -294,6 +297,8 @@ def main() -> None:
     parser.add_argument("--out", default="out/imagination", help="folder for the PNGs and summary.json")
     parser.add_argument("--quick", action="store_true", help="planner settings only (for ablation rows)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--mar-passes", type=int, default=1,
+                        help="also measure the planner's sampling with this many MAR passes (per-horizon table)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -305,7 +310,8 @@ def main() -> None:
         env = canonical_env_name(world_model.load_config(path).env_name or "wall")
         if env not in episodes:
             episodes[env] = held_out(env, args.episodes, args.steps, console)
-        summaries.append(evaluate(path, episodes[env], args.chunks, args.starts, out, console, args.quick))
+        summaries.append(evaluate(path, episodes[env], args.chunks, args.starts, out, console, args.quick,
+                                   args.mar_passes))
     wall = [s for s in summaries if "env" not in s]
     if wall:
         console.print(summary_table(wall))

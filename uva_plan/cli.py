@@ -273,6 +273,9 @@ def _plan_options(fn):
                                              "method and the first prior proposal; 0 = deterministic)."),
         click.option("--model-samples", type=click.IntRange(min=1), default=d.model_samples, show_default=True,
                      help="Score each candidate this many times and average (stochastic model)."),
+        click.option("--model-passes", type=click.IntRange(min=1), default=d.model_passes, show_default=True,
+                     help="MAR passes of the world model per imagined chunk (more keep the agent in every frame, "
+                          "at more time per replan)."),
         seed_option("Seed of the goals and all sampling."),
         device_option("Where the model runs."),
     ]
@@ -282,14 +285,15 @@ def _plan_options(fn):
 
 
 def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget,
-              cost, denoise_steps, policy_temperature, model_samples, seed):
+              cost, denoise_steps, policy_temperature, model_samples, model_passes, seed):
     from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, prior_weight_for
 
     settings = PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
                             prior_fraction=prior_fraction, prior_weight=prior_weight,
                             budget_steps=budget_steps or BUDGET_STEPS[env_name],
                             time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
-                            policy_temperature=policy_temperature, model_samples=model_samples, seed=seed)
+                            policy_temperature=policy_temperature, model_samples=model_samples,
+                            model_passes=model_passes, seed=seed)
     settings.prior_weight = prior_weight_for(settings, env_name)  # the env's measured default, recorded as applied
     return settings
 
@@ -310,13 +314,13 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
 @user_errors
 def plan(checkpoint, env_name, episodes, goals_file, goal_image, start_state, baselines, out, planner, samples, iters,
          horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget, cost, denoise_steps, policy_temperature,
-         model_samples, seed, device):
+         model_samples, model_passes, seed, device):
     """Goal-image MPC: UVA imagines each candidate's future, the planner picks the best, replans."""
     from uva_plan.errors import UserInputError
     from uva_plan.planning import run_planning
 
     settings = _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps,
-                         time_budget, cost, denoise_steps, policy_temperature, model_samples, seed)
+                         time_budget, cost, denoise_steps, policy_temperature, model_samples, model_passes, seed)
     state = None
     if start_state is not None:
         try:

@@ -212,7 +212,8 @@ class Evaluator:
                 from uva_plan.objective import UVAObjective
 
                 obj = UVAObjective(self.model, None, None, self.cost, num_steps=s.denoise_steps,
-                                   model_samples=s.model_samples, generator=gen, encoded=replan_problems())
+                                   model_samples=s.model_samples, num_iters=s.model_passes, generator=gen,
+                                   encoded=replan_problems())
             weight = prior_weight_for(s, self.env_name)
             if prior > 0.0 and weight > 0.0:
                 from uva_plan.objective import PolicyAnchoredObjective

@@ -72,6 +72,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
         *,
         num_steps: int | None = None,
         model_samples: int = 1,
+        num_iters: int = 1,
         subgoals: torch.Tensor | None = None,
         max_batch: int = 1024,
         generator: torch.Generator | None = None,
@@ -82,8 +83,11 @@ imagines from this history (``imagine_subgoals``, on the first call).
             raise UserInputError(f"model_samples must be >= 1, got {model_samples}")
         self.model = model
         self.cost = cost
+        if isinstance(num_iters, bool) or not isinstance(num_iters, int) or num_iters < 1:
+            raise UserInputError(f"num_iters (MAR passes) is {num_iters!r}; expected an integer >= 1")
         self.num_steps = num_steps
         self.model_samples = model_samples
+        self.num_iters = num_iters
         self.max_batch = max_batch
         self.generator = generator
         self.history_latents = encoded.history
@@ -120,6 +124,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 sample_latents=self.cost.needs_latents or self.cost.needs_subgoals,
                 distance_heads=self.cost.distance_heads if self.cost.needs_distance else (),
                 num_steps=self.num_steps,
+                num_iters=self.num_iters,
                 generator=self.generator,
             )
             traj = Trajectory(
@@ -142,6 +147,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
             decode=True,
             distance_heads=(),  # only the frames are shown
             num_steps=self.num_steps,
+            num_iters=self.num_iters,
             generator=self.generator,
         )
         return (result.frames.clamp(0, 1) * 255).round().to(torch.uint8)

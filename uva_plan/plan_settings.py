@@ -51,7 +51,7 @@ def model_generator(seed: int, first: int):
 
 # The knobs `uva-plan plan` / `demo` set from an option of the same name: messages name both, so a CLI
 # user and a Python caller each recognise theirs.
-CLI_FLAGS = ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples",
+CLI_FLAGS = ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples", "model_passes",
              "prior_fraction", "prior_weight", "policy_temperature", "time_budget")
 
 
@@ -84,6 +84,9 @@ class PlanSettings:
     # Price of leaving the policy's own plan (planner + prior only); None = the env's PRIOR_WEIGHTS.
     prior_weight: float | None = None
     model_samples: int = 1
+    # MAR passes of the world model per imagined chunk: 2 keep the imagined agent in every frame (README,
+    # "Why the planning defaults") at twice the backbone's time; 1 is the measured default.
+    model_passes: int = 1
     batch_episodes: int = 8
     seed: int = 0
 
@@ -94,7 +97,7 @@ class PlanSettings:
         if self.cost not in COST_NAMES:
             raise UserInputError(f"unknown goal cost {self.cost!r}; expected one of {', '.join(COST_NAMES)}")
         for name in ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples",
-                     "batch_episodes"):
+                     "model_passes", "batch_episodes"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"{name}{_flag(name)} must be >= 1, got {getattr(self, name)}")
         if self.samples < 4:

@@ -90,6 +90,7 @@ def test_goal_file_and_goal_image_sources(wall_ckpt, tmp_path):
         (["--execute", "40"], "execute"),
         (["--prior-fraction", "1.5"], "prior-fraction"),
         (["--planner", "nope"], "planner"),
+        (["--model-passes", "0"], "model-passes"),
     ],
 )
 def test_bad_planner_options_exit_2_with_one_line(wall_ckpt, tmp_path, args, match):
@@ -392,3 +393,22 @@ def test_the_library_records_the_price_it_applied(wall_ckpt, tmp_path, monkeypat
     payload = run_planning(env_name="wall", checkpoint=str(wall_ckpt), settings=PlanSettings(samples=8, iters=1,
                            budget_steps=16, denoise_steps=1), episodes=1, methods=["planner+prior"], out=tmp_path / "lib")
     assert payload["settings"]["prior_weight"] == 100.0
+
+
+def test_model_passes_reach_every_imagined_chunk_and_are_recorded(wall_ckpt, tmp_path, monkeypatch):
+    """`--model-passes N`: the world model imagines each candidate chunk with N MAR passes."""
+    import world_model
+
+    passes = []
+    real = world_model.UVA.forward_dynamics
+
+    def counting(self, *args, **kwargs):
+        passes.append(kwargs.get("num_iters", 1))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(world_model.UVA, "forward_dynamics", counting)
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1", "--model-passes", "2",
+                                    "--out", str(tmp_path / "out"), *FAST])
+    assert res.exit_code == 0, res.output
+    assert passes and set(passes) == {2}
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["model_passes"] == 2
