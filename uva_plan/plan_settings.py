@@ -84,8 +84,8 @@ class PlanSettings:
     # Price of leaving the policy's own plan (planner + prior only); None = the env's PRIOR_WEIGHTS.
     prior_weight: float | None = None
     model_samples: int = 1
-    # MAR passes of the world model per imagined chunk: 2 keep the imagined agent in every frame (README,
-    # "Why the planning defaults") at twice the backbone's time; 1 is the measured default.
+    # MAR passes of the world model per imagined chunk: 2 keep the imagined agent in every frame but plan
+    # no better at 1.4x the time (README, "Why the planning defaults").
     model_passes: int = 1
     batch_episodes: int = 8
     seed: int = 0

@@ -15,17 +15,21 @@ A chunk on a shortest path has A ~ 0 (w ~ 1); a chunk that makes no progress has
 Methods: ``awr`` (the above), ``uniform`` (the same loop with w = 1: the control, which shows what
 more policy steps alone do). ``episode_policy`` keeps only the episodes the data records as collected
 by that policy (e.g. ``expert``), for data that says so; ``policy_skip`` keeps the named collection
-policies out of the policy mode only (e.g. ``dash``: full-speed runs in one direction that teach the world
-model its stops, but whose hindsight AWR weights rank them above the expert's; measured on the candidate
-Wall data: mean weight dash 0.44, expert 0.40), while the other modes still train on them. With ``hold_at_goal`` (default) the policy's targets stop at the goal: a recorded episode moves on
+policies out of the policy mode only (e.g. ``dash``: full-speed runs in one direction that teach the
+world model its stops, but whose hindsight AWR weights rank them above the expert's; measured on the
+shipped Wall data: mean weight dash 0.44, expert 0.40), while the other modes still train on them.
+
+With ``hold_at_goal`` (default) the policy's targets stop at the goal: a recorded episode moves on
 past its hindsight goal, so cloning its chunk teaches a policy asked for a near goal to run through it
-(measured on the shipped Wall model: 38 of 50 policy episodes passed within the success radius, 16
-ended there). Past the goal step the target is the env's hold action (`uva_plan.envs.hold_actions`).
-A share of the steps (``1 - policy_fraction``)
-keeps training the other masked modes with the run's own mode weights, so the world model the planner
-imagines with is not traded for the policy. The latent-distance head is restored afterwards (the refit
-head is better than what the joint loss would make of it in a few thousand steps). The checkpoint is
-rewritten atomically in place, like `fit-distance`.
+(measured on the shipped Wall model of the time: 38 of 50 policy episodes passed within the success
+radius, 16 ended there). Past the goal step the target is the env's hold action
+(`uva_plan.envs.hold_actions`).
+
+A share of the steps (``1 - policy_fraction``) keeps training the other masked modes with the run's own
+mode weights, so the world model the planner imagines with is not traded for the policy. The
+latent-distance head is restored afterwards (the refit head is better than what the joint loss would
+make of it in a few thousand steps). The checkpoint is rewritten atomically in place, like
+`fit-distance`.
 """
 
 from __future__ import annotations
