@@ -151,11 +151,12 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
             raise UserInputError(f"{data} has no env states or env name; expected data from `uva-plan collect` "
                                  "for hold-at-goal targets (or turn them off)")
         hold = hold_actions(env or model.config.env_name, np.asarray(buffer.state))
-    dataset = WindowDataset(buffer, spec, episodes=train_eps, seed=seed, frames=latents.cpu().numpy(), hold_actions=hold)
+    frames = latents.cpu().numpy()
+    dataset = WindowDataset(buffer, spec, episodes=train_eps, seed=seed, frames=frames, hold_actions=hold)
     mode_datasets = {}
-    if policy_eps is not train_eps:
-        mode_datasets["policy"] = WindowDataset(buffer, spec, episodes=policy_eps, seed=seed,
-                                                frames=latents.cpu().numpy(), hold_actions=hold)
+    if policy_skip:  # the policy mode draws from the episodes left after the skip
+        mode_datasets["policy"] = WindowDataset(buffer, spec, episodes=policy_eps, seed=seed, frames=frames,
+                                                hold_actions=hold)
     weight_fn = (lambda batch: advantage_weights(model, batch, beta, max_weight)) if method == "awr" else None
 
     t0 = time.perf_counter()

@@ -145,9 +145,9 @@ class UVAConfig:
     action_warp_kernel: str = "free"
     # A deterministic conv forward model on the latent grid (`dynamics_prior.py`), regressed onto the
     # future latents with this loss weight; its prediction joins every future token when actions are
-    # given (0 channels = off, UVA's token). With coords each cell also sees its (x, y): actions that are
-    # target positions (PushT) need them; with frames > 1 it also sees the frames before the current one
-    # (an agent carried by its own speed).
+    # given (0 channels = off, UVA's token). With coords each cell also sees its (x, y), for actions that
+    # are target positions; with frames > 1 it also sees the frames before the current one, for an agent
+    # carried by its own speed (on PushT's reference net each moved the agent's error by a few units).
     dynamics_prior_width: int = 0
     dynamics_prior_blocks: int = 4
     dynamics_prior_loss_weight: float = 1.0
