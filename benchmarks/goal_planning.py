@@ -59,7 +59,7 @@ def main() -> None:
     from uva_plan.envs.goals import protocol_goals
     from uva_plan.evaluation import Evaluator
     from uva_plan.model_loading import load_model_for_env
-    from uva_plan.plan_settings import BUDGET_STEPS, PLANNER_NAMES, PlanSettings
+    from uva_plan.plan_settings import BUDGET_STEPS, FIRST_PLANS, PLANNER_NAMES, PlanSettings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="wall", choices=["wall", "pusht"])
@@ -78,6 +78,8 @@ def main() -> None:
                         help="price of leaving the policy's own plan (planner + prior; default: the env's PRIOR_WEIGHTS)")
     parser.add_argument("--model-passes", type=int, default=PlanSettings.model_passes,
                         help="MAR passes of the world model per imagined chunk")
+    parser.add_argument("--first-plan", default=PlanSettings.first_plan, choices=FIRST_PLANS,
+                        help="mean of each episode's first plan (hold still, or the action box's centre)")
     parser.add_argument("--sweep-method", default="oracle-state",
                         help="method of the planner-settings sweep table (oracle-state: a perfect cost)")
     parser.add_argument("--methods", default="random,greedy,policy,planner,planner+prior,oracle-image,oracle-state",
@@ -90,7 +92,7 @@ def main() -> None:
     base = PlanSettings(seed=args.seed, budget_steps=BUDGET_STEPS[args.env], samples=args.samples, iters=args.iters,
                         cost=args.cost, planner=args.planner, horizon=args.horizon, execute=args.execute,
                         prior_fraction=args.prior_fraction, prior_weight=args.prior_weight,
-                        model_passes=args.model_passes)
+                        model_passes=args.model_passes, first_plan=args.first_plan)
     goals = protocol_goals(args.env, args.goals, args.seed)
 
     def factory(settings):

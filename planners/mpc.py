@@ -84,6 +84,7 @@ def run_mpc(
     seed: int | None = None,
     on_replan: Callable[[int, PlanResult], Any] | None = None,
     fill: str = "last",
+    init: Any = None,
     **plan_kwargs: Any,
 ) -> MPCResult:
     """Plan, execute `n_execute` actions, shift, replan, until `budget_steps` actions are executed.
@@ -96,6 +97,8 @@ def run_mpc(
     seed: replan i uses seed + i (distinct noise per replan, reproducible loop); None = unseeded.
     on_replan(i, result): called after each replan, before executing (logging, visualisation).
     fill: how shifted plans are padded at the end, see `shift_plan`.
+    init [B, H, A]: the first plan's warm start (e.g. "hold still"); None = the planner's own (the box
+        centre). Later plans start from the previous plan, shifted.
     plan_kwargs: passed to every plan() call (time_budget, max_calls, callback, return_populations).
     Warm starts: each replan gets init = the previous `PlanResult.warm_start` shifted by the executed
     steps, and init_elites = its shifted elites (iCEM keeps a fraction of them).
@@ -114,7 +117,7 @@ def run_mpc(
         raise PlannerError(f"n_execute must be <= horizon ({horizon}); got {n_execute}")
     _fill_mode("run_mpc", fill)
     optional_seed(seed)
-    for reserved in ("init", "init_elites", "proposals", "seed"):
+    for reserved in ("init_elites", "proposals", "seed"):
         if reserved in plan_kwargs:
             raise PlannerError(f"run_mpc sets {reserved} itself; remove it from the keyword arguments")
 
@@ -122,7 +125,7 @@ def run_mpc(
     executed: list[torch.Tensor] = []
     plans: list[PlanResult] = []
     seconds: list[float] = []
-    init = init_elites = None
+    init_elites = None
     done = 0
     while done < budget_steps:
         i = len(plans)

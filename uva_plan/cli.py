@@ -240,7 +240,7 @@ def _parse_model_options(options) -> dict:
 
 def _plan_options(fn):
     """Options shared by `plan` and `demo`: the planner, its budget and the goal cost."""
-    from uva_plan.plan_settings import COST_NAMES, PLANNER_NAMES, PlanSettings
+    from uva_plan.plan_settings import COST_NAMES, FIRST_PLANS, PLANNER_NAMES, PlanSettings
 
     d = PlanSettings()
     options = [
@@ -276,6 +276,9 @@ def _plan_options(fn):
         click.option("--model-passes", type=click.IntRange(min=1), default=d.model_passes, show_default=True,
                      help="MAR passes of the world model per imagined chunk (more keep the agent in every frame, "
                           "at more time per replan)."),
+        click.option("--first-plan", type=click.Choice(FIRST_PLANS), default=d.first_plan, show_default=True,
+                     help="Mean of each episode's first plan: hold still (the agent's own position on PushT) or "
+                          "the action box's centre."),
         seed_option("Seed of the goals and all sampling."),
         device_option("Where the model runs."),
     ]
@@ -285,7 +288,7 @@ def _plan_options(fn):
 
 
 def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget,
-              cost, denoise_steps, policy_temperature, model_samples, model_passes, seed):
+              cost, denoise_steps, policy_temperature, model_samples, model_passes, first_plan, seed):
     from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, prior_weight_for
 
     settings = PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
@@ -293,7 +296,7 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
                             budget_steps=budget_steps or BUDGET_STEPS[env_name],
                             time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
                             policy_temperature=policy_temperature, model_samples=model_samples,
-                            model_passes=model_passes, seed=seed)
+                            model_passes=model_passes, first_plan=first_plan, seed=seed)
     settings.prior_weight = prior_weight_for(settings, env_name)  # the env's measured default, recorded as applied
     return settings
 
@@ -314,13 +317,14 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
 @user_errors
 def plan(checkpoint, env_name, episodes, goals_file, goal_image, start_state, baselines, out, planner, samples, iters,
          horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget, cost, denoise_steps, policy_temperature,
-         model_samples, model_passes, seed, device):
+         model_samples, model_passes, first_plan, seed, device):
     """Goal-image MPC: UVA imagines each candidate's future, the planner picks the best, replans."""
     from uva_plan.errors import UserInputError
     from uva_plan.planning import run_planning
 
     settings = _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps,
-                         time_budget, cost, denoise_steps, policy_temperature, model_samples, model_passes, seed)
+                         time_budget, cost, denoise_steps, policy_temperature, model_samples, model_passes, first_plan,
+                         seed)
     state = None
     if start_state is not None:
         try:

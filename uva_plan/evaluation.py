@@ -263,12 +263,18 @@ class Evaluator:
                 for b in range(len(goals)):
                     imagined[b].append((batch.steps, frames[b]))
 
+        first_init = None
+        if s.first_plan == "hold":  # the agent's own state only (PushT: its position), never the block's
+            from uva_plan.envs import hold_actions
+
+            hold = torch.as_tensor(hold_actions(self.env_name, batch.states()), dtype=torch.float32)
+            first_init = hold[:, None].expand(len(goals), s.horizon, hold.shape[-1]).contiguous()
         t0 = time.perf_counter()
         out = run_mpc(
             planner, make_objective, batch.step, batch_size=len(goals), horizon=s.horizon,
             action_dim=len(env.action_low), low=torch.as_tensor(env.action_low), high=torch.as_tensor(env.action_high),
             n_execute=s.execute, budget_steps=s.budget_steps, proposals_fn=proposals_fn,
-            seed=batch_seed(s.seed, first), on_replan=on_replan, time_budget=s.time_budget,
+            seed=batch_seed(s.seed, first), on_replan=on_replan, time_budget=s.time_budget, init=first_init,
         )
         seconds = (time.perf_counter() - t0) / max(out.n_replans, 1)
         return seconds, calls[0], EpisodeTrace(imagined, cost_stats)

@@ -91,6 +91,23 @@ def test_mpc_warm_starts_from_the_shifted_plan_and_carries_elites():
     assert result.actions.shape == (2, 7, 2)  # the last chunk is cut to the budget
 
 
+def test_mpc_starts_the_first_plan_from_the_given_init():
+    """A first-plan warm start (e.g. "hold still") reaches the first plan only; later plans shift their own."""
+    env = PointMass(batch=2)
+    seen = []
+
+    class Spy(CEM):
+        def plan(self, objective, **kwargs):
+            seen.append(kwargs["init"])
+            return super().plan(objective, **kwargs)
+
+    hold = torch.full((2, 8, 2), 0.25)
+    result = env.mpc(Spy(population=16, n_elites=4, iterations=1), horizon=8, n_execute=4, budget_steps=8, seed=0,
+                     init=hold)
+    assert torch.equal(seen[0], hold)
+    assert torch.equal(seen[1], shift_plan(result.plans[0].warm_start, 4))
+
+
 def test_mpc_never_sees_success_and_ignores_step_return_values():
     env = PointMass(batch=1)
     result = env.mpc(
@@ -107,7 +124,8 @@ def test_mpc_never_sees_success_and_ignores_step_return_values():
         (dict(n_execute=9), "n_execute must be <= horizon (8); got 9"),
         (dict(budget_steps=0), "budget_steps must be a positive int; got 0"),
         (dict(fill="repeat"), "fill='repeat'; expected one of ('last', 'zeros', 'mean')"),
-        (dict(init=torch.zeros(1, 8, 2)), "run_mpc sets init itself"),
+        (dict(init=torch.zeros(1, 4, 2)), "init has shape (1, 4, 2)"),
+        (dict(init_elites=torch.zeros(1, 2, 8, 2)), "run_mpc sets init_elites itself"),
         (dict(step=None), "step must be callable"),
     ],
 )

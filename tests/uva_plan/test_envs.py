@@ -270,16 +270,27 @@ def test_greedy_gets_stuck_behind_the_wall(wall):
     assert wall.room(state) == 0 and not wall.is_success(state, goal)
 
 
-def test_pusher_moves_the_block_in_most_short_windows(pusht):
-    moved, windows = 0, 0
+def test_pusher_moves_the_block_in_most_chunks_at_the_human_demos_pace(pusht):
+    """Most 16-step windows (the model's action chunk) move the block, at the pace of human PushT demos:
+    the target leads the agent by at most 30 px (uncapped, the pusher ran 3x faster than the demos)."""
+    moved, windows, leads = 0, 0, []
     for seed in range(2):
         states = pusher_states(pusht, seed, 60)
         assert np.all((states[:, :4] >= 0) & (states[:, :4] <= 512))  # the block stays in the arena
-        for t in range(0, 55, 5):
-            change = np.hypot(*(states[t + 5, 2:4] - states[t, 2:4])) + np.degrees(abs(states[t + 5, 4] - states[t, 4]))
+        for t in range(0, 45, 4):
+            change = np.hypot(*(states[t + 16, 2:4] - states[t, 2:4])) + np.degrees(abs(states[t + 16, 4] - states[t, 4]))
             moved += change > 2.0
             windows += 1
-    assert moved / windows >= 0.7
+    assert moved / windows >= 0.8
+    policy = make_policy("pusht", "pusher", seed=0)
+    pusht.reset(seed=0)
+    state = pusht.get_state()
+    policy.reset(state)
+    for _ in range(40):
+        target = policy(state)
+        leads.append(np.hypot(*(target - state[0:2])))
+        state = pusht.step_state(target)
+    assert max(leads) <= 30.0 + 1e-3 and np.mean(leads) > 10.0
 
 
 # ---------------------------------------------------------------------------------------------- bad input

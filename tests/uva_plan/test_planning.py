@@ -412,3 +412,36 @@ def test_model_passes_reach_every_imagined_chunk_and_are_recorded(wall_ckpt, tmp
     assert res.exit_code == 0, res.output
     assert passes and set(passes) == {2}
     assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["model_passes"] == 2
+
+
+@pytest.mark.parametrize("first_plan", ["hold", "centre"])
+def test_the_first_plan_holds_the_agent_where_it_is_or_starts_at_the_box_centre(first_plan, monkeypatch):
+    """PushT's hold plan is the agent's own position (proprioception), never the block's; later plans
+    start from the previous one. "centre" leaves the planner its own start (the box's centre)."""
+    import planners
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import PlanSettings
+
+    inits = []
+    real = planners.CEM.plan
+
+    def spy(self, objective, **kwargs):
+        inits.append(kwargs["init"])
+        return real(self, objective, **kwargs)
+
+    monkeypatch.setattr(planners.CEM, "plan", spy)
+    goals = protocol_goals("pusht", 2, 0)
+    settings = PlanSettings(samples=4, iters=1, horizon=4, execute=4, budget_steps=8, first_plan=first_plan)
+    Evaluator(None, "pusht", settings, image_size=16).run("oracle-state", goals)
+    assert len(inits) == 2 and inits[1] is not None
+    if first_plan == "centre":
+        assert inits[0] is None
+    else:
+        agents = torch.tensor([g.start_state[0:2] for g in goals], dtype=torch.float32)
+        assert inits[0].shape == (2, 4, 2) and torch.allclose(inits[0], agents[:, None].expand(2, 4, 2))
+
+
+def test_an_unknown_first_plan_is_one_line(wall_ckpt, tmp_path):
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--first-plan", "middle",
+                                    "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "--first-plan" in res.output and "Traceback" not in res.output

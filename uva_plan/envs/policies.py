@@ -248,6 +248,14 @@ class PushTPusher:
     than pushing "forward" without end, matters: a kinematic agent that pins the T against gym-pusht's
     thin walls squeezes it out of the arena (seen in 26 of 30 episodes with an unbounded pusher).
     Gaussian noise on every target adds diversity.
+
+    Pace: each target stays within `max_lead` px of the agent (default 30), so the agent moves at the
+    pace of the human demonstrations DINO-WM's PushT data holds (target - agent std 20 px per axis,
+    agent velocity std 75 px/s; its dataset statistics in dino_wm's datasets/pusht_dset.py). Measured
+    on 20 episodes of 100 steps: 30 px gives 21 px and 78 px/s, the block moving a median 43 px and
+    20 degrees per 25 steps; with no cap the pusher ran 3x faster (59 px, 220 px/s, 130 px and 30
+    degrees), and even the true simulator with the true distance reached 6-12% of its 25-step goals
+    (44% at this pace). None = no cap.
     """
 
     MARGIN = 25.0  # agent targets stay this far inside the workspace
@@ -258,11 +266,14 @@ class PushTPusher:
     ORBIT_STEPS = 12  # then push from wherever the agent is
     PUSH_STEPS = (6, 16)
 
-    def __init__(self, seed: int, noise: float = 8.0):
+    def __init__(self, seed: int, noise: float = 8.0, max_lead: float | None = 30.0):
         if not 0.0 <= noise <= 100.0:
             raise UserInputError(f"pusher noise is {noise}; expected a standard deviation in [0, 100] px")
+        if max_lead is not None and not 1.0 <= max_lead <= WORKSPACE:
+            raise UserInputError(f"pusher max_lead is {max_lead}; expected None or a distance in [1, {WORKSPACE:g}] px")
         self.rng = np.random.default_rng(seed)
         self.noise = float(noise)
+        self.max_lead = None if max_lead is None else float(max_lead)
         self._phase = "orbit"
         self._timer = 0
         self._direction = np.array([1.0, 0.0])
@@ -310,6 +321,11 @@ class PushTPusher:
             if self._timer <= 0 or np.hypot(*(s[0:2] - self._target)) < 10.0:
                 self._new_push(s)
         target = target + self.rng.normal(0.0, self.noise, size=2)
+        if self.max_lead is not None:
+            lead = target - s[0:2]
+            distance = float(np.hypot(*lead))
+            if distance > self.max_lead:
+                target = s[0:2] + lead * (self.max_lead / distance)
         return np.clip(target, self.MARGIN, WORKSPACE - self.MARGIN).astype(np.float32)
 
 
@@ -317,7 +333,8 @@ def make_policy(env_name: str, kind: str, seed: int = 0, **options):
     """Scripted policy `kind` for `env_name` (see POLICY_KINDS), seeded with `seed`.
 
     Options: wall expert/greedy `noise` (std of velocity noise as a fraction of the top speed, default 0)
-    and `p_other_room`; pusht pusher `noise` (std in px, default 8).
+    and `p_other_room`; pusht pusher `noise` (std in px, default 8) and `max_lead`
+    (px the target may lead the agent, default 30: the human demonstrations' pace; None = no cap).
     """
     name = canonical_env_name(env_name)
     if kind not in POLICY_KINDS[name]:
