@@ -140,13 +140,13 @@ def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, co
         _pusht_tables(model, path, episodes, settings, chunks, summary, console)
         console.print("still-start direction test: Wall only (PushT's actions are target positions); skipped")
     else:
-        _wall_tables(model, path, episodes, settings, chunks, starts, summary, console)
+        _wall_tables(model, path, episodes, settings, chunks, starts, summary, console, out)
     _shared_measures(model, path, episodes, out, summary, console)
     return summary
 
 
 def _wall_tables(model, path: str, episodes, settings, chunks: int, starts: int, summary: dict,
-                 console: Console) -> None:
+                 console: Console, out: Path | None = None) -> None:
     """Wall's per-horizon table and the still-start direction test, with their summary entries."""
     table = Table(title=f"imagined agent vs the simulator: {path}\n(planner = 1 MAR pass, 2 DDIM steps, "
                         "the checkpoint's temperature; errors in world units = px at 64x64)")
@@ -165,7 +165,17 @@ def _wall_tables(model, path: str, episodes, settings, chunks: int, starts: int,
                 "blocked: agent missing", "moved the commanded way", "median err", "starts"):
         table.add_column(col, justify="right")
     half = direction_test(model, n_starts=starts, speed_fraction=0.5)
-    dirs = direction_test(model, n_starts=starts)
+    misses: list = []
+    dirs = direction_test(model, n_starts=starts, misses=misses if out is not None else None)
+    if out is not None and misses:
+        from uva_plan.viz import save_image_grid
+
+        stride = model.config.frame_stride
+        png = out / f"still-start-misses-{'-'.join(Path(path).parts[-2:])}.png"
+        save_image_grid(misses[:8], png, column_titles=["start", *(f"true +{stride * k}" for k in range(1, model.config.n_future + 1)),
+                                                        *(f"imagined +{stride * k}" for k in range(1, model.config.n_future + 1))])
+        summary["still_start_misses_png"] = str(png)
+        console.print(f"wrote {png} (the first {min(8, len(misses))} of {len(misses)} full-speed misses)")
     for speed, results in (("half", half), ("full", dirs)):
         for d in results:
             table.add_row(speed, d.direction, f"{100 * d.near:.0f}%", f"{_pct(d.near_free)} / {_pct(d.near_blocked)}",

@@ -212,10 +212,13 @@ class DirectionResult:
 
 
 def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None = None, seed: int = EVAL_SEED,
-                   speed_fraction: float = 1.0) -> list[DirectionResult]:
+                   speed_fraction: float = 1.0, misses: list | None = None) -> list[DirectionResult]:
     """From a still start (the current frame repeated as history, as at an episode start), a chunk at
     ``speed_fraction`` of the top speed in each direction: does the imagined agent end where the
-    simulator's does? Wall only: PushT's actions are target positions, not velocities."""
+    simulator's does? Wall only: PushT's actions are target positions, not velocities.
+
+    misses: a list to which each chunk that ends more than NEAR_PX off is appended as one picture row
+    (start | true frames | imagined frames, uint8), to see what the misses look like."""
     if model_env(model) != "wall":
         raise UserInputError(f"the still-start direction test is Wall's; this model is {model_env(model)!r}")
     cfg = model.config
@@ -230,12 +233,16 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
     gen = torch.Generator(device="cpu").manual_seed(seed)
     for name, (dx, dy) in DIRECTIONS.items():
         action = np.array([dx * speed, dy * speed], dtype=np.float32)
-        hist, acts, ends, begins = [], [], [], []
+        hist, acts, ends, begins, truth = [], [], [], [], []
         for st in starts:
             env.set_state(st)
             frame = env.render_state(st)
-            for _ in range(cfg.chunk_len):
+            shown = []
+            for t in range(1, cfg.chunk_len + 1):
                 env.step_state(action)
+                if misses is not None and t % cfg.frame_stride == 0:
+                    shown.append(env.render_state(env.get_state()))
+            truth.append(shown)
             hist.append(np.repeat(frame[None], cfg.n_history, axis=0))
             acts.append(np.repeat(action[None], cfg.chunk_len, axis=0))
             ends.append(env.get_state()[:2])
@@ -252,6 +259,9 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
         im_along = np.nan_to_num((xy - begins) @ way, nan=0.0)
         moved = (im_along >= 0.5 * sim_along)[can_move]
         near = err <= NEAR_PX
+        if misses is not None:
+            imagined = (np.clip(res.frames.cpu().numpy(), 0, 1) * 255).astype(np.uint8)
+            misses += [[hist[i][-1], *truth[i], *imagined[i]] for i in np.flatnonzero(~near)]
         unblocked = sim_along >= cfg.chunk_len * speed - 1e-3  # ran its whole way: a "free" chunk
         results.append(DirectionResult(name, float(near.mean()),
                                        float(moved.mean()) if moved.size else float("nan"),

@@ -226,3 +226,17 @@ def test_pressed_test_holds_a_model_that_keeps_the_agent_and_not_one_that_loses_
     carried = {(r.place, r.speed_fraction): r for r in pressed_test(_Pusher(None), n_starts=4)}
     assert carried[("wall", 1.0)].held == 0.0  # through the wall, or lost inside it
     assert carried[("right edge", 1.0)].held == 1.0  # clipped at the frame: in place after all
+
+
+def test_direction_test_hands_back_each_miss_as_a_picture_row():
+    """misses: one row per chunk that ended off (start | true frames | imagined frames), none for a hit."""
+    misses: list = []
+    results = direction_test(_StandIn(None), n_starts=4, misses=misses)
+    n_off = round(sum((1 - r.near) * r.n for r in results))
+    assert len(misses) == n_off > 0
+    cfg = _StandIn(None).config
+    for row in misses:
+        assert len(row) == 1 + 2 * cfg.n_future
+        assert all(f.dtype == np.uint8 and f.shape == (cfg.image_size, cfg.image_size, 3) for f in row)
+    # copy-last imagines the start frame again: the last imagined panel is the start, the last true one is not
+    assert all(np.array_equal(row[-1], row[0]) and not np.array_equal(row[cfg.n_future], row[0]) for row in misses)
