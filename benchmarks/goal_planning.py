@@ -59,7 +59,7 @@ def main() -> None:
     from uva_plan.envs.goals import protocol_goals
     from uva_plan.evaluation import Evaluator
     from uva_plan.model_loading import load_model_for_env
-    from uva_plan.plan_settings import BUDGET_STEPS, FIRST_PLANS, PLANNER_NAMES, PlanSettings
+    from uva_plan.plan_settings import BUDGET_STEPS, FIRST_PLANS, PLANNER_NAMES, PlanSettings, cost_for
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="wall", choices=["wall", "pusht"])
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--tables", default="methods", help="comma-separated: methods,prior,steps,costs,sweep")
     parser.add_argument("--samples", type=int, default=PlanSettings.samples)
     parser.add_argument("--iters", type=int, default=PlanSettings.iters)
-    parser.add_argument("--cost", default=PlanSettings.cost)
+    parser.add_argument("--cost", default=None, help="goal cost (default: the env's, plan_settings.DEFAULT_COSTS)")
     parser.add_argument("--planner", default=PlanSettings.planner, choices=PLANNER_NAMES)
     parser.add_argument("--horizon", type=int, default=PlanSettings.horizon)
     parser.add_argument("--execute", type=int, default=PlanSettings.execute)
@@ -105,7 +105,7 @@ def main() -> None:
         rows = [(m, m, base) for m in args.methods.split(",") if m]
         results["methods"] = run_rows(factory, goals, rows)
         print_table(console, f"{args.env}: methods ({len(goals)} goals, {base.planner} {base.samples}x{base.iters}, "
-                             f"cost {base.cost}, budget {base.budget_steps} steps)", results["methods"])
+                             f"cost {cost_for(base, args.env)}, budget {base.budget_steps} steps)", results["methods"])
     if "prior" in tables:
         rows = []
         for n in (base.samples // 2, base.samples):

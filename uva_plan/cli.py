@@ -264,8 +264,9 @@ def _plan_options(fn):
                      help="Env steps per episode [default: 64 on Wall, 50 on PushT]."),
         click.option("--time-budget", type=click.FloatRange(min=0.0, min_open=True), default=None,
                      help="Wall-clock seconds per replan (best found so far is used)."),
-        click.option("--cost", type=click.Choice(list(COST_NAMES)), default=d.cost, show_default=True,
-                     help="Goal cost."),
+        click.option("--cost", type=click.Choice(list(COST_NAMES)), default=None,
+                     help="Goal cost [default: the env's measured one (plan_settings.DEFAULT_COSTS: "
+                          "latent_distance_sum on Wall, multiscale_sum on PushT)]."),
         click.option("--denoise-steps", type=click.IntRange(1, 100), default=d.denoise_steps, show_default=True,
                      help="DDIM steps of the diffusion heads."),
         click.option("--policy-temperature", type=click.FloatRange(0.0, 10.0), default=d.policy_temperature,
@@ -289,7 +290,7 @@ def _plan_options(fn):
 
 def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget,
               cost, denoise_steps, policy_temperature, model_samples, model_passes, first_plan, seed):
-    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, prior_weight_for
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, cost_for, prior_weight_for
 
     settings = PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
                             prior_fraction=prior_fraction, prior_weight=prior_weight,
@@ -298,6 +299,7 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
                             policy_temperature=policy_temperature, model_samples=model_samples,
                             model_passes=model_passes, first_plan=first_plan, seed=seed)
     settings.prior_weight = prior_weight_for(settings, env_name)  # the env's measured default, recorded as applied
+    settings.cost = cost_for(settings, env_name)
     return settings
 
 

@@ -32,6 +32,7 @@ from uva_plan.plan_settings import (  # noqa: F401  (PLANNER_NAMES, make_planner
     PLANNER_NAMES,
     PlanSettings,
     batch_seed,
+    cost_for,
     make_planner,
     model_generator,
     prior_weight_for,
@@ -107,7 +108,8 @@ class Evaluator:
 
             defaults = {f.name: f.default for f in fields(UVAConfig)}
             self.n_history, self.frame_stride = defaults["n_history"], defaults["frame_stride"]
-        self.cost = make_cost(settings.cost)
+        self.cost_name = cost_for(settings, env_name)
+        self.cost = make_cost(self.cost_name)
 
     # ----------------------------------------------------------------------------------- helpers
     def _generator(self, offset: int) -> torch.Generator:
@@ -163,7 +165,7 @@ class Evaluator:
         if self.model is None and method in ("policy", "planner", "planner+prior", "oracle-image"):
             raise UserInputError(f"method {method!r} needs a world-model checkpoint")
         if method == "oracle-image" and self.cost.needs_subgoals:
-            raise UserInputError(f"the {self.settings.cost} cost compares plans with the way the model imagines, which "
+            raise UserInputError(f"the {self.cost_name} cost compares plans with the way the model imagines, which "
                                  "the simulator oracle does not imagine; expected another --cost for oracle-image")
         if goal_frames is None:
             goal_frames = self._goal_frames(goals)

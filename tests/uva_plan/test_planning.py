@@ -445,3 +445,23 @@ def test_an_unknown_first_plan_is_one_line(wall_ckpt, tmp_path):
     res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--first-plan", "middle",
                                     "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "--first-plan" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize(("env_name", "asked", "applied"), [("wall", None, "latent_distance_sum"),
+                                                            ("pusht", None, "multiscale_sum"),
+                                                            ("pusht", "latent_l2", "latent_l2")])
+def test_the_goal_cost_defaults_per_env_and_the_one_applied_is_recorded(tmp_path, env_name, asked, applied,
+                                                                         monkeypatch):
+    """No --cost: the env's measured default cost scores the plans, and results.json says which."""
+    import uva_plan.evaluation as evaluation
+    from uva_plan.plan_settings import PlanSettings
+    from uva_plan.planning import run_planning
+
+    built = []
+    real = evaluation.make_cost
+    monkeypatch.setattr(evaluation, "make_cost", lambda name: (built.append(name), real(name))[1])
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", env_name)
+    settings = PlanSettings(samples=4, iters=1, budget_steps=16, denoise_steps=1, cost=asked)
+    payload = run_planning(env_name=env_name, checkpoint=str(ckpt), settings=settings, episodes=1,
+                           methods=["planner"], out=tmp_path / "out")
+    assert built == [applied] and payload["settings"]["cost"] == applied
