@@ -20,7 +20,7 @@ from uva_plan.envs.goals import protocol_goals
 from uva_plan.goal_costs import make_cost
 from uva_plan.model_loading import load_model_for_env
 from uva_plan.objective import PolicyProposals, UVAObjective
-from uva_plan.plan_settings import PlanSettings
+from uva_plan.plan_settings import PlanSettings, cost_for
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     goals = protocol_goals("wall", args.episodes, args.seed)  # start and goal in different rooms
     batch = EnvBatch("wall", [g.start_state for g in goals], image_size=cfg.image_size)
     goal_images = torch.from_numpy(np.stack([batch.envs[0].render_state(np.asarray(g.goal_state)) for g in goals]))
-    cost = make_cost(PlanSettings().cost)  # the measured default: the latent-distance head (see README)
+    cost = make_cost(cost_for(PlanSettings(), "wall"))  # the Wall's measured default: the latent-distance head
     generator = torch.Generator().manual_seed(args.seed)
 
     def make_objective():  # called before every replan with the current observations

@@ -119,7 +119,7 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
         raise UserInputError(f"label_weight is {label_weight!r}; expected a finite number >= 0")
     horizon = settings.horizon
     n_imagined = horizon // stride
-    cost = make_cost(settings.cost)
+    cost = make_cost(settings.cost or TRACK_COST)  # tracking scores against the video's frames, not a goal
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         video_latents = model.encode(vids)
