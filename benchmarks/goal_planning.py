@@ -119,8 +119,8 @@ def main() -> None:
         print_table(console, f"{args.env}: success vs denoising steps", results["steps"])
     if "costs" in tables:
         rows = [(c, "planner+prior", replace(base, cost=c))
-                for c in ("latent_l2", "latent_l2_sum", "multiscale", "distance", "distance+latent", "latent_distance",
-                          "latent_distance_sum")]
+                for c in ("latent_l2", "latent_l2_sum", "multiscale", "multiscale_sum", "distance", "distance_sum",
+                          "distance+latent", "latent_distance", "latent_distance_sum")]
         results["costs"] = run_rows(factory, goals, rows)
         print_table(console, f"{args.env}: success vs goal cost", results["costs"])
     if "sweep" in tables:

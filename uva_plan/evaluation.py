@@ -108,6 +108,7 @@ class Evaluator:
 
             defaults = {f.name: f.default for f in fields(UVAConfig)}
             self.n_history, self.frame_stride = defaults["n_history"], defaults["frame_stride"]
+            settings.validate(1)  # every knob but the horizon's multiple, which needs the model's chunk
         self.cost_name = cost_for(settings, env_name)
         self.cost = make_cost(self.cost_name)
 
@@ -270,7 +271,9 @@ class Evaluator:
             from uva_plan.envs import hold_actions
 
             hold = torch.as_tensor(hold_actions(self.env_name, batch.states()), dtype=torch.float32)
-            first_init = hold[:, None].expand(len(goals), s.horizon, hold.shape[-1]).contiguous()
+            centre = torch.as_tensor((env.action_low + env.action_high) / 2, dtype=torch.float32)
+            if not torch.allclose(hold, centre.expand_as(hold)):  # the Wall's hold IS the centre: the planner's own start
+                first_init = hold[:, None].expand(len(goals), s.horizon, hold.shape[-1]).contiguous()
         t0 = time.perf_counter()
         out = run_mpc(
             planner, make_objective, batch.step, batch_size=len(goals), horizon=s.horizon,

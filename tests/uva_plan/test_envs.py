@@ -270,6 +270,12 @@ def test_greedy_gets_stuck_behind_the_wall(wall):
     assert wall.room(state) == 0 and not wall.is_success(state, goal)
 
 
+@pytest.mark.parametrize("lead", [0.0, 600.0, float("nan")])
+def test_a_pusher_lead_out_of_range_is_one_clear_error(lead):
+    with pytest.raises(UserInputError, match="max_lead"):
+        make_policy("pusht", "pusher", seed=0, max_lead=lead)
+
+
 def test_pusher_moves_the_block_in_most_chunks_at_the_human_demos_pace(pusht):
     """Most 16-step windows (the model's action chunk) move the block, at the pace of human PushT demos:
     the target leads the agent by at most 30 px (uncapped, the pusher ran 3x faster than the demos)."""

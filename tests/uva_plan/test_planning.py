@@ -465,3 +465,18 @@ def test_the_goal_cost_defaults_per_env_and_the_one_applied_is_recorded(tmp_path
     payload = run_planning(env_name=env_name, checkpoint=str(ckpt), settings=settings, episodes=1,
                            methods=["planner"], out=tmp_path / "out")
     assert built == [applied] and payload["settings"]["cost"] == applied
+
+
+def test_settings_errors_reach_python_callers_without_a_model_and_env_names_resolve():
+    """A mistyped first plan is an error for the simulator oracles too (no model to validate against), and
+    the per-env defaults accept the gymnasium id but not an unknown env."""
+    from uva_plan.envs import ENV_IDS
+    from uva_plan.errors import UserInputError
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import PlanSettings, cost_for
+
+    with pytest.raises(UserInputError, match="first_plan"):
+        Evaluator(None, "pusht", PlanSettings(first_plan="middle"))
+    assert cost_for(PlanSettings(), ENV_IDS["pusht"]) == "multiscale_sum"
+    with pytest.raises(UserInputError, match="unknown environment"):
+        cost_for(PlanSettings(), "maze")

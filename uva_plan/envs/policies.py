@@ -249,7 +249,8 @@ class PushTPusher:
     thin walls squeezes it out of the arena (seen in 26 of 30 episodes with an unbounded pusher).
     Gaussian noise on every target adds diversity.
 
-    Pace: each target stays within `max_lead` px of the agent (default 30), so the agent moves at the
+    Pace: each target stays within `max_lead` px of the agent (default 30; the clip to the board's margin
+    comes after, and only near an edge moves a target further), so the agent moves at the
     pace of the human demonstrations DINO-WM's PushT data holds (target - agent std 20 px per axis,
     agent velocity std 75 px/s; its dataset statistics in dino_wm's datasets/pusht_dset.py). Measured
     on 20 episodes of 100 steps: 30 px gives 21 px and 78 px/s, the block moving a median 43 px and
