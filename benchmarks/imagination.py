@@ -145,6 +145,11 @@ def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, co
     return summary
 
 
+def _run_name(path: str) -> str:
+    """A checkpoint's name in output files: runs/a/final and runs/b/final must not collide."""
+    return "-".join(Path(path).parts[-2:])
+
+
 def _wall_tables(model, path: str, episodes, settings, chunks: int, starts: int, summary: dict,
                  console: Console, out: Path | None = None) -> None:
     """Wall's per-horizon table and the still-start direction test, with their summary entries."""
@@ -171,7 +176,7 @@ def _wall_tables(model, path: str, episodes, settings, chunks: int, starts: int,
         from uva_plan.viz import save_image_grid
 
         stride = model.config.frame_stride
-        png = out / f"still-start-misses-{'-'.join(Path(path).parts[-2:])}.png"
+        png = out / f"still-start-misses-{_run_name(path)}.png"
         save_image_grid(misses[:8], png, column_titles=["start", *(f"true +{stride * k}" for k in range(1, model.config.n_future + 1)),
                                                         *(f"imagined +{stride * k}" for k in range(1, model.config.n_future + 1))])
         summary["still_start_misses_png"] = str(png)
@@ -220,8 +225,7 @@ def _shared_measures(model, path: str, episodes, out: Path | None, summary: dict
                   f"(x{shuffled / max(true_loss, 1e-9):.2f});  inverse-dynamics R^2 "
                   + ", ".join(f"{k} {v:.2f}" for k, v in r2.items()))
     if out is not None:
-        name = "-".join(Path(path).parts[-2:])  # runs/a/final and runs/b/final must not collide
-        png = out / f"imagination-{name}.png"
+        png = out / f"imagination-{_run_name(path)}.png"
         imagination_sheet(model, episodes, png)
         summary["png"] = str(png)
         console.print(f"wrote {png}")

@@ -211,6 +211,11 @@ class DirectionResult:
     missing_blocked: float = float("nan")
 
 
+def _as_uint8(frames: np.ndarray) -> np.ndarray:
+    """Decoded frames in [0, 1] (a little outside is clipped) as uint8 pictures."""
+    return (np.clip(frames, 0, 1) * 255).astype(np.uint8)
+
+
 def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None = None, seed: int = EVAL_SEED,
                    speed_fraction: float = 1.0, misses: list | None = None) -> list[DirectionResult]:
     """From a still start (the current frame repeated as history, as at an episode start), a chunk at
@@ -260,7 +265,7 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
         moved = (im_along >= 0.5 * sim_along)[can_move]
         near = err <= NEAR_PX
         if misses is not None:
-            imagined = (np.clip(res.frames.cpu().numpy(), 0, 1) * 255).astype(np.uint8)
+            imagined = _as_uint8(res.frames.cpu().numpy())
             misses += [[hist[i][-1], *truth[i], *imagined[i]] for i in np.flatnonzero(~near)]
         unblocked = sim_along >= cfg.chunk_len * speed - 1e-3  # ran its whole way: a "free" chunk
         results.append(DirectionResult(name, float(near.mean()),
@@ -389,7 +394,7 @@ def imagination_sheet(model, episodes: list[Episode], path, n_rows: int = 4, set
         ep = episodes[e]
         hist = ep.frames[_history_steps(cfg, t)]
         fut = ep.frames[_future_steps(cfg, t)]
-        rows.append([*hist, *fut, *(np.clip(im, 0, 1) * 255).astype(np.uint8)])
+        rows.append([*hist, *fut, *_as_uint8(im)])
     titles = [f"history t{-stride * k}" if k else "now" for k in range(cfg.n_history - 1, -1, -1)]
     titles += [f"true +{stride * k}" for k in range(1, cfg.n_future + 1)]
     titles += [f"imagined +{stride * k}" for k in range(1, cfg.n_future + 1)]
