@@ -56,6 +56,7 @@ def print_table(console, title, rows):
 def main() -> None:
     from rich.console import Console
 
+    from uva_plan import goal_costs
     from uva_plan.envs.goals import protocol_goals
     from uva_plan.evaluation import Evaluator
     from uva_plan.model_loading import load_model_for_env
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="RUN_DIR (default: the shipped checkpoint)")
     parser.add_argument("--goals", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tables", default="methods", help="comma-separated: methods,prior,steps,costs,sweep")
+    parser.add_argument("--tables", default="methods", help="comma-separated: methods,prior,steps,costs,agent,sweep")
     parser.add_argument("--samples", type=int, default=PlanSettings.samples)
     parser.add_argument("--iters", type=int, default=PlanSettings.iters)
     parser.add_argument("--cost", default=None, help="goal cost (default: the env's, plan_settings.DEFAULT_COSTS)")
@@ -84,10 +85,16 @@ def main() -> None:
                         help="method of the planner-settings sweep table (oracle-state: a perfect cost)")
     parser.add_argument("--methods", default="random,greedy,policy,planner,planner+prior,oracle-image,oracle-state",
                         help="comma-separated methods of the methods table")
+    parser.add_argument("--agent-weight", type=float, default=None,
+                        help="weight of the agent term in multiscale_sum+agent (default goal_costs.AGENT_WEIGHT)")
+    parser.add_argument("--agent-methods", default="planner+prior,oracle-image",
+                        help="comma-separated methods of the agent table")
     parser.add_argument("--json", default=None, help="also write all summaries to this JSON file")
     args = parser.parse_args()
 
     console = Console()
+    if args.agent_weight is not None:
+        goal_costs.AGENT_WEIGHT = args.agent_weight
     model = load_model_for_env(args.checkpoint, args.env)
     base = PlanSettings(seed=args.seed, budget_steps=BUDGET_STEPS[args.env], samples=args.samples, iters=args.iters,
                         cost=args.cost, planner=args.planner, horizon=args.horizon, execute=args.execute,
@@ -123,6 +130,18 @@ def main() -> None:
                           "distance+latent", "latent_distance", "latent_distance_sum")]
         results["costs"] = run_rows(factory, goals, rows)
         print_table(console, f"{args.env}: success vs goal cost", results["costs"])
+    if "agent" in tables:
+        # the image cost alone, the agent's own position alone, and the two summed at several weights
+        # (needs a model trained with --proprio; the oracle reads the true agent)
+        rows = []
+        for method in args.agent_methods.split(","):
+            for label, cost, weight in [("multiscale_sum", "multiscale_sum", None), ("agent_sum", "agent_sum", None),
+                                        *[(f"multiscale_sum + {w:g} agent", "multiscale_sum+agent", w) for w in (1, 4, 16)]]:
+                if weight is not None:
+                    goal_costs.AGENT_WEIGHT = weight
+                rows += run_rows(factory, goals, [(f"{method}: {label}", method, replace(base, cost=cost))])
+        results["agent"] = rows
+        print_table(console, f"{args.env}: the agent's own position in the cost", rows)
     if "sweep" in tables:
         # (samples, iterations, horizon): which planner settings turn a good cost into success?
         grid = [(32, 2, 16), (64, 3, 16), (64, 3, 32), (128, 3, 32), (128, 5, 32), (256, 3, 32)]

@@ -5,6 +5,11 @@ It answers "is compute the limit?": if this small net places the imagined agent 
 UVA ablation row gets, the UVA design, not the CPU, is what learns slowly. Not part of the library.
 
     python benchmarks/reference_forward_model.py --checkpoint runs/abl-base --data data/wall.zarr --minutes 10
+
+With ``--proprio`` the net also gets UVA's proprioception path (``world_model/proprio.py``): an MLP predicts
+the agent's future proprio from the history's and the actions, and a map of where that puts the agent
+joins the net's input (the true future during training, the predicted one when measured), as in
+``uva-plan train --proprio``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch  # noqa: E402
 
 import world_model  # noqa: E402
 from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer  # noqa: E402
+from uva_plan.envs import proprio_config  # noqa: E402
 from uva_plan.imagination import (  # noqa: E402
     SamplingSettings,
     direction_test,
@@ -31,21 +37,52 @@ from uva_plan.imagination import (  # noqa: E402
     model_env,
     pressed_test,
 )
+from world_model.actions import ActionNormalizer  # noqa: E402
 from world_model.dynamics_prior import DynamicsPrior  # noqa: E402
+from world_model.proprio import ProprioDynamics, position_maps  # noqa: E402
+
+
+class _Proprio:
+    """The proprioception path of a proprio UVA, alone: the MLP, its normaliser and the maps."""
+
+    def __init__(self, env_name, cfg):
+        spec = proprio_config(env_name)
+        self.indices = spec["proprio_state_indices"]
+        self.normalizer = ActionNormalizer(spec["proprio_low"], spec["proprio_high"])
+        self.net = ProprioDynamics(len(self.indices), cfg.n_history, cfg.chunk_len, cfg.action_dim, cfg.n_future, 256)
+        self.size = cfg.latent_size
+
+    def maps(self, proprio_norm):
+        return position_maps(proprio_norm[..., :2], self.size, 0.6)
+
+
+class _ConfigWithProprio:
+    """The UVA config, saying which state entries the reference's proprio is."""
+
+    def __init__(self, config, indices):
+        self._config, self.proprio_state_indices, self.proprio_dim = config, list(indices), len(indices)
+
+    def __getattr__(self, name):
+        return getattr(self._config, name)
 
 
 class _AsWorldModel:
     """Gives ConvForward the slice of UVA's interface the imagination benchmark calls."""
 
-    def __init__(self, net, uva):
-        self.net, self.uva, self.config = net, uva, uva.config
+    def __init__(self, net, uva, proprio=None):
+        self.net, self.uva, self.config, self.proprio = net, uva, uva.config, proprio
         self.normalizer = uva.normalizer
+        if proprio is not None:  # the benchmark then passes the history's proprio, as to a proprio UVA
+            self.config = _ConfigWithProprio(uva.config, proprio.indices)
 
     @torch.no_grad()
-    def forward_dynamics(self, history, actions, decode=True, **_):
+    def forward_dynamics(self, history, actions, decode=True, history_proprio=None, **_):
         recent = self.uva.encode(history[:, -self.net.frames:])  # [B, k, h, w, c]
         acts = self.uva.normalizer.normalize(actions.float())
-        fut = self.net(recent, acts)
+        maps = None
+        if self.proprio is not None:
+            maps = self.proprio.maps(self.proprio.net(self.proprio.normalizer.normalize(history_proprio), acts))
+        fut = self.net(recent, acts, maps)
         return SimpleNamespace(frames=self.uva.decode(fut))
 
     def encode(self, frames):
@@ -64,6 +101,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--coords", action="store_true", help="give the net each cell's (x, y) (dynamics_prior_coords)")
     parser.add_argument("--frames", type=int, default=1, help="history frames the net sees (dynamics_prior_frames)")
+    parser.add_argument("--proprio", action="store_true", help="add the proprioception path (uva-plan train --proprio)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -73,11 +111,15 @@ def main() -> None:
     buffer = load_replay_buffer(args.data)
     latents = uva.encode(torch.from_numpy(np.asarray(buffer.img))).numpy()
     spec = WindowSpec.of(cfg)
+    proprio = _Proprio(model_env(uva), cfg) if args.proprio else None
+    if proprio is not None:
+        spec = WindowSpec(spec.n_history, spec.n_future, spec.frame_stride, tuple(proprio.indices))
     data = WindowDataset(buffer, spec, episodes=info["train_episodes"], frames=latents)
     # the same net UVA's dynamics prior is (`dynamics_prior_width=64`), here alone and deterministic
     net = DynamicsPrior(cfg.latent_channels, cfg.chunk_len, cfg.action_dim, cfg.n_future, width=64, blocks=4,
-                        coords=args.coords, frames=args.frames)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+                        coords=args.coords, frames=args.frames, map_channels=3 * cfg.n_future if proprio else 0)
+    params = list(net.parameters()) + (list(proprio.net.parameters()) if proprio else [])
+    opt = torch.optim.AdamW(params, lr=1e-3)
     rng = np.random.default_rng(0)
     start, step = time.time(), 0
     while time.time() - start < 60 * args.minutes:
@@ -85,7 +127,14 @@ def main() -> None:
         hist = torch.from_numpy(np.stack([it["history_latents"] for it in items]))
         fut = torch.from_numpy(np.stack([it["future_latents"] for it in items]))
         acts = torch.from_numpy(np.stack([it["actions"] for it in items]))
-        loss = (net(hist[:, -args.frames:], acts) - fut).pow(2).mean()
+        maps = None
+        loss = torch.zeros(())
+        if proprio is not None:
+            hist_p, fut_p = (proprio.normalizer.normalize(torch.from_numpy(np.stack([it[k] for it in items])))
+                             for k in ("history_proprio", "future_proprio"))
+            loss = (proprio.net(hist_p, acts) - fut_p).pow(2).mean()
+            maps = proprio.maps(fut_p)  # teacher forcing with the true future, as UVA's training does
+        loss = loss + (net(hist[:, -args.frames:], acts, maps) - fut).pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -93,7 +142,7 @@ def main() -> None:
         if step % 500 == 0:
             print(f"step {step}  loss {loss.item():.4f}  {time.time() - start:.0f}s", flush=True)
     print(f"trained {step} steps in {(time.time() - start) / 60:.1f} min")
-    model = _AsWorldModel(net.eval(), uva)
+    model = _AsWorldModel(net.eval(), uva, proprio)
     env = model_env(uva)
     episodes = heldout_episodes(n_per_kind=12, steps=64, env_name=env)
     for rep in measure_imagination(model, episodes, SamplingSettings("deterministic")):

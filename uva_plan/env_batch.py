@@ -42,6 +42,12 @@ class EnvBatch:
         idx = np.maximum(self.steps + WindowSpec(n_history, 1, frame_stride).history_offsets(), 0)
         return torch.from_numpy(np.stack([np.stack([f[i] for i in idx]) for f in self.frames]))
 
+    def history_states(self, n_history: int, frame_stride: int) -> np.ndarray:
+        """``[B, n_history, D]``: the states at the frames `history` returns (for a world model's
+        proprioception: what the agent knows of itself, never the block)."""
+        idx = np.maximum(self.steps + WindowSpec(n_history, 1, frame_stride).history_offsets(), 0)
+        return np.stack([np.stack([log[i] for i in idx]) for log in self.state_log])
+
     def current_frames(self) -> np.ndarray:
         """``[B, H, W, 3]`` uint8, the latest observation of each episode."""
         return np.stack([f[-1] for f in self.frames])

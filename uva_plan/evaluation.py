@@ -195,6 +195,9 @@ class Evaluator:
         goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
         gen = self._generator(first)
         env = batch.envs[0]
+        # the goals' own states (the agent cost reads the agent's goal position from them; a user's picture has none)
+        goal_states = (np.stack([np.asarray(g.goal_state, dtype=np.float32) for g in goals])
+                       if all(g.goal_state is not None and len(g.goal_state) for g in goals) else None)
         encoded: dict = {}  # the batch's goal latents (encoded once) and this replan's EncodedProblems
         drawn: dict = {}  # env step -> the policy's own plan at that replan (the anchor of --prior-weight)
         calls = [0]
@@ -249,7 +252,9 @@ class Evaluator:
 
             if encoded.get("step") != batch.steps:
                 problems = encode_problems(self.model, batch.history(self.n_history, self.frame_stride), goal_tensor,
-                                           goal_latents=encoded.get("goal"))
+                                           goal_latents=encoded.get("goal"),
+                                           history_states=batch.history_states(self.n_history, self.frame_stride),
+                                           goal_states=goal_states)
                 encoded.update(step=batch.steps, goal=problems.goal, problems=problems)
             return encoded["problems"]
 

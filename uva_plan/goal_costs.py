@@ -13,6 +13,8 @@ are the candidates the cost-landscape benchmark compares:
   the goal's, applied to the imagined frames (it learned the routed distance where the joint-latent
   head did not, see benchmarks/cost_landscape.py);
 - ``subgoal``: latent L2 to frames the goal-conditioned video predictor imagined on the way;
+- ``agent``: how far the agent's own position (its proprioception, predicted by a model trained with
+  ``--proprio``) is from its position at the goal, as a fraction of the frame: DINO-WM's proprio term;
 - ``combo``: a weighted sum with explicit weights (costs of different scales are never mixed blindly).
 
 Every cost consumes a ``Trajectory`` and returns one number per candidate; lower is better.
@@ -29,6 +31,7 @@ from uva_plan.errors import UserInputError
 from uva_plan.plan_settings import COST_NAMES
 
 REDUCTIONS = ("final", "sum", "min")
+AGENT_WEIGHT = 4.0
 
 
 @dataclass
@@ -39,14 +42,18 @@ class Trajectory:
     goal: ``[M, h, w, c]`` goal-image latent for each candidate;
     distance: ``[M, T]`` predicted env steps from each frame to the goal (joint-latent head), or None;
     latent_distance: ``[M, T]`` the same from the latent-comparison head, or None;
-    subgoals: ``[M, T, h, w, c]`` intermediate target latents aligned with ``latents``, or None.
+    subgoals: ``[M, T, h, w, c]`` intermediate target latents aligned with ``latents``, or None;
+    agent: ``[M, T, 2]`` the agent's image position at each frame as a fraction of the frame (from
+    proprioception), and goal_agent ``[M, 2]`` its position at the goal, or None.
     """
 
-    latents: torch.Tensor
+    latents: torch.Tensor | None
     goal: torch.Tensor
     distance: torch.Tensor | None = None
     subgoals: torch.Tensor | None = None
     latent_distance: torch.Tensor | None = None
+    agent: torch.Tensor | None = None
+    goal_agent: torch.Tensor | None = None
 
 
 def _reduce(per_frame: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -70,6 +77,7 @@ class GoalCost:
     needs_latents = True
     needs_distance = False
     needs_subgoals = False
+    needs_agent = False
     # Which distance heads a cost that needs_distance reads ("joint" needs a transformer pass over the
     # frames, "latent" only the light comparison head); callers compute just these.
     distance_heads: tuple[str, ...] = ("joint", "latent")
@@ -160,6 +168,26 @@ class SubgoalL2(GoalCost):
         return _reduce(diff.pow(2).flatten(2).mean(-1), self.reduce)
 
 
+class AgentDistance(GoalCost):
+    """Distance of the agent's position to its goal position, in frames (1 = the frame's width), per
+    frame, reduced over frames. The agent is a few pixels in a frame's latent; its own position (a robot
+    knows it) is exact where an image cost sees it faintly. Needs a model with proprioception and the
+    goal's state."""
+
+    needs_latents = False
+    needs_agent = True
+
+    def __init__(self, reduce: str = "sum"):
+        self.reduce = reduce
+        self.name = f"agent_{reduce}"
+
+    def __call__(self, traj: Trajectory) -> torch.Tensor:
+        if traj.agent is None or traj.goal_agent is None:
+            raise UserInputError("the agent cost needs the agent's positions: a world model trained with --proprio "
+                                 "and goals that carry their state")
+        return _reduce((traj.agent - traj.goal_agent[:, None]).norm(dim=-1), self.reduce)
+
+
 class WeightedSum(GoalCost):
     """Explicitly weighted sum of costs. Weights are the user's statement of relative scale."""
 
@@ -171,6 +199,7 @@ class WeightedSum(GoalCost):
         self.needs_distance = any(c.needs_distance for _, c in terms)
         self.distance_heads = tuple(sorted({h for _, c in terms if c.needs_distance for h in c.distance_heads}))
         self.needs_subgoals = any(c.needs_subgoals for _, c in terms)
+        self.needs_agent = any(c.needs_agent for _, c in terms)
         self.name = "+".join(f"{w:g}*{c.name}" for w, c in terms)
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
@@ -209,6 +238,10 @@ def make_cost(name: str) -> GoalCost:
         "latent_distance+latent": lambda: WeightedSum(
             [(1.0, TemporalDistance("sum", head="latent")), (4.0, LatentL2("sum"))]
         ),
+        "agent_sum": lambda: AgentDistance("sum"),
+        # The image's block and the agent's own position; AGENT_WEIGHT is measured (README, "Proprioception").
+        "multiscale_sum+agent": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
+                                                     (AGENT_WEIGHT, AgentDistance("sum"))]),
     }
     if name not in table:
         raise UserInputError(f"unknown goal cost {name!r}; expected one of {', '.join(COST_NAMES)}")

@@ -30,6 +30,7 @@ from uva_plan.envs.goals import EVAL_SEED_OFFSET
 from uva_plan.envs.policies import make_policy
 from uva_plan.envs.wall_locate import locate_agent
 from uva_plan.errors import UserInputError
+from uva_plan.proprio import history_proprio
 
 EVAL_SEED = EVAL_SEED_OFFSET  # held-out episodes start here; `uva-plan collect` seeds start at 0
 NEAR_PX = 4.0  # "ends where the simulator ends": within this many world units (= pixels at 64x64)
@@ -136,7 +137,9 @@ def _imagine(model, episodes, wins, n_chunks: int, settings: SamplingSettings, s
         part = wins[s : s + FORWARD_BATCH]
         hist = np.stack([episodes[e].frames[_history_steps(cfg, t)] for e, t in part])
         acts = np.stack([episodes[e].actions[t : t + n_chunks * L] for e, t in part])
+        states = np.stack([episodes[e].states[_history_steps(cfg, t)] for e, t in part])
         res = model.forward_dynamics(torch.from_numpy(hist), torch.from_numpy(acts), decode=True,
+                                     history_proprio=history_proprio(model, states),
                                      num_iters=settings.num_iters, num_steps=settings.num_steps,
                                      temperature=settings.temperature, generator=gen)
         out.append(res.frames.cpu().numpy())
@@ -252,7 +255,9 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
             acts.append(np.repeat(action[None], cfg.chunk_len, axis=0))
             ends.append(env.get_state()[:2])
             begins.append(st[:2])
+        still = np.repeat(np.stack(starts)[:, None], cfg.n_history, axis=1)  # a still start's states
         res = model.forward_dynamics(torch.from_numpy(np.stack(hist)), torch.from_numpy(np.stack(acts)), decode=True,
+                                     history_proprio=history_proprio(model, still),
                                      num_iters=settings.num_iters, num_steps=settings.num_steps,
                                      temperature=settings.temperature, generator=gen)
         xy, present, _ = locate_agent(res.frames[:, -1].cpu().numpy())
@@ -330,7 +335,9 @@ def pressed_test(model, n_starts: int = 12, speed_fractions=(0.5, 1.0), settings
                     env.step_state(action)
                 ends.append(env.get_state()[:2])
             acts = np.repeat(action[None, None], len(hist), axis=0).repeat(cfg.chunk_len, axis=1)
+            still = np.repeat(np.stack([[x, y, 32.0] for x, y in xy0])[:, None], cfg.n_history, axis=1)
             res = model.forward_dynamics(torch.from_numpy(np.stack(hist)), torch.from_numpy(acts), decode=True,
+                                         history_proprio=history_proprio(model, still),
                                          num_iters=settings.num_iters, num_steps=settings.num_steps,
                                          temperature=settings.temperature, generator=gen)
             xy, present, _ = locate_agent(res.frames.cpu().numpy())
@@ -355,6 +362,9 @@ def shuffled_action_loss(model, episodes: list[Episode], n_windows: int = 128, s
     acts = np.stack([episodes[e].actions[t : t + L] for e, t in wins])
     norm = model.normalizer.normalize(torch.from_numpy(acts))
     batch = {"history": torch.from_numpy(hist), "future": torch.from_numpy(fut)}
+    states = np.stack([episodes[e].states[_history_steps(cfg, t)] for e, t in wins])
+    if (proprio := history_proprio(model, states)) is not None:
+        batch["history_proprio"] = proprio  # no future proprio: the model predicts it from the actions given
     losses = []
     for actions in (norm, norm[torch.from_numpy(rng.permutation(len(wins)))]):
         gen = torch.Generator(device="cpu").manual_seed(seed)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from uva_plan.errors import UserInputError
 from uva_plan.goal_costs import GoalCost, Trajectory
+from uva_plan.proprio import agent_of_proprio, history_proprio, uses_proprio
 
 
 def _check_history_and_goal(model, history: torch.Tensor, goal: torch.Tensor) -> None:
@@ -33,21 +35,39 @@ def _check_history_and_goal(model, history: torch.Tensor, goal: torch.Tensor) ->
 class EncodedProblems:
     """History latents ``[B, Th, h, w, c]`` and goal latents ``[B, h, w, c]`` of B planning problems:
     encoded once (the goals once per episode batch, the histories once per replan) and shared by the
-    objective, the policy proposals and the policy anchor of a replan."""
+    objective, the policy proposals and the policy anchor of a replan. ``proprio [B, Th, P]``: the
+    history's proprioception, for a model trained with it (else None)."""
 
     history: torch.Tensor
     goal: torch.Tensor
+    proprio: torch.Tensor | None = None
+    goal_agent: torch.Tensor | None = None  # [B, 2] the agent's goal position, a fraction of the frame
 
 
 def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = None,
-                    goal_latents: torch.Tensor | None = None) -> EncodedProblems:
-    """Check and encode ``history [B, Th, H, W, 3]`` and ``goal [B, H, W, 3]`` (or reuse ``goal_latents``)."""
+                    goal_latents: torch.Tensor | None = None, history_states=None,
+                    goal_states=None) -> EncodedProblems:
+    """Check and encode ``history [B, Th, H, W, 3]`` and ``goal [B, H, W, 3]`` (or reuse ``goal_latents``).
+    ``history_states [B, Th, D]``: the env states at the history frames, required by a model trained
+    with proprioception (``uva-plan train --proprio``); ``goal_states [B, D]``: the goals' states, whose
+    agent position the agent cost reads (DINO-WM's goals carry their proprio the same way)."""
     if goal_latents is None:
         _check_history_and_goal(model, history, goal)
         goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
     elif goal_latents.shape[0] != history.shape[0]:
         raise UserInputError(f"{goal_latents.shape[0]} goal latents for {history.shape[0]} histories; expected one per problem")
-    return EncodedProblems(model.encode(history), goal_latents)
+    proprio = None
+    if uses_proprio(model):
+        if history_states is None:
+            raise UserInputError("this world model was trained with proprioception (--proprio); expected the history's "
+                                 "env states beside its frames")
+        proprio = history_proprio(model, history_states)
+        if proprio.shape[0] != history.shape[0]:
+            raise UserInputError(f"{proprio.shape[0]} history states for {history.shape[0]} histories; expected one per problem")
+    goal_agent = None
+    if goal_states is not None and uses_proprio(model):
+        goal_agent = agent_of_proprio(model, history_proprio(model, np.asarray(goal_states, dtype=np.float32)[:, None])[:, 0])
+    return EncodedProblems(model.encode(history), goal_latents, proprio, goal_agent)
 
 
 class UVAObjective:
@@ -91,7 +111,9 @@ imagines from this history (``imagine_subgoals``, on the first call).
         self.max_batch = max_batch
         self.generator = generator
         self.history_latents = encoded.history
+        self.history_proprio = encoded.proprio
         self.goal_latents = encoded.goal
+        self.goal_agent = encoded.goal_agent
         self.subgoals = subgoals
         self.n_calls = 0
 
@@ -119,6 +141,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
             idx = index[sl]
             result = self.model.forward_dynamics(
                 history_latents=self.history_latents[idx],
+                history_proprio=None if self.history_proprio is None else self.history_proprio[idx],
                 actions=flat[sl],
                 goal_latents=self.goal_latents[idx],
                 sample_latents=self.cost.needs_latents or self.cost.needs_subgoals,
@@ -133,6 +156,8 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 distance=result.distance,
                 latent_distance=result.latent_distance,
                 subgoals=None if self.subgoals is None else self.subgoals[idx],
+                agent=agent_of_proprio(self.model, result.proprio),
+                goal_agent=None if self.goal_agent is None else self.goal_agent[idx],
             )
             out.append(self.cost(traj).float().cpu())
         return torch.cat(out)
@@ -142,6 +167,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
         for visualising what the planner believed would happen."""
         result = self.model.forward_dynamics(
             history_latents=self.history_latents,
+            history_proprio=self.history_proprio,
             actions=actions,
             goal_latents=self.goal_latents,
             decode=True,
@@ -169,6 +195,7 @@ class PolicyProposals:
         encoded = encoded or encode_problems(model, history, goal)
         self.model = model
         self.history_latents = encoded.history
+        self.history_proprio = encoded.proprio
         self.goal_latents = encoded.goal
         self.num_steps = num_steps
         self.generator = generator
@@ -184,6 +211,7 @@ class PolicyProposals:
             raise UserInputError(f"asked for proposals for {batch_size} problems; built for {self.history_latents.shape[0]}")
         b = batch_size
         hist = self.history_latents.repeat_interleave(num, dim=0)
+        hist_p = None if self.history_proprio is None else self.history_proprio.repeat_interleave(num, dim=0)
         goal = self.goal_latents.repeat_interleave(num, dim=0)
         chunks = []
         first = torch.zeros(b * num, dtype=torch.bool, device=hist.device)
@@ -198,9 +226,13 @@ class PolicyProposals:
                                                    generator=self.generator)[:, 0]
             chunks.append(acts)
             if k + 1 < horizon // chunk:
-                hist = self.model.forward_dynamics(history_latents=hist, actions=acts, goal_latents=goal,
-                                                   num_steps=self.num_steps, generator=self.generator).latents
-                hist = hist[:, -self.model.config.n_history:]
+                n_hist = self.model.config.n_history
+                imagined = self.model.forward_dynamics(history_latents=hist, actions=acts, goal_latents=goal,
+                                                       history_proprio=hist_p, num_steps=self.num_steps,
+                                                       generator=self.generator)
+                hist = imagined.latents[:, -n_hist:]
+                if hist_p is not None:
+                    hist_p = torch.cat([hist_p, imagined.proprio], dim=1)[:, -n_hist:]
         out = torch.cat(chunks, dim=1)
         return out.reshape(b, num, horizon, -1)
 

@@ -24,6 +24,8 @@ COST_NAMES = (
     "subgoal",
     "distance+latent",
     "latent_distance+latent",
+    "agent_sum",
+    "multiscale_sum+agent",
 )
 # Goal cost per env when none is asked for. Wall: the learned distance summed over the plan's frame
 # times ranks frames best and plans best (README "Why the planning defaults"). PushT: with the true

@@ -73,12 +73,16 @@ class SimulatorObjective:
                         states = states[-1:]
                     costs[i, j] = sum(self._distance(x, self.goal_states[i]) for x in states)
             return torch.as_tensor(costs, dtype=torch.float32)
-        frames = np.stack([
-            np.stack([self.env.render_state(s) for s in self.rollout(self.start_states[i], acts[i, j])])
-            for i in range(b) for j in range(n)
-        ])
+        rollouts = [self.rollout(self.start_states[i], acts[i, j]) for i in range(b) for j in range(n)]
+        frames = np.stack([np.stack([self.env.render_state(s) for s in states]) for states in rollouts])
         latents = self.model.encode(torch.from_numpy(frames))
         goal = self.goal_latents.repeat_interleave(n, dim=0)
         distances = distances_of(self.model, self.cost, latents, goal)
-        traj = Trajectory(latents=latents, goal=goal, **distances)
+        agent = goal_agent = None
+        if self.cost.needs_agent:  # the true agent positions, as a proprio model predicts them
+            from uva_plan.proprio import agent_of_states
+
+            agent = agent_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts]))
+            goal_agent = agent_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0)
+        traj = Trajectory(latents=latents, goal=goal, agent=agent, goal_agent=goal_agent, **distances)
         return self.cost(traj).float().reshape(b, n).cpu()

@@ -180,7 +180,7 @@ def train(config: TrainConfig) -> TrainResult:
             raise UserInputError(f"--data {cfg.data} is not the data this run was trained on ({saved.get('data')}); expected the same replay buffer to resume")
         if cfg.init_from is None:  # a run started with --init-from resumes without it
             cfg.init_from = saved.get("init_from")
-        for key in ("config", "seed", "val_fraction", "model_overrides", "init_from"):
+        for key in ("config", "seed", "val_fraction", "model_overrides", "init_from", "proprio"):
             if saved.get(key) != _jsonable({key: getattr(cfg, key)})[key]:
                 raise UserInputError(f"--resume with {key}={getattr(cfg, key)!r} but the run used {saved.get(key)!r}; expected the same value")
 
@@ -189,9 +189,18 @@ def train(config: TrainConfig) -> TrainResult:
     default = WindowSpec()
     shape = dict(image_size=buffer.image_size, n_history=default.n_history, n_future=default.n_future,
                  frame_stride=default.frame_stride)
+    env_name = str(buffer.attrs.get("env_name", ""))
+    proprio = {}
+    if cfg.proprio:
+        from uva_plan.envs import ENV_NAMES, proprio_config
+
+        if env_name not in ENV_NAMES:
+            raise UserInputError(f"--proprio: {cfg.data} was not written by `uva-plan collect` for a known env (env_name "
+                                 f"{env_name!r}); expected one of {list(ENV_NAMES)}, whose states hold the proprioception")
+        proprio = proprio_config(env_name)
     model_config = make_config(
-        cfg.config, normalizer.low.tolist(), normalizer.high.tolist(), env_name=str(buffer.attrs.get("env_name", "")),
-        **{**shape, **cfg.model_overrides},
+        cfg.config, normalizer.low.tolist(), normalizer.high.tolist(), env_name=env_name,
+        **{**shape, **proprio, **cfg.model_overrides},
     )
     # The windows follow the model's shape, which --model-option may have changed.
     spec = WindowSpec.of(model_config)

@@ -93,6 +93,9 @@ class TrainConfig:
     # When set, every process writes the digest of its weights there at the end (replica check).
     replica_digest_dir: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    # Give the world model the agent's proprioception from the data's states (the env's
+    # `uva_plan.envs.proprio_config`; DINO-WM's proprio). Needs data with states from `uva-plan collect`.
+    proprio: bool = False
     # Start the world-model stage from this run's weights (its frozen tokenizer included) instead of
     # training a tokenizer and starting from scratch; what `model_overrides` adds starts at its init.
     # Why: a design grown in stages (a Gaussian warp first, then its per-cell correction).
@@ -138,6 +141,7 @@ class TrainConfig:
         need(self.stop_at is None or (isinstance(self.stop_at, int) and 1 <= self.stop_at <= self.steps),
              f"stop_at is {self.stop_at!r}; expected an integer in [1, steps={self.steps}]")
         need(isinstance(self.model_overrides, dict), f"model_overrides is {self.model_overrides!r}; expected a dict")
+        need(isinstance(self.proprio, bool), f"proprio is {self.proprio!r}; expected true or false")
 
 
 @dataclass

@@ -97,7 +97,7 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     from planners import run_mpc
     from uva_plan.env_batch import EnvBatch
     from uva_plan.goal_costs import make_cost
-    from uva_plan.objective import PolicyProposals, UVAObjective
+    from uva_plan.objective import PolicyProposals, UVAObjective, encode_problems
     from uva_plan.plan_settings import PlanSettings, batch_seed, make_planner
 
     cfg = model.config
@@ -130,13 +130,16 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
         t = batch.steps
         return [min(k * math.ceil((t + j * stride) / k), t_len - 1) for j in range(1, n_imagined + 1)]
 
-    def history():
-        return batch.history(cfg.n_history, stride)
+    def problems(goal_index: int):
+        """This replan's history (with its states, for a proprioceptive model) and the video frame as goal."""
+        return encode_problems(model, batch.history(cfg.n_history, stride), vids[:, goal_index],
+                               history_states=batch.history_states(cfg.n_history, stride))
 
     def make_objective():
         idx = subgoal_index()
-        objective = UVAObjective(model, history(), vids[:, idx[-1]], cost, num_steps=settings.denoise_steps,
-                                 model_samples=settings.model_samples, subgoals=video_latents[:, idx], generator=gen)
+        objective = UVAObjective(model, None, None, cost, num_steps=settings.denoise_steps,
+                                 model_samples=settings.model_samples, subgoals=video_latents[:, idx], generator=gen,
+                                 encoded=problems(idx[-1]))
         if label_weight > 0:
             objective = LabelPrior(objective, _pad_to(init[:, batch.steps:], horizon), low, high, label_weight)
         return objective
@@ -144,8 +147,8 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     def proposals_fn():
         t = batch.steps
         warm = _pad_to(init[:, t:], horizon)
-        prior = (PolicyProposals(model, history(), vids[:, subgoal_index()[-1]], num_steps=settings.denoise_steps,
-                                 generator=gen) if settings.prior_fraction > 0 else None)
+        prior = (PolicyProposals(model, None, None, num_steps=settings.denoise_steps, generator=gen,
+                                 encoded=problems(subgoal_index()[-1])) if settings.prior_fraction > 0 else None)
 
         def sample(bsz: int, m: int):
             parts = [warm[:, None]]

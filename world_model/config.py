@@ -153,6 +153,22 @@ class UVAConfig:
     dynamics_prior_loss_weight: float = 1.0
     dynamics_prior_coords: bool = False
     dynamics_prior_frames: int = 1
+    # Proprioception (DINO-WM's proprio; `proprio.py`): what the robot knows of itself in every frame,
+    # e.g. PushT's agent position and velocity, ``proprio_dim`` numbers mapped from [low, high] to
+    # [-1, 1] (0 = off, UVA's frames only). A small MLP predicts the future proprio from the history's
+    # and the action chunk, and, for the two entries ``proprio_image_xy`` naming the body's image
+    # (x, y) (their [low, high] = the image's extent), a map of where that body will be joins the
+    # dynamics prior's input: on PushT a conv on the latents placed a 2 px agent 2-3x closer with it
+    # (README, "Proprioception"). ``proprio_state_indices`` records which env-state entries the
+    # proprio is (for callers that read it from states; the model does not use it).
+    proprio_dim: int = 0
+    proprio_low: list[float] = field(default_factory=list)
+    proprio_high: list[float] = field(default_factory=list)
+    proprio_image_xy: list[int] = field(default_factory=list)
+    proprio_state_indices: list[int] = field(default_factory=list)
+    proprio_width: int = 256
+    proprio_loss_weight: float = 1.0
+    proprio_map_sigma: float = 0.6  # latent cells
     # transformer
     width: int = 128
     depth: int = 4
@@ -213,6 +229,10 @@ class UVAConfig:
         self.action_low = [float(v) for v in _as_list("action_low", self.action_low)]
         self.action_high = [float(v) for v in _as_list("action_high", self.action_high)]
         self.mode_weights = dict(self.mode_weights)
+        for name in ("proprio_low", "proprio_high"):
+            setattr(self, name, [float(v) for v in _as_list(name, getattr(self, name))])
+        for name in ("proprio_image_xy", "proprio_state_indices"):
+            setattr(self, name, list(_as_list(name, getattr(self, name))))
         self.validate()
 
     def validate(self) -> None:
@@ -266,6 +286,7 @@ class UVAConfig:
                  f"{self.n_history}]")
         _require(isinstance(self.dynamics_prior_coords, bool),
                  f"dynamics_prior_coords is {self.dynamics_prior_coords!r}; expected true or false")
+        self._validate_proprio()
         _require(self.action_warp_kernel in WARP_KERNELS,
                  f"action_warp_kernel is {self.action_warp_kernel!r}; expected one of {WARP_KERNELS}")
         _require(isinstance(self.local_mixing, int) and not isinstance(self.local_mixing, bool)
@@ -311,6 +332,30 @@ class UVAConfig:
         )
 
     # derived sizes
+    def _validate_proprio(self) -> None:
+        p = self.proprio_dim
+        _require(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 64,
+                 f"proprio_dim is {p!r}; expected an integer in [0, 64] (0 = no proprioception)")
+        _require(len(self.proprio_low) == p and len(self.proprio_high) == p,
+                 f"proprio_low/proprio_high have {len(self.proprio_low)}/{len(self.proprio_high)} entries; expected "
+                 f"proprio_dim={p} each")
+        _require(all(math.isfinite(lo) and math.isfinite(hi) and lo < hi
+                     for lo, hi in zip(self.proprio_low, self.proprio_high)),
+                 f"proprio bounds low={self.proprio_low} high={self.proprio_high}; expected finite values with low < high")
+        xy = self.proprio_image_xy
+        _require(_index_list(xy) and (len(xy) == 0 or (len(xy) == 2 and len(set(xy)) == 2 and all(0 <= i < p for i in xy))),
+                 f"proprio_image_xy is {xy!r}; expected [] or two distinct proprio indices in [0, {p}) (image x, y)")
+        _require(not xy or self.dynamics_prior_width > 0,
+                 "proprio_image_xy needs the dynamics prior (its map joins the prior's input); expected "
+                 "dynamics_prior_width > 0")
+        idx = self.proprio_state_indices
+        _require(_index_list(idx) and len(idx) in (0, p) and all(i >= 0 for i in idx),
+                 f"proprio_state_indices is {idx!r}; expected [] or {p} env-state indices >= 0")
+        _require(isinstance(self.proprio_width, int) and not isinstance(self.proprio_width, bool)
+                 and 1 <= self.proprio_width <= 4096, f"proprio_width is {self.proprio_width!r}; expected an integer in [1, 4096]")
+        _number_in("proprio_loss_weight", self.proprio_loss_weight, 0.0, 1e4)
+        _number_in("proprio_map_sigma", self.proprio_map_sigma, 0.05, 16.0)
+
     @property
     def chunk_len(self) -> int:
         """Actions per chunk ``L``: one ``frame_stride`` group per future frame."""
@@ -345,6 +390,10 @@ class UVAConfig:
     @classmethod
     def from_dict(cls, data: Any) -> UVAConfig:
         return _from_dict(cls, data, "model config")
+
+
+def _index_list(value: Any) -> bool:
+    return all(isinstance(i, int) and not isinstance(i, bool) for i in value)
 
 
 def _as_list(name: str, value: Any) -> list:

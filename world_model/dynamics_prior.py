@@ -32,29 +32,36 @@ class DynamicsPrior(nn.Module):
     """
 
     def __init__(self, channels: int, chunk_len: int, action_dim: int, n_future: int, width: int, blocks: int,
-                 coords: bool = False, frames: int = 1):
+                 coords: bool = False, frames: int = 1, map_channels: int = 0):
         super().__init__()
         self.n_future, self.channels, self.coords, self.frames = n_future, channels, coords, frames
+        self.map_channels = map_channels
         groups = 8 if width % 8 == 0 else 1
-        self.inp = nn.Conv2d(frames * channels + chunk_len * action_dim + (2 if coords else 0), width, 3, padding=1)
+        self.inp = nn.Conv2d(frames * channels + chunk_len * action_dim + (2 if coords else 0) + map_channels,
+                             width, 3, padding=1)
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1),
                           nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1))
             for _ in range(blocks))
         self.out = nn.Conv2d(width, n_future * channels, 3, padding=1)
 
-    def forward(self, recent: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def forward(self, recent: torch.Tensor, actions: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+        """``maps [B, map_channels, h, w]``: extra per-cell inputs (``proprio.position_maps``), required
+        when the prior was built with ``map_channels``."""
         b, k, h, w, c = recent.shape
         if k != self.frames:
             raise WorldModelError(f"dynamics prior got {k} history frames; expected its {self.frames}")
+        if (maps is None) != (self.map_channels == 0):
+            raise WorldModelError(f"dynamics prior got {'no' if maps is None else 'unexpected'} maps; it was built "
+                                  f"with {self.map_channels} map channels")
         current = recent[:, -1]
         x = recent.permute(0, 1, 4, 2, 3).reshape(b, k * c, h, w)
         a = actions.reshape(b, -1, 1, 1).expand(b, actions.shape[1] * actions.shape[2], h, w)
-        parts = [x, a.to(x.dtype)]
+        parts = [x, a.to(x.dtype)] + ([maps.to(x.dtype)] if maps is not None else [])
         if self.coords:
             ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype),
                                     torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype), indexing="ij")
-            parts.append(torch.stack([xs, ys]).expand(b, 2, h, w))
+            parts.insert(2, torch.stack([xs, ys]).expand(b, 2, h, w))
         y = self.inp(torch.cat(parts, dim=1))
         for block in self.blocks:
             y = y + block(y)

@@ -29,6 +29,7 @@ from world_model.modes import (
     random_orders,
     resolve_mode,
 )
+from world_model.proprio import ProprioDynamics, position_maps
 from world_model.tokenizer import FrameTokenizer
 
 ENCODE_BATCH = 256
@@ -45,6 +46,7 @@ class ForwardResult:
     frames: torch.Tensor | None = None
     distance: torch.Tensor | None = None
     latent_distance: torch.Tensor | None = None
+    proprio: torch.Tensor | None = None  # [B, T, P] env units, with a proprio model
 
 
 def expectile_loss(pred: torch.Tensor, target: torch.Tensor, tau: float) -> torch.Tensor:
@@ -75,7 +77,13 @@ class UVA(InputChecks, nn.Module):
             self.dynamics_prior = DynamicsPrior(config.latent_channels, config.chunk_len, config.action_dim,
                                                 config.n_future, config.dynamics_prior_width,
                                                 config.dynamics_prior_blocks, coords=config.dynamics_prior_coords,
-                                                frames=config.dynamics_prior_frames)
+                                                frames=config.dynamics_prior_frames,
+                                                map_channels=3 * config.n_future if config.proprio_image_xy else 0)
+        self.proprio_dynamics = self.proprio_normalizer = None
+        if config.proprio_dim > 0:
+            self.proprio_normalizer = ActionNormalizer(config.proprio_low, config.proprio_high)
+            self.proprio_dynamics = ProprioDynamics(config.proprio_dim, config.n_history, config.chunk_len,
+                                                    config.action_dim, config.n_future, config.proprio_width)
         self.video_head = VideoHead(config)
         self.action_head = ActionHead(config)
         self.distance_head = DistanceHead(config)
@@ -165,6 +173,43 @@ class UVA(InputChecks, nn.Module):
                 )
         return hist, fut, goal, actions, goal_actions, steps, weights
 
+    def _batch_proprio(self, batch: dict, b: int):
+        """Normalised ``(history [B, Th, P], future [B, Tf, P])`` proprio of a training batch (env units
+        in ``history_proprio`` / ``future_proprio``), or ``(None, None)`` for a model without proprio;
+        the future may be absent (None)."""
+        if self.proprio_dynamics is None:
+            return None, None
+        cfg = self.config
+        out = []
+        for name, t in (("history_proprio", cfg.n_history), ("future_proprio", cfg.n_future)):
+            if batch.get(name) is None:
+                if name == "future_proprio":  # the maps then come from the predicted proprio, as at inference
+                    out.append(None)
+                    continue
+                raise WorldModelError(f"batch has no {name!r}; this model was built with proprioception, expected "
+                                      f"[B, {t}, {cfg.proprio_dim}] in env units")
+            out.append(self._broadcast(self._proprio(batch[name], name, t, b), b, name))
+        return out[0], out[1]
+
+    def _proprio(self, x, name: str, t: int, b: int | None = None) -> torch.Tensor:
+        """Check ``x [B, t, P]`` env units and normalise it."""
+        p = self.config.proprio_dim
+        x = self._as_tensor(x, name)
+        if x.ndim != 3 or tuple(x.shape[1:]) != (t, p) or (b is not None and x.shape[0] not in (1, b)):
+            raise WorldModelError(f"{name} has shape {tuple(x.shape)}; expected [B, {t}, {p}] (proprio in env units)")
+        x = x.to(self.device, torch.float32)
+        if not torch.isfinite(x).all():
+            raise WorldModelError(f"{name} contains NaN or infinite values; expected finite proprio")
+        return self.proprio_normalizer.normalize(x)
+
+    def _proprio_maps(self, proprio_norm: torch.Tensor | None) -> torch.Tensor | None:
+        """Future proprio ``[B, Tf, P]`` (normalised) -> the dynamics prior's position maps, when the
+        config names the body's image (x, y) among the proprio."""
+        xy = self.config.proprio_image_xy
+        if proprio_norm is None or not xy:
+            return None
+        return position_maps(proprio_norm[..., xy], self.config.latent_size, self.config.proprio_map_sigma)
+
     def forward(self, batch: dict, mode: str | Mode | None = None, generator: torch.Generator | None = None):
         """The training objective: UVA's masked multi-task loss for one batch; one mode per call (drawn with the configured weights
         when ``mode`` is None). Returns ``(loss, logs)``; logs hold floats and ``"mode"``.
@@ -175,16 +220,21 @@ class UVA(InputChecks, nn.Module):
         optional ``action_weights [B]`` (>= 0): the action loss becomes the weighted mean over items, as
         advantage-weighted regression needs (policy extraction); optional ``goal_actions [B, L, A]``: the
         targets of goal-directed modes (policy) where the goal is shown, e.g. the chunk with the steps
-        past a near goal replaced by holding still there.
+        past a near goal replaced by holding still there. A model with proprioception also needs
+        ``history_proprio [B, Th, P]`` and, to train it, ``future_proprio [B, Tf, P]`` (env units); without
+        the future, the prior's position maps come from the predicted proprio (as at inference).
         A mode leaves the heads it does not use out of the graph (their gradients stay None).
         """
         cfg = self.config
         hist, fut, goal, actions, goal_actions, steps, weights = self._batch_latents(batch)
         mode = resolve_mode(mode, cfg.mode_weights, generator)
         b, dev = hist.shape[0], self.device
+        hist_p, fut_p = self._batch_proprio(batch, b)
         if cfg.static_history_prob > 0:
             static = _rand((b,), generator, dev) < cfg.static_history_prob
             hist = torch.where(static.view(b, 1, 1, 1, 1), hist[:, -1:].expand_as(hist), hist)
+            if hist_p is not None:
+                hist_p = torch.where(static.view(b, 1, 1), hist_p[:, -1:].expand_as(hist_p), hist_p)
         tok = self.tokenizer
         hist_t, fut_t = tok.patchify(hist), tok.patchify(fut)
         goal_t = tok.patchify(goal) if goal is not None else None
@@ -196,8 +246,17 @@ class UVA(InputChecks, nn.Module):
         logs: dict = {"mode": mode.name}
         total = torch.zeros((), device=dev)
         prior_t = None
+        if self.proprio_dynamics is not None and mode.actions_given:
+            predicted_p = self.proprio_dynamics(hist_p, actions)
+            if fut_p is None:  # no true future given: the maps follow the prediction, as at inference
+                fut_p = predicted_p.detach()
+            else:
+                proprio_loss = (predicted_p - fut_p).pow(2).mean()
+                total = total + cfg.proprio_loss_weight * proprio_loss
+                logs["proprio_loss"] = proprio_loss.item()
         if self.dynamics_prior is not None and mode.actions_given:
-            prior = self.dynamics_prior(hist[:, -self.dynamics_prior.frames:], actions)
+            # the maps of the TRUE future positions (teacher forcing); inference uses the predicted ones
+            prior = self.dynamics_prior(hist[:, -self.dynamics_prior.frames:], actions, self._proprio_maps(fut_p))
             prior_t = tok.patchify(prior)
             prior_loss = (prior - fut).pow(2).mean()
             total = total + cfg.dynamics_prior_loss_weight * prior_loss
@@ -280,25 +339,29 @@ class UVA(InputChecks, nn.Module):
         return torch.expm1(torch.cat(out).clamp(min=0.0)).reshape(b, t)
 
     def _generate(self, hist_lat, goal_lat, actions_norm, num_iters, num_steps, temperature, generator,
-                  sample_latents=True):
+                  sample_latents=True, hist_proprio=None):
         """One chunk of MAR-style generation: ``num_iters`` passes, each revealing spatial positions
         (the same in every future frame) in a random order on a cosine schedule. Returns
-        (future latents ``[B, Tf, h, w, c]`` or None, joint latent of the last pass)."""
+        (future latents ``[B, Tf, h, w, c]`` or None, joint latent of the last pass, predicted future
+        proprio ``[B, Tf, P]`` normalised or None)."""
         cfg, tok = self.config, self.tokenizer
         b, tf, s, d = hist_lat.shape[0], cfg.n_future, cfg.tokens_per_frame, cfg.token_dim
         hist_t = tok.patchify(hist_lat)
         goal_t, goal_given = self._goal_inputs(goal_lat, b)
         given = None if actions_norm is None else torch.ones(b, dtype=torch.bool, device=self.device)
-        prior_t = None
+        prior_t = fut_p = None
+        if hist_proprio is not None and actions_norm is not None:
+            fut_p = self.proprio_dynamics(hist_proprio, actions_norm)
         if self.dynamics_prior is not None and actions_norm is not None:
-            prior_t = tok.patchify(self.dynamics_prior(hist_lat[:, -self.dynamics_prior.frames:], actions_norm))
+            prior_t = tok.patchify(self.dynamics_prior(hist_lat[:, -self.dynamics_prior.frames:], actions_norm,
+                                                       self._proprio_maps(fut_p)))
         fut = torch.zeros(b, tf, s, d, device=self.device)
         spatial = torch.ones(b, s, dtype=torch.bool, device=self.device)
         if not sample_latents:
             z = self.backbone(future=fut, history=hist_t, future_mask=spatial.unsqueeze(1).expand(b, tf, s),
                               actions=actions_norm, actions_given=given, goal=goal_t, goal_given=goal_given,
                               prior=prior_t)
-            return None, z
+            return None, z, fut_p
         orders = random_orders(b, s, generator, self.device)
         offset = self._video_offset(hist_t).expand(b, tf, s, d)
         for keep in cosine_mask_counts(num_iters, s):
@@ -310,7 +373,7 @@ class UVA(InputChecks, nn.Module):
             fut = fut.clone()
             fut[sel] = self.video_head.sample(z[sel], num_steps, temperature, generator) + offset[sel]
             spatial = nxt
-        return tok.unpatchify(fut), z
+        return tok.unpatchify(fut), z, fut_p
 
     # ---- public inference ---------------------------------------------------------------------
     @torch.no_grad()
@@ -336,7 +399,7 @@ class UVA(InputChecks, nn.Module):
 
     @torch.no_grad()
     def forward_dynamics(self, history=None, actions=None, goal=None, *, history_latents=None, goal_latents=None,
-                         decode: bool = False, sample_latents: bool = True, num_iters: int = 1,
+                         history_proprio=None, decode: bool = False, sample_latents: bool = True, num_iters: int = 1,
                          num_steps: int | None = None, temperature: float | None = None,
                          generator: torch.Generator | None = None,
                          distance_heads: tuple[str, ...] = ("joint", "latent")) -> ForwardResult:
@@ -347,7 +410,10 @@ class UVA(InputChecks, nn.Module):
         latent_distance [B, n*Tf] if a goal is given)``. ``sample_latents=False`` skips the video head
         where nothing needs the latents (only the joint-latent ``distance`` is then returned; earlier
         chunks are still sampled to roll on). ``distance_heads`` names the distance heads to run when a
-        goal is given (a planner's cost reads one of them; the other is then left as None)."""
+        goal is given (a planner's cost reads one of them; the other is then left as None).
+        ``history_proprio [B, Th, P]`` (env units; a batch of 1 is shared): the history's proprioception,
+        required by a model built with ``proprio_dim > 0``; the predicted proprio is then returned as
+        ``proprio [B, n*Tf, P]`` and rolls on with the frames."""
         cfg = self.config
         unknown = set(distance_heads) - {"joint", "latent"}
         if unknown:
@@ -365,14 +431,25 @@ class UVA(InputChecks, nn.Module):
             )
         hist = self._broadcast(self._either(history, history_latents, "history", cfg.n_history), b, "history")
         goal_lat = self._either(goal, goal_latents, "goal", single=True, required=False)
+        hist_p = None
+        if self.proprio_dynamics is not None:
+            if history_proprio is None:
+                raise WorldModelError(f"history_proprio was not given; this model was built with proprioception, "
+                                      f"expected [B, {cfg.n_history}, {cfg.proprio_dim}] in env units")
+            hist_p = self._broadcast(self._proprio(history_proprio, "history_proprio", cfg.n_history, b), b,
+                                     "history_proprio")
         n_chunks = total // cfg.chunk_len
-        latents, distances = [], []
+        latents, distances, proprio = [], [], []
         for k in range(n_chunks):
             need = sample_latents or decode or k < n_chunks - 1
             chunk = acts[:, k * cfg.chunk_len : (k + 1) * cfg.chunk_len]
-            fut, z = self._generate(hist, goal_lat, chunk, num_iters, num_steps, temperature, generator, need)
+            fut, z, fut_p = self._generate(hist, goal_lat, chunk, num_iters, num_steps, temperature, generator, need,
+                                           hist_proprio=hist_p)
             if goal_lat is not None and "joint" in distance_heads:
                 distances.append(self._distance_steps(z)[:, 1:])
+            if fut_p is not None:
+                proprio.append(fut_p)
+                hist_p = torch.cat([hist_p, fut_p], dim=1)[:, -cfg.n_history :]
             if fut is not None:
                 latents.append(fut)
                 hist = fut[:, -cfg.n_history :]
@@ -383,6 +460,7 @@ class UVA(InputChecks, nn.Module):
             distance=torch.cat(distances, dim=1) if distances else None,
             latent_distance=(self._latent_distance_steps(lat, goal_lat)
                              if lat is not None and goal_lat is not None and "latent" in distance_heads else None),
+            proprio=self.proprio_normalizer.unnormalize(torch.cat(proprio, dim=1)) if proprio else None,
         )
 
     @torch.no_grad()
@@ -396,7 +474,7 @@ class UVA(InputChecks, nn.Module):
         self._check_sampling(num_steps, temperature)
         hist = self._either(history, history_latents, "history", cfg.n_history)
         goal_lat = self._either(goal, goal_latents, "goal", single=True, required=False)
-        fut, z = self._generate(hist, goal_lat, None, num_iters, num_steps, temperature, generator)
+        fut, z, _ = self._generate(hist, goal_lat, None, num_iters, num_steps, temperature, generator)
         return ForwardResult(
             latents=fut,
             frames=self.decode(fut) if decode else None,

@@ -74,9 +74,22 @@ def test_missing_inputs_and_unknown_names_are_clear_errors():
 def test_every_named_cost_builds(name):
     cost = make_cost(name)
     z = torch.rand(3, 4, 8, 8, 4)
-    traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z, latent_distance=torch.rand(3, 4))
+    traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z, latent_distance=torch.rand(3, 4),
+                      agent=torch.rand(3, 4, 2), goal_agent=torch.rand(3, 2))
     out = cost(traj)
     assert out.shape == (3,) and torch.isfinite(out).all()
+
+
+def test_the_agent_cost_is_the_agents_distance_to_its_goal_position_and_says_what_it_needs():
+    from uva_plan.goal_costs import AgentDistance
+
+    agent = torch.tensor([[[0.0, 0.0], [0.3, 0.4]], [[0.5, 0.5], [0.5, 0.5]]])
+    traj = Trajectory(latents=None, goal=torch.zeros(2, 8, 8, 4), agent=agent, goal_agent=torch.tensor([[0.3, 0.4], [0.5, 0.5]]))
+    assert torch.allclose(AgentDistance("sum")(traj), torch.tensor([0.25, 0.0]))
+    assert torch.allclose(AgentDistance("final")(traj), torch.tensor([0.0, 0.0]))
+    assert make_cost("multiscale_sum+agent").needs_agent and not make_cost("multiscale_sum").needs_agent
+    with pytest.raises(UserInputError, match="--proprio"):
+        AgentDistance()(Trajectory(latents=None, goal=torch.zeros(2, 8, 8, 4)))
 
 
 def test_distances_of_runs_only_the_heads_the_cost_reads():

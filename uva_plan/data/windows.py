@@ -24,17 +24,20 @@ class WindowSpec:
     """`n_history` frames up to now and `n_future` frames after it, `frame_stride` env steps apart.
 
     The action chunk covers `chunk_len = n_future * frame_stride` steps, from now to the last future frame.
+    `proprio_indices`: the state entries a proprioceptive model reads (empty: none).
     """
 
     n_history: int = 4
     n_future: int = 4
     frame_stride: int = 4
+    proprio_indices: tuple[int, ...] = ()
 
     def __post_init__(self):
         for name in ("n_history", "n_future", "frame_stride"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise UserInputError(f"WindowSpec.{name} is {value!r}; expected an integer >= 1")
+        object.__setattr__(self, "proprio_indices", tuple(int(i) for i in self.proprio_indices))
 
     @property
     def chunk_len(self) -> int:
@@ -42,8 +45,10 @@ class WindowSpec:
 
     @classmethod
     def of(cls, config) -> WindowSpec:
-        """The spec of a model config (anything with ``n_history``, ``n_future`` and ``frame_stride``)."""
-        return cls(int(config.n_history), int(config.n_future), int(config.frame_stride))
+        """The spec of a model config (anything with ``n_history``, ``n_future`` and ``frame_stride``;
+        and ``proprio_state_indices`` when it has them)."""
+        return cls(int(config.n_history), int(config.n_future), int(config.frame_stride),
+                   tuple(getattr(config, "proprio_state_indices", ()) or ()))
 
     def history_offsets(self) -> np.ndarray:
         """Env-step offsets of the history frames from now, oldest first: ``[-(n_history-1)*stride, ..., 0]``."""
@@ -88,6 +93,8 @@ class WindowDataset(torch.utils.data.Dataset):
     - `goal uint8 [H,W,3]`: the frame `goal_steps` after t, drawn in 1..goal_max_steps and clamped to the
       episode's last step
     - `goal_steps float32 []`: env steps from t to the goal frame (0 only when t is the last step)
+    - `history_proprio float32 [Th, P]`, `future_proprio float32 [Tf, P]` (only when the spec names
+      `proprio_indices`): those state entries at the history and future frames, env units
 
     - `goal_actions float32 [Tf*s, A]` (only with `hold_actions`): the chunk as a goal-reaching policy
       would act: actions from the goal step on replaced by the hold action of the goal's state (the
@@ -139,6 +146,13 @@ class WindowDataset(torch.utils.data.Dataset):
                     f"episode ids {ids.min()}..{ids.max()} out of range; expected ids in [0, {buffer.n_episodes})"
                 )
         self.episodes = ids
+        self._proprio = None
+        if self.spec.proprio_indices:
+            idx = np.asarray(self.spec.proprio_indices)
+            if buffer.state.shape[1] <= idx.max():
+                raise UserInputError(f"the replay buffer's states have {buffer.state.shape[1]} entries; the model's "
+                                     f"proprioception reads entries {idx.tolist()} (data without states cannot train it)")
+            self._proprio = np.asarray(buffer.state[:, idx], dtype=np.float32)
         starts, ends = buffer.episode_starts[ids], buffer.episode_ends[ids]
         lengths = ends - starts
         self._step = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if ids.size else np.zeros(0, np.int64)
@@ -188,6 +202,8 @@ class WindowDataset(torch.utils.data.Dataset):
             k_goal: np.asarray(self._frames[goal]),
             "goal_steps": np.array(goal - t, dtype=np.float32),
         }
+        if self._proprio is not None:
+            item["history_proprio"], item["future_proprio"] = self._proprio[hist], self._proprio[fut]
         if self._hold is not None:
             reached = np.arange(self.spec.chunk_len) >= goal - t
             item["goal_actions"] = np.where(reached[:, None], self._hold[goal], item["actions"])

@@ -50,18 +50,29 @@ def make_env(name: str, image_size: int = 64, **kwargs):
 def hold_actions(name: str, states):
     """``[N, A]`` env-unit actions that keep the agent still in each of ``states [N, D]``: what a
     goal-reaching policy does once it is at its goal (the policy's hindsight targets past the goal)."""
-    short = env_name(name)
-    if short == "wall":
+    return _env_class(name).hold_actions(states)
+
+
+def _env_class(name: str):
+    if env_name(name) == "wall":
         from uva_plan.envs.wall import WallEnv
 
-        return WallEnv.hold_actions(states)
+        return WallEnv
     from uva_plan.envs.pusht import PushTEnv
 
-    return PushTEnv.hold_actions(states)
+    return PushTEnv
+
+
+def proprio_config(name: str) -> dict:
+    """The world-model config fields (`UVAConfig.proprio_*`) of the env's proprioception: which state
+    entries it is, their bounds, and that the first two are the agent's image (x, y)."""
+    cls = _env_class(name)
+    return {"proprio_dim": len(cls.proprio_indices), "proprio_state_indices": list(cls.proprio_indices),
+            "proprio_low": list(cls.proprio_low), "proprio_high": list(cls.proprio_high), "proprio_image_xy": [0, 1]}
 
 
 def default_max_steps(name: str) -> int:
     return _DEFAULT_MAX_STEPS[env_name(name)]
 
 
-__all__ = ["ENV_IDS", "ENV_NAMES", "default_max_steps", "env_name", "hold_actions", "make_env"]
+__all__ = ["ENV_IDS", "ENV_NAMES", "default_max_steps", "env_name", "hold_actions", "make_env", "proprio_config"]

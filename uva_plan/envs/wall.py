@@ -45,6 +45,11 @@ class WallEnv(PixelGoalEnv):
     name = "wall"
     state_names = STATE_NAMES
     state_dim = 3
+    # Proprioception (what the agent knows of itself): its position, which is also its image (x, y),
+    # the world's [0, 64] being the frame's extent.
+    proprio_indices = (0, 1)
+    proprio_low = (0.0, 0.0)
+    proprio_high = (64.0, 64.0)
 
     def __init__(self, image_size: int = 64, max_episode_steps: int = 100, render_mode: str | None = "rgb_array"):
         speed = np.full(2, geo.MAX_SPEED, dtype=np.float32)

@@ -1,0 +1,153 @@
+"""A world model with proprioception, through the library: windows, training, planning, imagination."""
+
+import numpy as np
+import pytest
+import torch
+
+from uva_plan.envs import make_env, proprio_config
+from uva_plan.errors import UserInputError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def proprio_model(env_name="pusht"):
+    from world_model import UVA, make_config
+
+    env = make_env(env_name)
+    torch.manual_seed(0)
+    cfg = make_config("tiny", env.action_low, env.action_high, env_name=env_name, dynamics_prior_width=16,
+                      **proprio_config(env_name))
+    return UVA(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def pusht_data(tmp_path_factory):
+    from uva_plan.collection import collect_dataset
+
+    path = tmp_path_factory.mktemp("data") / "pusht.zarr"
+    collect_dataset(env_name="pusht", episodes=3, max_steps=30, policy="mixed", image_size=64, seed=0, out=str(path))
+    return path
+
+
+def test_windows_carry_the_named_state_entries_at_the_history_and_future_frames(pusht_data):
+    from uva_plan.data import WindowDataset, WindowSpec, load_replay_buffer
+
+    buffer = load_replay_buffer(pusht_data)
+    spec = WindowSpec(proprio_indices=(0, 1, 5, 6))
+    data = WindowDataset(buffer, spec)
+    item = data[20]  # step 20 of episode 0: history 8, 12, 16, 20; future 24, 28, 29 (clamped), 29
+    states = np.asarray(buffer.state)
+    assert np.array_equal(item["history_proprio"], states[[8, 12, 16, 20]][:, [0, 1, 5, 6]])
+    assert np.array_equal(item["future_proprio"], states[[24, 28, 29, 29]][:, [0, 1, 5, 6]])
+    assert "history_proprio" not in WindowDataset(buffer, WindowSpec())[20]
+    with pytest.raises(UserInputError, match="entries"):
+        WindowDataset(buffer, WindowSpec(proprio_indices=(0, 12)))
+
+
+def test_train_with_proprio_records_it_in_the_checkpoint(pusht_data, tmp_path):
+    from click.testing import CliRunner
+
+    import world_model
+    from uva_plan.cli import main
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--data", str(pusht_data), "--config", "tiny", "--steps", "3",
+                                    "--tokenizer-steps", "1", "--batch-size", "2", "--out", str(out), "--proprio",
+                                    "--model-option", "dynamics_prior_width=8"])
+    assert res.exit_code == 0, res.output
+    cfg = world_model.load(out).config
+    assert cfg.proprio_state_indices == [0, 1, 5, 6] and cfg.proprio_image_xy == [0, 1] and cfg.proprio_dim == 4
+    # without the dynamics prior the map has nowhere to go: one line, exit 2
+    res = CliRunner().invoke(main, ["train", "--data", str(pusht_data), "--config", "tiny", "--steps", "3",
+                                    "--out", str(tmp_path / "bad"), "--proprio"])
+    assert res.exit_code == 2 and "dynamics_prior_width > 0" in res.output and len(res.output.splitlines()) == 1
+
+
+def test_history_states_follow_the_history_frames():
+    from uva_plan.env_batch import EnvBatch
+    from uva_plan.envs.goals import protocol_goals
+
+    goals = protocol_goals("pusht", 2, 0)
+    batch = EnvBatch("pusht", [g.start_state for g in goals])
+    first = batch.history_states(4, 4)
+    assert first.shape == (2, 4, 10) and np.array_equal(first[:, 0], first[:, 3])  # the start repeated
+    batch.step(np.tile(np.array([[256.0, 256.0]], dtype=np.float32), (2, 6, 1)))
+    states = batch.history_states(4, 4)
+    logged = np.stack([np.stack(log) for log in batch.state_log])
+    assert np.array_equal(states, logged[:, [0, 0, 2, 6]])
+
+
+def test_a_proprio_model_needs_the_history_states():
+    from uva_plan.objective import encode_problems
+    from uva_plan.proprio import history_proprio
+
+    model = proprio_model()
+    frames = torch.zeros(2, 4, 64, 64, 3, dtype=torch.uint8)
+    goal = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
+    with pytest.raises(UserInputError, match="proprioception"):
+        encode_problems(model, frames, goal)
+    problems = encode_problems(model, frames, goal, history_states=np.zeros((2, 4, 10)))
+    assert problems.proprio.shape == (2, 4, 4)
+    with pytest.raises(UserInputError, match="state entries"):
+        history_proprio(model, np.zeros((2, 4, 3)))
+    from world_model import UVA, make_config
+
+    plain = UVA(make_config("tiny", [0, 0], [512, 512], env_name="pusht"))
+    assert history_proprio(plain, np.zeros((2, 4, 10))) is None
+
+
+def test_planning_with_a_proprio_model_runs_every_model_method():
+    from uva_plan.envs.goals import protocol_goals
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import PlanSettings
+
+    goals = protocol_goals("pusht", 2, 0)
+    # two chunks per plan: the policy prior imagines its second chunk's history, proprio included
+    settings = PlanSettings(samples=4, iters=1, horizon=32, execute=16, budget_steps=16, denoise_steps=1)
+    ev = Evaluator(proprio_model(), "pusht", settings)
+    for method in ("planner", "planner+prior", "policy"):
+        out = ev.run(method, goals)
+        assert len(out.rows) == 2, method
+
+
+def test_imagination_measures_a_proprio_model():
+    from uva_plan.imagination import (
+        SamplingSettings,
+        heldout_episodes,
+        measure_imagination,
+        shuffled_action_loss,
+    )
+
+    episodes = heldout_episodes(n_per_kind=1, steps=40, env_name="pusht")
+    model = proprio_model()
+    reports = measure_imagination(model, episodes, SamplingSettings("planner"), every=16)
+    assert [r.kind for r in reports] == ["pusher", "random"]
+    true, shuffled = shuffled_action_loss(model, episodes, n_windows=8)
+    assert np.isfinite(true) and np.isfinite(shuffled)
+
+
+def test_the_agent_cost_plans_with_a_proprio_model_and_the_oracle_and_refuses_without():
+    from uva_plan.envs.goals import protocol_goals
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import PlanSettings
+
+    goals = protocol_goals("pusht", 2, 0)
+    settings = PlanSettings(samples=4, iters=1, horizon=16, execute=16, budget_steps=16, denoise_steps=1,
+                            cost="multiscale_sum+agent")
+    for method in ("planner", "oracle-image"):
+        out = Evaluator(proprio_model(), "pusht", settings).run(method, goals)
+        assert len(out.rows) == 2, method
+    from world_model import UVA, make_config
+
+    plain = UVA(make_config("tiny", [0, 0], [512, 512], env_name="pusht")).eval()
+    with pytest.raises(UserInputError, match="--proprio"):
+        Evaluator(plain, "pusht", settings).run("planner", goals)
+
+
+def test_the_oracles_agent_is_the_true_agent_as_a_fraction_of_the_frame():
+    from uva_plan.proprio import agent_of_proprio, agent_of_states
+
+    states = np.array([[128.0, 384.0, 0, 0, 0, 10.0, 20.0, 0, 0, 0]])
+    assert np.allclose(agent_of_states("pusht", states).numpy(), [[0.25, 0.75]])
+    model = proprio_model()
+    assert np.allclose(agent_of_proprio(model, torch.tensor([[128.0, 384.0, 10.0, 20.0]])).numpy(), [[0.25, 0.75]])
