@@ -112,7 +112,7 @@ def main() -> None:
         rows = [(m, m, base) for m in args.methods.split(",") if m]
         results["methods"] = run_rows(factory, goals, rows)
         print_table(console, f"{args.env}: methods ({len(goals)} goals, {base.planner} {base.samples}x{base.iters}, "
-                             f"cost {cost_for(base, args.env)}, budget {base.budget_steps} steps)", results["methods"])
+                             f"cost {cost_for(base, args.env, model)}, budget {base.budget_steps} steps)", results["methods"])
     if "prior" in tables:
         rows = []
         for n in (base.samples // 2, base.samples):

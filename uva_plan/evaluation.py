@@ -109,7 +109,7 @@ class Evaluator:
             defaults = {f.name: f.default for f in fields(UVAConfig)}
             self.n_history, self.frame_stride = defaults["n_history"], defaults["frame_stride"]
             settings.validate(1)  # every knob but the horizon's multiple, which needs the model's chunk
-        self.cost_name = cost_for(settings, env_name)
+        self.cost_name = cost_for(settings, env_name, model)
         self.cost = make_cost(self.cost_name)
 
     # ----------------------------------------------------------------------------------- helpers
@@ -168,6 +168,10 @@ class Evaluator:
         if method == "oracle-image" and self.cost.needs_subgoals:
             raise UserInputError(f"the {self.cost_name} cost compares plans with the way the model imagines, which "
                                  "the simulator oracle does not imagine; expected another --cost for oracle-image")
+        if not all(g.goal_state is not None and len(g.goal_state) for g in goals):
+            # a user's picture has no state, so no agent position at the goal: the env's image-only default
+            self.cost_name = cost_for(self.settings, self.env_name, self.model, goal_states=False)
+            self.cost = make_cost(self.cost_name)
         if goal_frames is None:
             goal_frames = self._goal_frames(goals)
         result = MethodResult(method)

@@ -31,7 +31,7 @@ from uva_plan.errors import UserInputError
 from uva_plan.plan_settings import COST_NAMES
 
 REDUCTIONS = ("final", "sum", "min")
-AGENT_WEIGHT = 4.0
+AGENT_WEIGHT = 1.0
 
 
 @dataclass

@@ -96,7 +96,11 @@ def finetune_mode(model, videos: Sequence[np.ndarray], actions: Sequence[np.ndar
                           attrs={"action_low": list(cfg.action_low), "action_high": list(cfg.action_high)})
     with torch.no_grad():
         latents = model.encode(torch.from_numpy(img)).cpu().numpy()
-    spec = WindowSpec.of(cfg)
+    if mode == "forward_dynamics" and getattr(cfg, "proprio_dim", 0):
+        raise UserInputError("fine-tuning forward dynamics of a proprioceptive model needs the videos' states; "
+                             "these videos carry none (expected a model trained without --proprio)")
+    # videos carry no states: the modes trained here (policy, inverse dynamics) read no proprio
+    spec = WindowSpec(cfg.n_history, cfg.n_future, cfg.frame_stride)
     dataset = WindowDataset(buffer, spec, seed=seed, frames=latents)
     return finetune_windows(model, dataset, {mode: 1.0}, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                             progress=progress)

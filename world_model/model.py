@@ -229,7 +229,8 @@ class UVA(InputChecks, nn.Module):
         hist, fut, goal, actions, goal_actions, steps, weights = self._batch_latents(batch)
         mode = resolve_mode(mode, cfg.mode_weights, generator)
         b, dev = hist.shape[0], self.device
-        hist_p, fut_p = self._batch_proprio(batch, b)
+        # only forward dynamics reads proprio: the policy and inverse modes train on action-free videos too
+        hist_p, fut_p = self._batch_proprio(batch, b) if mode.actions_given else (None, None)
         if cfg.static_history_prob > 0:
             static = _rand((b,), generator, dev) < cfg.static_history_prob
             hist = torch.where(static.view(b, 1, 1, 1, 1), hist[:, -1:].expand_as(hist), hist)

@@ -477,6 +477,7 @@ def test_settings_errors_reach_python_callers_without_a_model_and_env_names_reso
 
     with pytest.raises(UserInputError, match="first_plan"):
         Evaluator(None, "pusht", PlanSettings(first_plan="middle"))
-    assert cost_for(PlanSettings(), ENV_IDS["pusht"]) == "multiscale_sum"
+    assert cost_for(PlanSettings(), ENV_IDS["pusht"]) == "multiscale_sum+agent"  # no model: the oracles' true states
+    assert cost_for(PlanSettings(), ENV_IDS["pusht"], goal_states=False) == "multiscale_sum"  # a user's picture
     with pytest.raises(UserInputError, match="unknown environment"):
         cost_for(PlanSettings(), "maze")

@@ -151,3 +151,40 @@ def test_the_oracles_agent_is_the_true_agent_as_a_fraction_of_the_frame():
     assert np.allclose(agent_of_states("pusht", states).numpy(), [[0.25, 0.75]])
     model = proprio_model()
     assert np.allclose(agent_of_proprio(model, torch.tensor([[128.0, 384.0, 10.0, 20.0]])).numpy(), [[0.25, 0.75]])
+
+
+def test_behaviour_cloning_a_proprio_model_on_videos_without_states():
+    from uva_plan.imagination import heldout_episodes
+    from uva_plan.imitation import finetune_mode, finetune_policy
+
+    ep = heldout_episodes(n_per_kind=1, steps=24, env_name="pusht")[0]
+    model = proprio_model()
+    tuned = finetune_policy(model, [ep.frames], [ep.actions], steps=2, batch_size=2)
+    assert tuned is not model
+    with pytest.raises(UserInputError, match="states"):
+        finetune_mode(model, [ep.frames], [ep.actions], "forward_dynamics", steps=2, batch_size=2)
+
+
+def test_pushts_default_cost_reads_the_agent_where_it_can_and_records_what_it_applied(tmp_path, monkeypatch):
+    """A proprio model and protocol goals: the image cost plus the agent; the same model with a user's
+    picture (no goal state): the image cost alone; results.json says which."""
+    import world_model
+    from uva_plan.plan_settings import PlanSettings
+    from uva_plan.planning import run_planning
+
+    ckpt = tmp_path / "ckpt"
+    world_model.save_checkpoint(proprio_model(), ckpt)
+    settings = PlanSettings(samples=4, iters=1, budget_steps=16, denoise_steps=1)
+    payload = run_planning(env_name="pusht", checkpoint=str(ckpt), settings=settings, episodes=1,
+                           methods=["planner"], out=tmp_path / "out")
+    assert payload["settings"]["cost"] == "multiscale_sum+agent"
+    env = make_env("pusht")
+    env.reset(seed=3)
+    picture = tmp_path / "goal.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(picture, env.render())
+    payload = run_planning(env_name="pusht", checkpoint=str(ckpt), settings=PlanSettings(samples=4, iters=1, budget_steps=16,
+                           denoise_steps=1), goal_image=str(picture), start_state=env.get_state().tolist(), episodes=1,
+                           methods=["planner"], out=tmp_path / "out2")
+    assert payload["settings"]["cost"] == "multiscale_sum"

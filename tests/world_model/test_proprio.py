@@ -73,6 +73,11 @@ def test_the_proprio_loss_trains_only_with_actions_and_reaches_the_mlp():
     model.zero_grad()
     _, logs = model(_batch(), mode="policy")
     assert "proprio_loss" not in logs
+    video_only = {k: v for k, v in _batch().items() if "proprio" not in k}
+    for mode in ("policy", "inverse_dynamics", "video_prediction"):  # action-free videos have no proprio
+        model(video_only, mode=mode)
+    with pytest.raises(WorldModelError, match="history_proprio"):
+        model(video_only, mode="forward_dynamics")
 
 
 def test_without_a_true_future_the_maps_follow_the_prediction():
