@@ -77,8 +77,8 @@ def main() -> None:
     parser.add_argument("--prior-fraction", type=float, default=PlanSettings.prior_fraction)
     parser.add_argument("--prior-weight", type=float, default=None,
                         help="price of leaving the policy's own plan (planner + prior; default: the env's PRIOR_WEIGHTS)")
-    parser.add_argument("--model-passes", type=int, default=PlanSettings.model_passes,
-                        help="MAR passes of the world model per imagined chunk")
+    parser.add_argument("--model-passes", type=int, default=None,
+                        help="MAR passes of the world model per imagined chunk (default: the env's MODEL_PASSES)")
     parser.add_argument("--first-plan", default=PlanSettings.first_plan, choices=FIRST_PLANS,
                         help="mean of each episode's first plan (hold still, or the action box's centre)")
     parser.add_argument("--sweep-method", default="oracle-state",

@@ -277,9 +277,9 @@ def _plan_options(fn):
                                              "method and the first prior proposal; 0 = deterministic)."),
         click.option("--model-samples", type=click.IntRange(min=1), default=d.model_samples, show_default=True,
                      help="Score each candidate this many times and average (stochastic model)."),
-        click.option("--model-passes", type=click.IntRange(min=1), default=d.model_passes, show_default=True,
+        click.option("--model-passes", type=click.IntRange(min=1), default=None,
                      help="MAR passes of the world model per imagined chunk (more keep the agent in every frame, "
-                          "at more time per replan)."),
+                          "at more time per replan) [default: the env's, Wall 1, PushT 2]."),
         click.option("--first-plan", type=click.Choice(FIRST_PLANS), default=d.first_plan, show_default=True,
                      help="Mean of each episode's first plan: hold still (the agent's own position on PushT) or "
                           "the action box's centre."),
@@ -293,7 +293,7 @@ def _plan_options(fn):
 
 def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget,
               cost, denoise_steps, policy_temperature, model_samples, model_passes, first_plan, seed):
-    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, prior_weight_for
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, passes_for, prior_weight_for
 
     settings = PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
                             prior_fraction=prior_fraction, prior_weight=prior_weight,
@@ -302,6 +302,7 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
                             policy_temperature=policy_temperature, model_samples=model_samples,
                             model_passes=model_passes, first_plan=first_plan, seed=seed)
     settings.prior_weight = prior_weight_for(settings, env_name)  # the env's measured default, recorded as applied
+    settings.model_passes = passes_for(settings, env_name)
     # the cost stays None (the env's default) here: which default applies depends on the model and the
     # goals (`cost_for`), and results.json records the one applied
     return settings

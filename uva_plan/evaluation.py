@@ -35,6 +35,7 @@ from uva_plan.plan_settings import (  # noqa: F401  (PLANNER_NAMES, make_planner
     cost_for,
     make_planner,
     model_generator,
+    passes_for,
     prior_weight_for,
 )
 
@@ -222,7 +223,7 @@ class Evaluator:
                 from uva_plan.objective import UVAObjective
 
                 obj = UVAObjective(self.model, None, None, self.cost, num_steps=s.denoise_steps,
-                                   model_samples=s.model_samples, num_iters=s.model_passes, generator=gen,
+                                   model_samples=s.model_samples, num_iters=passes_for(s, self.env_name), generator=gen,
                                    encoded=replan_problems())
             weight = prior_weight_for(s, self.env_name)
             if prior > 0.0 and weight > 0.0:

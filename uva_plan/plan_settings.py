@@ -47,6 +47,11 @@ BUDGET_STEPS = {"wall": 64, "pusht": 50}
 # a world model that carried the agent through walls needed 100, README "Why the planning defaults").
 # PushT: not measured with a price, so none. Applied with the default cost only (see prior_weight_for).
 PRIOR_WEIGHTS = {"wall": 0.0, "pusht": 0.0}
+# MAR passes of the world model per imagined chunk, per env. Wall: 2 keep the imagined agent in every
+# frame but plan no better at 1.4x the time. PushT (the shipped --proprio checkpoint, 50 goals, planner
+# + prior): 2 passes 22% at 4.3 s per replan against 1 pass 18% at 2.6 s, where 128 samples (the same
+# time) gave 16% (README, "Why the planning defaults").
+MODEL_PASSES = {"wall": 1, "pusht": 2}
 
 
 # Per-batch random streams: a batch of episodes draws its planner noise from ``seed * BATCH_SEED_STRIDE +
@@ -102,9 +107,8 @@ class PlanSettings:
     # Price of leaving the policy's own plan (planner + prior only); None = the env's PRIOR_WEIGHTS.
     prior_weight: float | None = None
     model_samples: int = 1
-    # MAR passes of the world model per imagined chunk: 2 keep the imagined agent in every frame but plan
-    # no better at 1.4x the time (README, "Why the planning defaults").
-    model_passes: int = 1
+    # MAR passes of the world model per imagined chunk; None = the env's MODEL_PASSES.
+    model_passes: int | None = None
     # The first plan's mean (see FIRST_PLANS). PushT, true simulator + true distance, 16 paced goals:
     # hold 44% / centre 38% (README "Why the planning defaults"); the Wall's hold IS the box's centre.
     first_plan: str = "hold"
@@ -121,6 +125,8 @@ class PlanSettings:
             raise UserInputError(f"unknown goal cost {self.cost!r}; expected one of {', '.join(COST_NAMES)}")
         for name in ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples",
                      "model_passes", "batch_episodes"):
+            if name == "model_passes" and self.model_passes is None:
+                continue
             if getattr(self, name) < 1:
                 raise UserInputError(f"{name}{_flag(name)} must be >= 1, got {getattr(self, name)}")
         if self.samples < 4:
@@ -148,6 +154,11 @@ def prior_weight_for(settings: PlanSettings, env_name: str) -> float:
         return settings.prior_weight
     name = _short_env(env_name)
     return PRIOR_WEIGHTS[name] if settings.cost in (None, DEFAULT_COSTS[name], IMAGE_ONLY_COSTS[name]) else 0.0
+
+
+def passes_for(settings: PlanSettings, env_name: str) -> int:
+    """The settings' MAR passes per imagined chunk, or the env's measured default."""
+    return settings.model_passes if settings.model_passes is not None else MODEL_PASSES[_short_env(env_name)]
 
 
 def cost_for(settings: PlanSettings, env_name: str, model=None, goal_states: bool = True) -> str:

@@ -481,3 +481,26 @@ def test_settings_errors_reach_python_callers_without_a_model_and_env_names_reso
     assert cost_for(PlanSettings(), ENV_IDS["pusht"], goal_states=False) == "multiscale_sum"  # a user's picture
     with pytest.raises(UserInputError, match="unknown environment"):
         cost_for(PlanSettings(), "maze")
+
+
+@pytest.mark.parametrize(("env_name", "asked", "applied"), [("wall", None, 1), ("pusht", None, 2), ("pusht", 1, 1)])
+def test_model_passes_default_per_env_and_the_ones_applied_are_recorded(tmp_path, env_name, asked, applied,
+                                                                        monkeypatch):
+    """No --model-passes: the env's measured default (PushT 2, Wall 1) imagines every chunk."""
+    import world_model
+    from uva_plan.plan_settings import PlanSettings
+    from uva_plan.planning import run_planning
+
+    passes = []
+    real = world_model.UVA.forward_dynamics
+
+    def counting(self, *args, **kwargs):
+        passes.append(kwargs.get("num_iters", 1))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(world_model.UVA, "forward_dynamics", counting)
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", env_name)
+    settings = PlanSettings(samples=4, iters=1, budget_steps=16, denoise_steps=1, model_passes=asked)
+    payload = run_planning(env_name=env_name, checkpoint=str(ckpt), settings=settings, episodes=1,
+                           methods=["planner"], out=tmp_path / "out")
+    assert passes and set(passes) == {applied} and payload["settings"]["model_passes"] == applied
