@@ -7,6 +7,8 @@ Tables (each printed with rich, all rows from this one run and these goals):
   match the no-prior planner with half the samples?);
 - ``steps``: success and seconds per replan against the diffusion heads' DDIM steps (1, 2, 4, 8);
 - ``costs``: success of the planner (with prior) under each goal cost;
+- ``agent``: the image cost, the agent's own position and the two summed at several weights (a model
+  trained with ``--proprio``; ``--agent-methods``);
 - ``sweep``: one method (``--sweep-method``, default the true-distance oracle) over a grid of planner
   settings (samples x iterations, horizon): what it takes to turn a perfect cost into success.
 
@@ -133,13 +135,15 @@ def main() -> None:
     if "agent" in tables:
         # the image cost alone, the agent's own position alone, and the two summed at several weights
         # (needs a model trained with --proprio; the oracle reads the true agent)
-        rows = []
-        for method in args.agent_methods.split(","):
-            for label, cost, weight in [("multiscale_sum", "multiscale_sum", None), ("agent_sum", "agent_sum", None),
-                                        *[(f"multiscale_sum + {w:g} agent", "multiscale_sum+agent", w) for w in (1, 4, 16)]]:
-                if weight is not None:
-                    goal_costs.AGENT_WEIGHT = weight
-                rows += run_rows(factory, goals, [(f"{method}: {label}", method, replace(base, cost=cost))])
+        rows, weight_before = [], goal_costs.AGENT_WEIGHT
+        try:
+            for method in args.agent_methods.split(","):
+                for label, cost, weight in [("multiscale_sum", "multiscale_sum", None), ("agent_sum", "agent_sum", None),
+                                            *[(f"multiscale_sum + {w:g} agent", "multiscale_sum+agent", w) for w in (1, 4, 16)]]:
+                    goal_costs.AGENT_WEIGHT = weight_before if weight is None else weight
+                    rows += run_rows(factory, goals, [(f"{method}: {label}", method, replace(base, cost=cost))])
+        finally:
+            goal_costs.AGENT_WEIGHT = weight_before  # later tables run at the asked weight
         results["agent"] = rows
         print_table(console, f"{args.env}: the agent's own position in the cost", rows)
     if "sweep" in tables:

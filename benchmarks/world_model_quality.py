@@ -88,7 +88,8 @@ def forward_dynamics_mse(model, dataset, ids, num_iters: int, temperature: float
         target = model.encode(b["future"])
         actions = model.normalizer.unnormalize(b["actions"])
         pred = model.forward_dynamics(
-            history_latents=hist, actions=actions, num_iters=num_iters, temperature=temperature, generator=g
+            history_latents=hist, actions=actions, num_iters=num_iters, temperature=temperature, generator=g,
+            history_proprio=b.get("history_proprio"),
         ).latents
         model_err.append((pred - target).pow(2).mean(dim=(1, 2, 3, 4)))
         copy_err.append((hist[:, -1:] - target).pow(2).mean(dim=(1, 2, 3, 4)))

@@ -269,7 +269,8 @@ def _plan_options(fn):
                      help="Wall-clock seconds per replan (best found so far is used)."),
         click.option("--cost", type=click.Choice(list(COST_NAMES)), default=None,
                      help="Goal cost [default: the env's measured one (plan_settings.DEFAULT_COSTS: "
-                          "latent_distance_sum on Wall, multiscale_sum on PushT)]."),
+                          "latent_distance_sum on Wall, multiscale_sum+agent on PushT, multiscale_sum there for "
+                          "a model without --proprio or a goal picture without state)]."),
         click.option("--denoise-steps", type=click.IntRange(1, 100), default=d.denoise_steps, show_default=True,
                      help="DDIM steps of the diffusion heads."),
         click.option("--policy-temperature", type=click.FloatRange(0.0, 10.0), default=d.policy_temperature,

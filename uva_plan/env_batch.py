@@ -39,13 +39,16 @@ class EnvBatch:
     def history(self, n_history: int, frame_stride: int) -> torch.Tensor:
         """``[B, n_history, H, W, 3]`` uint8: frames at ``t - (n_history-1)*stride, ..., t``, the first
         frame repeated before the episode's start (as the training windows pad)."""
-        idx = np.maximum(self.steps + WindowSpec(n_history, 1, frame_stride).history_offsets(), 0)
+        idx = self._history_steps(n_history, frame_stride)
         return torch.from_numpy(np.stack([np.stack([f[i] for i in idx]) for f in self.frames]))
+
+    def _history_steps(self, n_history: int, frame_stride: int) -> np.ndarray:
+        return np.maximum(self.steps + WindowSpec(n_history, 1, frame_stride).history_offsets(), 0)
 
     def history_states(self, n_history: int, frame_stride: int) -> np.ndarray:
         """``[B, n_history, D]``: the states at the frames `history` returns (for a world model's
         proprioception: what the agent knows of itself, never the block)."""
-        idx = np.maximum(self.steps + WindowSpec(n_history, 1, frame_stride).history_offsets(), 0)
+        idx = self._history_steps(n_history, frame_stride)
         return np.stack([np.stack([log[i] for i in idx]) for log in self.state_log])
 
     def current_frames(self) -> np.ndarray:

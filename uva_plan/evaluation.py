@@ -42,6 +42,13 @@ from uva_plan.plan_settings import (  # noqa: F401  (PLANNER_NAMES, make_planner
 METHODS = ("random", "greedy", "policy", "planner", "planner+prior", "oracle-image", "oracle-state")
 
 
+def _goal_states(goals) -> np.ndarray | None:
+    """``[G, D]`` the goals' own states, or None when one has none (a user's picture)."""
+    if not all(g.goal_state is not None and len(g.goal_state) for g in goals):
+        return None
+    return np.stack([np.asarray(g.goal_state, dtype=np.float32) for g in goals])
+
+
 @dataclass
 class EpisodeRow:
     goal_index: int
@@ -112,6 +119,7 @@ class Evaluator:
             settings.validate(1)  # every knob but the horizon's multiple, which needs the model's chunk
         self.cost_name = cost_for(settings, env_name, model)
         self.cost = make_cost(self.cost_name)
+        self._cost_with_states = self.cost_name  # what applies to goals that carry their state
 
     # ----------------------------------------------------------------------------------- helpers
     def _generator(self, offset: int) -> torch.Generator:
@@ -169,10 +177,12 @@ class Evaluator:
         if method == "oracle-image" and self.cost.needs_subgoals:
             raise UserInputError(f"the {self.cost_name} cost compares plans with the way the model imagines, which "
                                  "the simulator oracle does not imagine; expected another --cost for oracle-image")
-        if not all(g.goal_state is not None and len(g.goal_state) for g in goals):
-            # a user's picture has no state, so no agent position at the goal: the env's image-only default
-            self.cost_name = cost_for(self.settings, self.env_name, self.model, goal_states=False)
-            self.cost = make_cost(self.cost_name)
+        # a user's picture has no state, so no agent position at the goal: the env's image-only default;
+        # decided per run, so an earlier run on pictures does not change a later one on protocol goals
+        name = (self._cost_with_states if _goal_states(goals) is not None
+                else cost_for(self.settings, self.env_name, self.model, goal_states=False))
+        if name != self.cost_name:
+            self.cost_name, self.cost = name, make_cost(name)
         if goal_frames is None:
             goal_frames = self._goal_frames(goals)
         result = MethodResult(method)
@@ -200,9 +210,7 @@ class Evaluator:
         goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
         gen = self._generator(first)
         env = batch.envs[0]
-        # the goals' own states (the agent cost reads the agent's goal position from them; a user's picture has none)
-        goal_states = (np.stack([np.asarray(g.goal_state, dtype=np.float32) for g in goals])
-                       if all(g.goal_state is not None and len(g.goal_state) for g in goals) else None)
+        goal_states = _goal_states(goals)  # the agent cost reads the agent's goal position from them
         encoded: dict = {}  # the batch's goal latents (encoded once) and this replan's EncodedProblems
         drawn: dict = {}  # env step -> the policy's own plan at that replan (the anchor of --prior-weight)
         calls = [0]

@@ -60,13 +60,15 @@ def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = No
     if uses_proprio(model):
         if history_states is None:
             raise UserInputError("this world model was trained with proprioception (--proprio); expected the history's "
-                                 "env states beside its frames")
-        proprio = history_proprio(model, history_states)
+                                 "env states beside its frames: encode_problems(model, history, goal, history_states="
+                                 "[B, Th, D]) and pass encoded= to UVAObjective / PolicyProposals")
+        proprio = history_proprio(model, history_states).to(model.device)
         if proprio.shape[0] != history.shape[0]:
             raise UserInputError(f"{proprio.shape[0]} history states for {history.shape[0]} histories; expected one per problem")
     goal_agent = None
     if goal_states is not None and uses_proprio(model):
-        goal_agent = agent_of_proprio(model, history_proprio(model, np.asarray(goal_states, dtype=np.float32)[:, None])[:, 0])
+        goal_proprio = history_proprio(model, np.asarray(goal_states, dtype=np.float32)[:, None])[:, 0]
+        goal_agent = agent_of_proprio(model, goal_proprio.to(model.device))
     return EncodedProblems(model.encode(history), goal_latents, proprio, goal_agent)
 
 
@@ -211,7 +213,7 @@ class PolicyProposals:
             raise UserInputError(f"asked for proposals for {batch_size} problems; built for {self.history_latents.shape[0]}")
         b = batch_size
         hist = self.history_latents.repeat_interleave(num, dim=0)
-        hist_p = None if self.history_proprio is None else self.history_proprio.repeat_interleave(num, dim=0)
+        hist_p = None if self.history_proprio is None else self.history_proprio.to(hist.device).repeat_interleave(num, dim=0)
         goal = self.goal_latents.repeat_interleave(num, dim=0)
         chunks = []
         first = torch.zeros(b * num, dtype=torch.bool, device=hist.device)

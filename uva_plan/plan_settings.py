@@ -45,7 +45,7 @@ BUDGET_STEPS = {"wall": 64, "pusht": 50}
 # Price of leaving the policy's own plan (planner + prior; see objective.PolicyAnchoredObjective), per
 # env. Wall: none since the world model stops the agent at walls (200 goals: 98% at price 0, 94% at 100;
 # a world model that carried the agent through walls needed 100, README "Why the planning defaults").
-# PushT: not measured with a price, so none. Applied with the default cost only (see prior_weight_for).
+# PushT: not measured with a price, so none. Applied with the default costs only (see prior_weight_for).
 PRIOR_WEIGHTS = {"wall": 0.0, "pusht": 0.0}
 # MAR passes of the world model per imagined chunk, per env. Wall: 2 keep the imagined agent in every
 # frame but plan no better at 1.4x the time. PushT (the shipped --proprio checkpoint, 50 goals, planner
@@ -170,9 +170,9 @@ def cost_for(settings: PlanSettings, env_name: str, model=None, goal_states: boo
     name = _short_env(env_name)
     default = DEFAULT_COSTS[name]
     if default.endswith("+agent"):
-        from uva_plan.proprio import uses_proprio
+        from uva_plan.proprio import places_agent
 
-        if not goal_states or (model is not None and not uses_proprio(model)):
+        if not goal_states or (model is not None and not places_agent(model)):
             return IMAGE_ONLY_COSTS[name]
     return default
 

@@ -17,12 +17,20 @@ def uses_proprio(model) -> bool:
     return int(getattr(model.config, "proprio_dim", 0) or 0) > 0
 
 
+def places_agent(model) -> bool:
+    """Whether the model predicts the agent's image position (what the agent cost reads)."""
+    return uses_proprio(model) and bool(getattr(model.config, "proprio_image_xy", None))
+
+
 def history_proprio(model, states) -> torch.Tensor | None:
     """``states [B, Th, D]`` (env states at the history frames) -> ``[B, Th, P]`` float32, or None for
     a model without proprioception (which then needs no states)."""
     if not uses_proprio(model):
         return None
     idx = list(model.config.proprio_state_indices)
+    if not idx:
+        raise UserInputError("this model's config names no proprio_state_indices, so its proprioception cannot be "
+                             "read from env states; expected a model trained with `uva-plan train --proprio`")
     arr = np.asarray(states, dtype=np.float32)
     if arr.ndim != 3 or arr.shape[-1] <= max(idx):
         raise UserInputError(f"history states have shape {arr.shape}; expected [B, {model.config.n_history}, D] with "
@@ -30,13 +38,14 @@ def history_proprio(model, states) -> torch.Tensor | None:
     return torch.from_numpy(np.ascontiguousarray(arr[..., idx]))
 
 
-def image_fraction(xy, low, high) -> torch.Tensor:
-    """Image positions in env units ``[..., 2]`` -> fractions of the frame in [0, 1] (``low``/``high``:
-    the env units of the frame's edges)."""
-    lo = torch.as_tensor(np.asarray(low, dtype=np.float32))
-    hi = torch.as_tensor(np.asarray(high, dtype=np.float32))
-    xy = torch.as_tensor(np.asarray(xy, dtype=np.float32)) if not torch.is_tensor(xy) else xy.float().cpu()
-    return (xy - lo) / (hi - lo)
+def _image_xy(xy_index, low, high, values) -> torch.Tensor:
+    """The two entries ``xy_index`` of ``values [..., P]`` (env units; a tensor keeps its device) as
+    fractions of the frame in [0, 1], ``low``/``high`` being the env units of the frame's edges."""
+    x = values if torch.is_tensor(values) else torch.as_tensor(np.asarray(values, dtype=np.float32))
+    x = x[..., list(xy_index)].float()
+    lo = torch.tensor([low[i] for i in xy_index], dtype=torch.float32, device=x.device)
+    hi = torch.tensor([high[i] for i in xy_index], dtype=torch.float32, device=x.device)
+    return (x - lo) / (hi - lo)
 
 
 def agent_of_states(env_name: str, states) -> torch.Tensor:
@@ -45,17 +54,14 @@ def agent_of_states(env_name: str, states) -> torch.Tensor:
     from uva_plan.envs import proprio_config
 
     spec = proprio_config(env_name)
-    xy = [spec["proprio_state_indices"][i] for i in spec["proprio_image_xy"]]
-    lo = [spec["proprio_low"][i] for i in spec["proprio_image_xy"]]
-    hi = [spec["proprio_high"][i] for i in spec["proprio_image_xy"]]
-    return image_fraction(np.asarray(states, dtype=np.float32)[..., xy], lo, hi)
+    proprio = np.asarray(states, dtype=np.float32)[..., spec["proprio_state_indices"]]
+    return _image_xy(spec["proprio_image_xy"], spec["proprio_low"], spec["proprio_high"], proprio)
 
 
 def agent_of_proprio(model, proprio: torch.Tensor | None) -> torch.Tensor | None:
     """A proprio model's predicted proprio ``[..., P]`` (env units) -> the agent's image position
-    ``[..., 2]`` as a fraction of the frame; None where the model names no image position."""
-    xy = list(getattr(model.config, "proprio_image_xy", []) or [])
-    if proprio is None or not xy:
+    ``[..., 2]`` as a fraction of the frame, on the proprio's device; None where the model names none."""
+    if proprio is None or not places_agent(model):
         return None
     cfg = model.config
-    return image_fraction(proprio[..., xy], [cfg.proprio_low[i] for i in xy], [cfg.proprio_high[i] for i in xy])
+    return _image_xy(cfg.proprio_image_xy, cfg.proprio_low, cfg.proprio_high, proprio)

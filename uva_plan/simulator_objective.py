@@ -82,7 +82,7 @@ class SimulatorObjective:
         if self.cost.needs_agent:  # the true agent positions, as a proprio model predicts them
             from uva_plan.proprio import agent_of_states
 
-            agent = agent_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts]))
-            goal_agent = agent_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0)
+            agent = agent_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts])).to(latents.device)
+            goal_agent = agent_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(latents.device)
         traj = Trajectory(latents=latents, goal=goal, agent=agent, goal_agent=goal_agent, **distances)
         return self.cost(traj).float().reshape(b, n).cpu()

@@ -181,7 +181,8 @@ def train(config: TrainConfig) -> TrainResult:
         if cfg.init_from is None:  # a run started with --init-from resumes without it
             cfg.init_from = saved.get("init_from")
         for key in ("config", "seed", "val_fraction", "model_overrides", "init_from", "proprio"):
-            if saved.get(key) != _jsonable({key: getattr(cfg, key)})[key]:
+            # runs saved before --proprio existed were trained without it
+            if saved.get(key, False if key == "proprio" else None) != _jsonable({key: getattr(cfg, key)})[key]:
                 raise UserInputError(f"--resume with {key}={getattr(cfg, key)!r} but the run used {saved.get(key)!r}; expected the same value")
 
     # The model's normaliser must be the one the windows are normalised with.
@@ -193,11 +194,17 @@ def train(config: TrainConfig) -> TrainResult:
     proprio = {}
     if cfg.proprio:
         from uva_plan.envs import ENV_NAMES, proprio_config
+        from uva_plan.envs import env_name as known_env
 
-        if env_name not in ENV_NAMES:
+        try:
+            known_env(env_name)
+        except UserInputError:
             raise UserInputError(f"--proprio: {cfg.data} was not written by `uva-plan collect` for a known env (env_name "
-                                 f"{env_name!r}); expected one of {list(ENV_NAMES)}, whose states hold the proprioception")
+                                 f"{env_name!r}); expected one of {list(ENV_NAMES)}, whose states hold the proprioception") from None
         proprio = proprio_config(env_name)
+        if not cfg.model_overrides.get("dynamics_prior_width", 0):  # no preset has the prior on
+            raise UserInputError("--proprio draws the agent through the dynamics prior, which this model has not; "
+                                 "expected also --model-option dynamics_prior_width=64")
     model_config = make_config(
         cfg.config, normalizer.low.tolist(), normalizer.high.tolist(), env_name=env_name,
         **{**shape, **proprio, **cfg.model_overrides},

@@ -60,7 +60,7 @@ def test_train_with_proprio_records_it_in_the_checkpoint(pusht_data, tmp_path):
     # without the dynamics prior the map has nowhere to go: one line, exit 2
     res = CliRunner().invoke(main, ["train", "--data", str(pusht_data), "--config", "tiny", "--steps", "3",
                                     "--out", str(tmp_path / "bad"), "--proprio"])
-    assert res.exit_code == 2 and "dynamics_prior_width > 0" in res.output and len(res.output.splitlines()) == 1
+    assert res.exit_code == 2 and "dynamics_prior_width=64" in res.output and len(res.output.splitlines()) == 1
 
 
 def test_history_states_follow_the_history_frames():
@@ -165,7 +165,7 @@ def test_behaviour_cloning_a_proprio_model_on_videos_without_states():
         finetune_mode(model, [ep.frames], [ep.actions], "forward_dynamics", steps=2, batch_size=2)
 
 
-def test_pushts_default_cost_reads_the_agent_where_it_can_and_records_what_it_applied(tmp_path, monkeypatch):
+def test_pushts_default_cost_reads_the_agent_where_it_can_and_records_what_it_applied(tmp_path):
     """A proprio model and protocol goals: the image cost plus the agent; the same model with a user's
     picture (no goal state): the image cost alone; results.json says which."""
     import world_model
@@ -188,3 +188,30 @@ def test_pushts_default_cost_reads_the_agent_where_it_can_and_records_what_it_ap
                            denoise_steps=1), goal_image=str(picture), start_state=env.get_state().tolist(), episodes=1,
                            methods=["planner"], out=tmp_path / "out2")
     assert payload["settings"]["cost"] == "multiscale_sum"
+
+
+def test_the_evaluators_cost_is_decided_per_run_not_by_the_run_before():
+    """A run on a goal picture (no state) takes the image-only cost; a later run on protocol goals gets the
+    agent cost back."""
+    from uva_plan.envs.goals import GoalPair, protocol_goals
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import PlanSettings
+
+    goals = protocol_goals("pusht", 1, 0)
+    ev = Evaluator(proprio_model(), "pusht", PlanSettings(samples=4, iters=1, horizon=16, execute=16, budget_steps=16,
+                                                          denoise_steps=1))
+    picture = [GoalPair(start_state=goals[0].start_state, goal_state=None)]
+    ev.run("planner", picture, goal_frames=ev._goal_frames(goals))
+    assert ev.cost_name == "multiscale_sum"
+    ev.run("planner", goals)
+    assert ev.cost_name == "multiscale_sum+agent"
+
+
+def test_only_a_model_that_places_the_agent_gets_the_agent_cost():
+    from uva_plan.plan_settings import PlanSettings, cost_for
+    from world_model import UVA, make_config
+
+    spec = {**proprio_config("pusht"), "proprio_image_xy": []}
+    blind = UVA(make_config("tiny", [0, 0], [512, 512], env_name="pusht", dynamics_prior_width=8, **spec))
+    assert cost_for(PlanSettings(), "pusht", blind) == "multiscale_sum"
+    assert cost_for(PlanSettings(), "pusht", proprio_model()) == "multiscale_sum+agent"

@@ -224,3 +224,14 @@ def test_init_from_refuses_to_change_what_the_source_has(wall_data, tmp_path):
     with pytest.raises(UserInputError, match='made with action_warp_kernel="gaussian"'):
         train(_config(wall_data, tmp_path / "free", steps=2, init_from=str(source), model_overrides={"action_warp_radius": 2}))
     assert not (tmp_path / "plain").exists() and not (tmp_path / "free").exists()
+
+
+def test_a_run_saved_before_proprio_existed_resumes(wall_data, tmp_path):
+    """Resume states written before `--proprio` have no such key: they were trained without it."""
+    out = tmp_path / "old"
+    train(_config(wall_data, out, steps=4, val_every=2, save_every=2, stop_at=2))
+    state_file = out / "train_state" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["info"]["train_config"]["proprio"]
+    state_file.write_text(json.dumps(state))
+    assert train(_config(wall_data, out, steps=4, val_every=2, save_every=2, resume=True)).step == 4

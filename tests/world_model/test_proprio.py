@@ -103,6 +103,18 @@ def test_forward_dynamics_returns_the_rolled_proprio_and_needs_the_history():
     assert torch.isfinite(out.proprio).all()
 
 
+def test_the_proprio_rolls_on_chunk_by_chunk_like_one_chunk_at_a_time():
+    """Two chunks in one call = the first chunk, then the second from the first's predicted proprio."""
+    model = _model().eval()
+    hist, hist_p = torch.randn(2, 4, 8, 8, 4), torch.rand(2, 4, 4) * 10
+    acts = torch.rand(2, 32, 2) * 4 - 2
+    both = model.forward_dynamics(history_latents=hist, actions=acts, history_proprio=hist_p, sample_latents=False)
+    first = model.forward_dynamics(history_latents=hist, actions=acts[:, :16], history_proprio=hist_p)
+    rolled = torch.cat([hist_p, first.proprio], dim=1)[:, -4:]
+    second = model.forward_dynamics(history_latents=first.latents[:, -4:], actions=acts[:, 16:], history_proprio=rolled)
+    assert torch.allclose(both.proprio, torch.cat([first.proprio, second.proprio], dim=1), atol=1e-5)
+
+
 def test_a_model_without_proprio_returns_none_and_ignores_nothing():
     torch.manual_seed(0)
     model = UVA(tiny_config()).eval()

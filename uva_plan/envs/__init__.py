@@ -68,7 +68,8 @@ def proprio_config(name: str) -> dict:
     entries it is, their bounds, and that the first two are the agent's image (x, y)."""
     cls = _env_class(name)
     return {"proprio_dim": len(cls.proprio_indices), "proprio_state_indices": list(cls.proprio_indices),
-            "proprio_low": list(cls.proprio_low), "proprio_high": list(cls.proprio_high), "proprio_image_xy": [0, 1]}
+            "proprio_low": list(cls.proprio_low), "proprio_high": list(cls.proprio_high),
+            "proprio_image_xy": list(cls.proprio_image_xy)}
 
 
 def default_max_steps(name: str) -> int:

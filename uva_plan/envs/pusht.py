@@ -83,6 +83,7 @@ class PushTEnv(PixelGoalEnv):
     proprio_indices = (0, 1, 5, 6)
     proprio_low = (0.0, 0.0, -1000.0, -1000.0)
     proprio_high = (WORKSPACE, WORKSPACE, 1000.0, 1000.0)
+    proprio_image_xy = (0, 1)  # the proprio entries that are the agent's image (x, y)
 
     def __init__(self, image_size: int = 64, max_episode_steps: int = 300, render_mode: str | None = "rgb_array"):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")

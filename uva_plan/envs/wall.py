@@ -50,6 +50,7 @@ class WallEnv(PixelGoalEnv):
     proprio_indices = (0, 1)
     proprio_low = (0.0, 0.0)
     proprio_high = (64.0, 64.0)
+    proprio_image_xy = (0, 1)  # the proprio entries that are the agent's image (x, y)
 
     def __init__(self, image_size: int = 64, max_episode_steps: int = 100, render_mode: str | None = "rgb_array"):
         speed = np.full(2, geo.MAX_SPEED, dtype=np.float32)
