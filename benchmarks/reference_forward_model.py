@@ -47,13 +47,14 @@ class _Proprio:
 
     def __init__(self, env_name, cfg):
         spec = proprio_config(env_name)
-        self.indices = spec["proprio_state_indices"]
+        self.indices, self.image_xy = spec["proprio_state_indices"], spec["proprio_image_xy"]
         self.normalizer = ActionNormalizer(spec["proprio_low"], spec["proprio_high"])
-        self.net = ProprioDynamics(len(self.indices), cfg.n_history, cfg.chunk_len, cfg.action_dim, cfg.n_future, 256)
-        self.size = cfg.latent_size
+        self.net = ProprioDynamics(len(self.indices), cfg.n_history, cfg.chunk_len, cfg.action_dim, cfg.n_future,
+                                   cfg.proprio_width)  # UVA's defaults for the sizes
+        self.size, self.sigma = cfg.latent_size, cfg.proprio_map_sigma
 
     def maps(self, proprio_norm):
-        return position_maps(proprio_norm[..., :2], self.size, 0.6)
+        return position_maps(proprio_norm[..., self.image_xy], self.size, self.sigma)
 
 
 class _ConfigWithProprio:

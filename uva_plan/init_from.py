@@ -31,6 +31,11 @@ def start_from(model, source: str, overrides: dict) -> dict[str, list[str]]:
         raise UserInputError(f"--init-from {source} normalises actions to {src.config.action_low}..{src.config.action_high} but "
                              f"--data gives {model.config.action_low}..{model.config.action_high}; expected data of the same action range")
     theirs, ours = src.config.to_dict(), model.config.to_dict()
+    if bool(theirs.get("proprio_dim", 0)) != bool(ours.get("proprio_dim", 0)):
+        # proprioception reshapes the dynamics prior's input, so no run grows into or out of it
+        have = "was trained with --proprio" if theirs.get("proprio_dim", 0) else "was trained without --proprio"
+        raise UserInputError(f"--init-from {source} {have}, and --proprio changes the dynamics prior's input; expected "
+                             "the same --proprio setting as the source (or a new run without --init-from)")
     differ = sorted(k for k in ours if k not in ("tokenizer", "env_name") and k not in overrides and theirs.get(k) != ours[k])
     if differ:
         shown = ", ".join(f"{k}={json.dumps(theirs.get(k))}" for k in differ)

@@ -215,3 +215,16 @@ def test_only_a_model_that_places_the_agent_gets_the_agent_cost():
     blind = UVA(make_config("tiny", [0, 0], [512, 512], env_name="pusht", dynamics_prior_width=8, **spec))
     assert cost_for(PlanSettings(), "pusht", blind) == "multiscale_sum"
     assert cost_for(PlanSettings(), "pusht", proprio_model()) == "multiscale_sum+agent"
+
+
+def test_init_from_refuses_to_switch_proprioception_in_one_line(pusht_data, tmp_path):
+    from click.testing import CliRunner
+
+    from uva_plan.cli import main
+
+    base = ["train", "--data", str(pusht_data), "--config", "tiny", "--steps", "2", "--batch-size", "2",
+            "--model-option", "dynamics_prior_width=8"]
+    res = CliRunner().invoke(main, [*base, "--tokenizer-steps", "1", "--out", str(tmp_path / "plain")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, [*base, "--proprio", "--init-from", str(tmp_path / "plain"), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2 and "without --proprio" in res.output and len(res.output.splitlines()) == 1
