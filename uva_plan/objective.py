@@ -56,7 +56,7 @@ def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = No
         goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
     elif goal_latents.shape[0] != history.shape[0]:
         raise UserInputError(f"{goal_latents.shape[0]} goal latents for {history.shape[0]} histories; expected one per problem")
-    proprio = None
+    proprio = goal_agent = None
     if uses_proprio(model):
         if history_states is None:
             raise UserInputError("this world model was trained with proprioception (--proprio); expected the history's "
@@ -65,10 +65,9 @@ def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = No
         proprio = history_proprio(model, history_states).to(model.device)
         if proprio.shape[0] != history.shape[0]:
             raise UserInputError(f"{proprio.shape[0]} history states for {history.shape[0]} histories; expected one per problem")
-    goal_agent = None
-    if goal_states is not None and uses_proprio(model):
-        goal_proprio = history_proprio(model, np.asarray(goal_states, dtype=np.float32)[:, None])[:, 0]
-        goal_agent = agent_of_proprio(model, goal_proprio.to(model.device))
+        if goal_states is not None:  # a goal's state read as a one-frame history
+            goal_proprio = history_proprio(model, np.asarray(goal_states, dtype=np.float32)[:, None])[:, 0]
+            goal_agent = agent_of_proprio(model, goal_proprio.to(model.device))
     return EncodedProblems(model.encode(history), goal_latents, proprio, goal_agent)
 
 

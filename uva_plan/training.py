@@ -194,14 +194,12 @@ def train(config: TrainConfig) -> TrainResult:
     proprio = {}
     if cfg.proprio:
         from uva_plan.envs import ENV_NAMES, proprio_config
-        from uva_plan.envs import env_name as known_env
 
         try:
-            known_env(env_name)
+            proprio = proprio_config(env_name)
         except UserInputError:
             raise UserInputError(f"--proprio: {cfg.data} was not written by `uva-plan collect` for a known env (env_name "
                                  f"{env_name!r}); expected one of {list(ENV_NAMES)}, whose states hold the proprioception") from None
-        proprio = proprio_config(env_name)
         if not cfg.model_overrides.get("dynamics_prior_width", 0):  # no preset has the prior on
             raise UserInputError("--proprio draws the agent through the dynamics prior, which this model has not; "
                                  "expected also --model-option dynamics_prior_width=64")

@@ -395,8 +395,8 @@ def test_the_library_records_the_price_it_applied(wall_ckpt, tmp_path, monkeypat
     assert payload["settings"]["prior_weight"] == 100.0
 
 
-def test_model_passes_reach_every_imagined_chunk_and_are_recorded(wall_ckpt, tmp_path, monkeypatch):
-    """`--model-passes N`: the world model imagines each candidate chunk with N MAR passes."""
+def _count_passes(monkeypatch) -> list:
+    """Every forward-dynamics call's MAR passes, appended to the returned list."""
     import world_model
 
     passes = []
@@ -407,6 +407,13 @@ def test_model_passes_reach_every_imagined_chunk_and_are_recorded(wall_ckpt, tmp
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(world_model.UVA, "forward_dynamics", counting)
+    return passes
+
+
+def test_model_passes_reach_every_imagined_chunk_and_are_recorded(wall_ckpt, tmp_path, monkeypatch):
+    """`--model-passes N`: the world model imagines each candidate chunk with N MAR passes."""
+
+    passes = _count_passes(monkeypatch)
     res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1", "--model-passes", "2",
                                     "--out", str(tmp_path / "out"), *FAST])
     assert res.exit_code == 0, res.output
@@ -487,18 +494,10 @@ def test_settings_errors_reach_python_callers_without_a_model_and_env_names_reso
 def test_model_passes_default_per_env_and_the_ones_applied_are_recorded(tmp_path, env_name, asked, applied,
                                                                         monkeypatch):
     """No --model-passes: the env's measured default (PushT 2, Wall 1) imagines every chunk."""
-    import world_model
     from uva_plan.plan_settings import PlanSettings
     from uva_plan.planning import run_planning
 
-    passes = []
-    real = world_model.UVA.forward_dynamics
-
-    def counting(self, *args, **kwargs):
-        passes.append(kwargs.get("num_iters", 1))
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(world_model.UVA, "forward_dynamics", counting)
+    passes = _count_passes(monkeypatch)
     ckpt = tiny_checkpoint(tmp_path / "ckpt", env_name)
     settings = PlanSettings(samples=4, iters=1, budget_steps=16, denoise_steps=1, model_passes=asked)
     payload = run_planning(env_name=env_name, checkpoint=str(ckpt), settings=settings, episodes=1,
