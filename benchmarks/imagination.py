@@ -189,9 +189,13 @@ def _wall_tables(model, path: str, episodes, settings, chunks: int, starts: int,
     summary["directions_half_speed_near"] = float(np.mean([d.near for d in half]))
     summary["directions"] = {d.direction: {"near": d.near, "moved": d.moved_right_way, "median_error": d.median_error,
                                            "near_free": d.near_free, "near_blocked": d.near_blocked, "n_free": d.n_free,
-                                           "missing_blocked": d.missing_blocked}
+                                           "missing_blocked": d.missing_blocked, "proprio_near": d.proprio_near}
                              for d in dirs}
     summary["directions_near"] = float(np.mean([d.near for d in dirs]))
+    summary["directions_proprio_near"] = float(np.mean([d.proprio_near for d in dirs]))  # NaN without proprio
+    if np.isfinite(summary["directions_proprio_near"]):
+        console.print(f"full speed: the predicted proprio ends within 4 px in {_pct(summary['directions_proprio_near'])}, "
+                      f"the drawn agent in {_pct(summary['directions_near'])}")
     n_free = sum(d.n_free for d in dirs)
     n_all = sum(d.n for d in dirs)
     summary["directions_near_free"] = (sum(d.near_free * d.n_free for d in dirs if d.n_free) / n_free

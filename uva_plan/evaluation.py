@@ -309,7 +309,7 @@ class Evaluator:
 
             seconds = drive_with_policy(self.model, batch, goal_frames, budget_steps=s.budget_steps, execute=s.execute,
                                            denoise_steps=s.denoise_steps, temperature=s.policy_temperature,
-                                           generator=self._generator(first))
+                                           generator=self._generator(first), goal_states=_goal_states(goals))
             return seconds, 0, None
         env = batch.envs[0]
         rng = np.random.default_rng(batch_seed(s.seed, first))

@@ -28,9 +28,10 @@ from uva_plan.envs import env_name as canonical_env_name
 from uva_plan.envs import make_env
 from uva_plan.envs.goals import EVAL_SEED_OFFSET
 from uva_plan.envs.policies import make_policy
+from uva_plan.envs.wall_geometry import WORLD_SIZE
 from uva_plan.envs.wall_locate import locate_agent
 from uva_plan.errors import UserInputError
-from uva_plan.proprio import history_proprio
+from uva_plan.proprio import agent_of_proprio, history_proprio
 
 EVAL_SEED = EVAL_SEED_OFFSET  # held-out episodes start here; `uva-plan collect` seeds start at 0
 NEAR_PX = 4.0  # "ends where the simulator ends": within this many world units (= pixels at 64x64)
@@ -212,6 +213,9 @@ class DirectionResult:
     # of the blocked chunks, the fraction whose last imagined frame shows no agent at all: what most
     # blocked failures are (the agent vanishes at the wall; it is not carried through it)
     missing_blocked: float = float("nan")
+    # a proprioceptive model: the fraction whose PREDICTED agent position (its proprio, not the frame)
+    # ends within NEAR_PX of the simulator's; NaN without proprio. Tells what it predicts from what it draws.
+    proprio_near: float = float("nan")
 
 
 def _as_uint8(frames: np.ndarray) -> np.ndarray:
@@ -269,6 +273,11 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
         im_along = np.nan_to_num((xy - begins) @ way, nan=0.0)
         moved = (im_along >= 0.5 * sim_along)[can_move]
         near = err <= NEAR_PX
+        proprio_near = float("nan")
+        agent = agent_of_proprio(model, getattr(res, "proprio", None))
+        if agent is not None:  # a fraction of the frame -> world units, as `ends`
+            predicted = agent[:, -1].cpu().numpy() * WORLD_SIZE
+            proprio_near = float((np.hypot(*(predicted - ends).T) <= NEAR_PX).mean())
         if misses is not None:
             imagined = _as_uint8(res.frames.cpu().numpy())
             misses += [[hist[i][-1], *truth[i], *imagined[i]] for i in np.flatnonzero(~near)]
@@ -279,7 +288,8 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
                                        float(near[unblocked].mean()) if unblocked.any() else float("nan"),
                                        float(near[~unblocked].mean()) if (~unblocked).any() else float("nan"),
                                        int(unblocked.sum()),
-                                       float((~present[~unblocked]).mean()) if (~unblocked).any() else float("nan")))
+                                       float((~present[~unblocked]).mean()) if (~unblocked).any() else float("nan"),
+                                       proprio_near))
     return results
 
 

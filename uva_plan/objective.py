@@ -42,6 +42,7 @@ class EncodedProblems:
     goal: torch.Tensor
     proprio: torch.Tensor | None = None
     goal_agent: torch.Tensor | None = None  # [B, 2] the agent's goal position, a fraction of the frame
+    goal_proprio: torch.Tensor | None = None  # [B, P] env units: the goal's proprio, for the policy's context
 
 
 def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = None,
@@ -56,7 +57,7 @@ def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = No
         goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
     elif goal_latents.shape[0] != history.shape[0]:
         raise UserInputError(f"{goal_latents.shape[0]} goal latents for {history.shape[0]} histories; expected one per problem")
-    proprio = goal_agent = None
+    proprio = goal_agent = goal_proprio = None
     if uses_proprio(model):
         if history_states is None:
             raise UserInputError("this world model was trained with proprioception (--proprio); expected the history's "
@@ -66,9 +67,9 @@ def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = No
         if proprio.shape[0] != history.shape[0]:
             raise UserInputError(f"{proprio.shape[0]} history states for {history.shape[0]} histories; expected one per problem")
         if goal_states is not None:  # a goal's state read as a one-frame history
-            goal_proprio = history_proprio(model, np.asarray(goal_states, dtype=np.float32)[:, None])[:, 0]
-            goal_agent = agent_of_proprio(model, goal_proprio.to(model.device))
-    return EncodedProblems(model.encode(history), goal_latents, proprio, goal_agent)
+            goal_proprio = history_proprio(model, np.asarray(goal_states, dtype=np.float32)[:, None])[:, 0].to(model.device)
+            goal_agent = agent_of_proprio(model, goal_proprio)
+    return EncodedProblems(model.encode(history), goal_latents, proprio, goal_agent, goal_proprio)
 
 
 class UVAObjective:
@@ -197,6 +198,7 @@ class PolicyProposals:
         self.model = model
         self.history_latents = encoded.history
         self.history_proprio = encoded.proprio
+        self.goal_proprio = encoded.goal_proprio
         self.goal_latents = encoded.goal
         self.num_steps = num_steps
         self.generator = generator
@@ -214,6 +216,7 @@ class PolicyProposals:
         hist = self.history_latents.repeat_interleave(num, dim=0)
         hist_p = None if self.history_proprio is None else self.history_proprio.to(hist.device).repeat_interleave(num, dim=0)
         goal = self.goal_latents.repeat_interleave(num, dim=0)
+        goal_p = None if self.goal_proprio is None else self.goal_proprio.to(hist.device).repeat_interleave(num, dim=0)
         chunks = []
         first = torch.zeros(b * num, dtype=torch.bool, device=hist.device)
         if self.first_temperature is not None:
@@ -224,7 +227,9 @@ class PolicyProposals:
                 if rows.any():
                     acts[rows] = self.model.policy(history_latents=hist[rows], goal_latents=goal[rows], num_samples=1,
                                                    num_steps=self.num_steps, temperature=temperature,
-                                                   generator=self.generator)[:, 0]
+                                                   generator=self.generator,
+                                                   history_proprio=None if hist_p is None else hist_p[rows],
+                                                   goal_proprio=None if goal_p is None else goal_p[rows])[:, 0]
             chunks.append(acts)
             if k + 1 < horizon // chunk:
                 n_hist = self.model.config.n_history

@@ -191,6 +191,13 @@ def _clamp_border(x: torch.Tensor, r: int) -> torch.Tensor:
     return torch.cat([rows[..., : r + 1].sum(3, keepdim=True), rows[..., r + 1 : -r - 1], rows[..., -r - 1 :].sum(3, keepdim=True)], dim=3)
 
 
+def proprio_context_width(config: UVAConfig) -> int:
+    """Numbers per token of the proprio context: the proprio itself, and the body's position map
+    (``proprio.position_maps``: bump, dx, dy per latent cell) over the token's cells when the proprio
+    names the body's image position."""
+    return config.proprio_dim + (3 * config.patch_size**2 if config.proprio_image_xy else 0)
+
+
 class JointBackbone(nn.Module):
     """``(future, history, mask, actions, goal) -> joint latent [B, Tf, S, width]``."""
 
@@ -225,6 +232,25 @@ class JointBackbone(nn.Module):
         )
         self.transformer = nn.TransformerEncoder(layer, config.depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(w)
+        self.proprio_context = self.goal_proprio_context = None
+        if config.proprio_context:
+            # Zero-initialised, with zero "none" vectors: a run grown from one without them (--init-from)
+            # starts as that run.
+            n_in = proprio_context_width(config)
+            self.proprio_context, self.goal_proprio_context = nn.Linear(n_in, w), nn.Linear(n_in, w)
+            for layer in (self.proprio_context, self.goal_proprio_context):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+            self.no_proprio = nn.Parameter(torch.zeros(w))
+            self.no_goal_proprio = nn.Parameter(torch.zeros(w))
+
+    @staticmethod
+    def _context(layer: nn.Linear, none: torch.Tensor, tokens, given, b: int, s: int) -> torch.Tensor:
+        """``[B, S, width]``: the proprio context tokens through ``layer``, or ``none`` where not given."""
+        if tokens is None:
+            return none.expand(b, s, -1)
+        ctx = layer(tokens)
+        return ctx if given is None else torch.where(given.view(b, 1, 1), ctx, none)
 
     def forward(
         self,
@@ -236,12 +262,18 @@ class JointBackbone(nn.Module):
         goal: torch.Tensor | None = None,
         goal_given: torch.Tensor | None = None,
         prior: torch.Tensor | None = None,
+        proprio: torch.Tensor | None = None,
+        proprio_given: torch.Tensor | None = None,
+        goal_proprio: torch.Tensor | None = None,
+        goal_proprio_given: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """future/history tokens ``[B, Tf, S, D]``; ``future_mask`` bool ``[B, Tf, S]`` (True = masked);
         ``actions`` normalised ``[B, L, A]`` with ``actions_given`` bool ``[B]``; ``goal`` tokens
         ``[B, S, D]`` with ``goal_given`` bool ``[B]``; ``prior`` the dynamics prior's tokens ``[B, Tf, S, D]``
-        (models with one; without actions the current frame's tokens stand in). Returns the future part
-        ``[B, Tf, S, width]``."""
+        (models with one; without actions the current frame's tokens stand in); ``proprio`` /
+        ``goal_proprio`` the proprio context tokens ``[B, S, proprio_context_width]`` of the current frame
+        and the goal (models with ``proprio_context``), each with its ``*_given`` bool ``[B]``. Returns the
+        future part ``[B, Tf, S, width]``."""
         cfg = self.config
         b, tf, s, _ = future.shape
         fut = torch.where(future_mask.unsqueeze(-1), self.mask_token.to(future.dtype), future)
@@ -265,6 +297,8 @@ class JointBackbone(nn.Module):
             parts.append(prior if prior is not None else history[:, -1:].expand(b, tf, s, history.shape[-1]))
         act = act.unsqueeze(2).expand(b, tf, s, act.shape[-1])
         x = self.fuse(torch.cat([*parts, act], dim=-1))
+        if self.proprio_context is not None:
+            x = x + self._context(self.proprio_context, self.no_proprio, proprio, proprio_given, b, s).unsqueeze(1)
         for block in self.local_mixing:
             x = block(x, cfg.grid_size)
         x = x + self.temporal_pos + self.spatial_pos
@@ -275,6 +309,9 @@ class JointBackbone(nn.Module):
             if goal_given is not None:
                 cond = torch.where(goal_given.view(b, 1, 1), cond, self.no_goal)
         cond = cond + self.spatial_pos[0] + self.goal_type
+        if self.goal_proprio_context is not None:
+            cond = cond + self._context(self.goal_proprio_context, self.no_goal_proprio, goal_proprio,
+                                        goal_proprio_given, b, s)
         tokens = torch.cat([cond, x.reshape(b, tf * s, -1)], dim=1)
         out = self.norm(self.transformer(tokens))
         return out[:, s:].reshape(b, tf, s, -1)

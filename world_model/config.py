@@ -169,6 +169,17 @@ class UVAConfig:
     proprio_width: int = 256
     proprio_loss_weight: float = 1.0
     proprio_map_sigma: float = 0.6  # latent cells
+    # > 0: the proprio MLP also reads the current latent grid in a (2r+1)^2-cell window around the body
+    # (``proprio.glimpse``), to see the walls and door that stop it; needs ``proprio_image_xy``.
+    proprio_glimpse: int = 0
+    # Proprio as CONTEXT of the transformer (not only of the forward prediction): the current proprio (and,
+    # in the policy mode, the goal's) joins every token, as a vector and as a map of where the body is.
+    # Why: PushT's policy reads a 2 px agent off 16 px tokens and aims its position targets 40-90 px
+    # from an agent the data never leads by more than 30 (README, "The policy knows where it is"). Each
+    # is withheld from a share ``proprio_context_dropout`` of the items (a learned "none" stands in), so
+    # action-free videos, which have no states, keep a trained path (inverse dynamics never reads it).
+    proprio_context: bool = False
+    proprio_context_dropout: float = 0.25
     # transformer
     width: int = 128
     depth: int = 4
@@ -355,6 +366,15 @@ class UVAConfig:
                  and 1 <= self.proprio_width <= 4096, f"proprio_width is {self.proprio_width!r}; expected an integer in [1, 4096]")
         _number_in("proprio_loss_weight", self.proprio_loss_weight, 0.0, 1e4)
         _number_in("proprio_map_sigma", self.proprio_map_sigma, 0.05, 16.0)
+        _require(isinstance(self.proprio_context, bool), f"proprio_context is {self.proprio_context!r}; expected true or false")
+        _require(not self.proprio_context or p > 0, "proprio_context needs proprioception; expected proprio_dim > 0 "
+                 "(uva-plan train --proprio)")
+        _number_in("proprio_context_dropout", self.proprio_context_dropout, 0.0, 1.0)
+        g = self.proprio_glimpse
+        _require(isinstance(g, int) and not isinstance(g, bool) and 0 <= g <= 8,
+                 f"proprio_glimpse is {g!r}; expected an integer in [0, 8] (latent cells; 0 = off)")
+        _require(g == 0 or len(xy) == 2, "proprio_glimpse needs proprio_image_xy (the glimpse is centred on the "
+                 "body's image position); expected proprio_glimpse=0 or a proprio with an image position")
 
     @property
     def chunk_len(self) -> int:

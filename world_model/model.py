@@ -21,6 +21,7 @@ from world_model.errors import WorldModelError
 from world_model.heads import ActionHead, DistanceHead, VideoHead, latent_distance_head
 from world_model.inputs import InputChecks
 from world_model.modes import (
+    PROPRIO_CONTEXT_MODES,
     MaskLaw,
     Mode,
     cosine_mask_counts,
@@ -29,7 +30,7 @@ from world_model.modes import (
     random_orders,
     resolve_mode,
 )
-from world_model.proprio import ProprioDynamics, position_maps
+from world_model.proprio import ProprioDynamics, glimpse, glimpse_size, position_maps
 from world_model.tokenizer import FrameTokenizer
 
 ENCODE_BATCH = 256
@@ -83,7 +84,8 @@ class UVA(InputChecks, nn.Module):
         if config.proprio_dim > 0:
             self.proprio_normalizer = ActionNormalizer(config.proprio_low, config.proprio_high)
             self.proprio_dynamics = ProprioDynamics(config.proprio_dim, config.n_history, config.chunk_len,
-                                                    config.action_dim, config.n_future, config.proprio_width)
+                                                    config.action_dim, config.n_future, config.proprio_width,
+                                                    glimpse_size(config.proprio_glimpse, config.latent_channels))
         self.video_head = VideoHead(config)
         self.action_head = ActionHead(config)
         self.distance_head = DistanceHead(config)
@@ -202,6 +204,55 @@ class UVA(InputChecks, nn.Module):
             raise WorldModelError(f"{name} contains NaN or infinite values; expected finite proprio")
         return self.proprio_normalizer.normalize(x)
 
+    def _reads_context(self, mode) -> bool:
+        return self.config.proprio_context and mode.name in PROPRIO_CONTEXT_MODES
+
+    def _context_tokens(self, proprio_norm: torch.Tensor | None) -> torch.Tensor | None:
+        """Proprio ``[B, P]`` (normalised) -> the backbone's proprio context tokens ``[B, S, n]``: the
+        proprio on every token, and the body's position map over each token's cells; None when the
+        model has no proprio context or nothing is known."""
+        cfg = self.config
+        if proprio_norm is None or not cfg.proprio_context:
+            return None
+        b, s = proprio_norm.shape[0], cfg.tokens_per_frame
+        parts = [proprio_norm[:, None].expand(b, s, cfg.proprio_dim)]
+        if cfg.proprio_image_xy:
+            maps = position_maps(proprio_norm[:, None, cfg.proprio_image_xy], cfg.latent_size, cfg.proprio_map_sigma)
+            parts.insert(0, self.tokenizer.patchify(maps.permute(0, 2, 3, 1)))
+        return torch.cat(parts, dim=-1)
+
+    def _training_context(self, batch: dict, mode, hist_p, goal_given, b: int, generator) -> dict:
+        """The backbone's proprio-context arguments of one training step: the current proprio in the
+        modes that read it, the goal's in the goal-directed one, each withheld from a random share
+        ``proprio_context_dropout`` of the items (and the goal's wherever the goal is)."""
+        cfg = self.config
+        if not self._reads_context(mode):
+            return {}
+        out = {}
+        if hist_p is not None:
+            out["proprio"] = self._context_tokens(hist_p[:, -1])
+            out["proprio_given"] = _rand((b,), generator, self.device) >= cfg.proprio_context_dropout
+        if mode.goal_directed and goal_given is not None and batch.get("goal_proprio") is not None:
+            goal_p = self._goal_proprio(batch["goal_proprio"], b)
+            out["goal_proprio"] = self._context_tokens(goal_p)
+            out["goal_proprio_given"] = goal_given & (_rand((b,), generator, self.device) >= cfg.proprio_context_dropout)
+        return out
+
+    def _goal_proprio(self, x, b: int) -> torch.Tensor:
+        """Check a goal's proprio ``[B, P]`` (env units; a batch of 1 is shared) and normalise it."""
+        x = self._as_tensor(x, "goal_proprio")
+        if x.ndim != 2:
+            raise WorldModelError(f"goal_proprio has shape {tuple(x.shape)}; expected [B, {self.config.proprio_dim}] "
+                                  "(proprio in env units)")
+        return self._broadcast(self._proprio(x[:, None], "goal_proprio", 1, b)[:, 0], b, "goal_proprio")
+
+    def _glimpse(self, hist_lat: torch.Tensor, hist_proprio: torch.Tensor) -> torch.Tensor | None:
+        """The proprio MLP's view of the newest history latent around the body, or None when off."""
+        cfg = self.config
+        if cfg.proprio_glimpse == 0:
+            return None
+        return glimpse(hist_lat[:, -1], hist_proprio[:, -1, cfg.proprio_image_xy], cfg.proprio_glimpse)
+
     def _proprio_maps(self, proprio_norm: torch.Tensor | None) -> torch.Tensor | None:
         """Future proprio ``[B, Tf, P]`` (normalised) -> the dynamics prior's position maps, when the
         config names the body's image (x, y) among the proprio."""
@@ -230,7 +281,11 @@ class UVA(InputChecks, nn.Module):
         mode = resolve_mode(mode, cfg.mode_weights, generator)
         b, dev = hist.shape[0], self.device
         # only forward dynamics reads proprio: the policy and inverse modes train on action-free videos too
-        hist_p, fut_p = self._batch_proprio(batch, b) if mode.actions_given else (None, None)
+        hist_p = fut_p = None
+        if mode.actions_given:
+            hist_p, fut_p = self._batch_proprio(batch, b)
+        elif self._reads_context(mode) and batch.get("history_proprio") is not None:
+            hist_p = self._batch_proprio(batch, b)[0]  # action-free videos (no states) go without
         if cfg.static_history_prob > 0:
             static = _rand((b,), generator, dev) < cfg.static_history_prob
             hist = torch.where(static.view(b, 1, 1, 1, 1), hist[:, -1:].expand_as(hist), hist)
@@ -243,12 +298,13 @@ class UVA(InputChecks, nn.Module):
         if goal_t is not None:
             goal_given = _rand((b,), generator, dev) >= cfg.goal_dropout
         mask = future_mask(mode, b, cfg.n_future, cfg.tokens_per_frame, self.mask_law, generator, dev)
+        context = self._training_context(batch, mode, hist_p, goal_given, b, generator)
         actions_given = torch.full((b,), mode.actions_given, dtype=torch.bool, device=dev)
         logs: dict = {"mode": mode.name}
         total = torch.zeros((), device=dev)
         prior_t = None
         if self.proprio_dynamics is not None and mode.actions_given:
-            predicted_p = self.proprio_dynamics(hist_p, actions)
+            predicted_p = self.proprio_dynamics(hist_p, actions, self._glimpse(hist, hist_p))
             if fut_p is None:  # no true future given: the maps follow the prediction, as at inference
                 fut_p = predicted_p.detach()
             else:
@@ -263,7 +319,7 @@ class UVA(InputChecks, nn.Module):
             total = total + cfg.dynamics_prior_loss_weight * prior_loss
             logs["prior_loss"] = prior_loss.item()
         z = self.backbone(future=fut_t, history=hist_t, future_mask=mask, actions=actions, actions_given=actions_given,
-                          goal=goal_t, goal_given=goal_given, prior=prior_t)
+                          goal=goal_t, goal_given=goal_given, prior=prior_t, **context)
 
         if mode.video_loss:
             target = fut_t - self._video_offset(hist_t)
@@ -351,8 +407,9 @@ class UVA(InputChecks, nn.Module):
         goal_t, goal_given = self._goal_inputs(goal_lat, b)
         given = None if actions_norm is None else torch.ones(b, dtype=torch.bool, device=self.device)
         prior_t = fut_p = None
+        context = {"proprio": self._context_tokens(hist_proprio[:, -1])} if hist_proprio is not None else {}
         if hist_proprio is not None and actions_norm is not None:
-            fut_p = self.proprio_dynamics(hist_proprio, actions_norm)
+            fut_p = self.proprio_dynamics(hist_proprio, actions_norm, self._glimpse(hist_lat, hist_proprio))
         if self.dynamics_prior is not None and actions_norm is not None:
             prior_t = tok.patchify(self.dynamics_prior(hist_lat[:, -self.dynamics_prior.frames:], actions_norm,
                                                        self._proprio_maps(fut_p)))
@@ -361,14 +418,14 @@ class UVA(InputChecks, nn.Module):
         if not sample_latents:
             z = self.backbone(future=fut, history=hist_t, future_mask=spatial.unsqueeze(1).expand(b, tf, s),
                               actions=actions_norm, actions_given=given, goal=goal_t, goal_given=goal_given,
-                              prior=prior_t)
+                              prior=prior_t, **context)
             return None, z, fut_p
         orders = random_orders(b, s, generator, self.device)
         offset = self._video_offset(hist_t).expand(b, tf, s, d)
         for keep in cosine_mask_counts(num_iters, s):
             mask = spatial.unsqueeze(1).expand(b, tf, s)
             z = self.backbone(future=fut, history=hist_t, future_mask=mask, actions=actions_norm, actions_given=given,
-                              goal=goal_t, goal_given=goal_given, prior=prior_t)
+                              goal=goal_t, goal_given=goal_given, prior=prior_t, **context)
             nxt = mask_first(orders, torch.full((b,), keep, device=self.device))
             sel = (spatial & ~nxt).unsqueeze(1).expand(b, tf, s)
             fut = fut.clone()
@@ -380,10 +437,12 @@ class UVA(InputChecks, nn.Module):
     @torch.no_grad()
     def policy(self, history=None, goal=None, *, history_latents=None, goal_latents=None, num_samples: int = 1,
                num_steps: int | None = None, temperature: float | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, history_proprio=None, goal_proprio=None) -> torch.Tensor:
         """Action chunks from ONE transformer pass + the action head (never the video head or the
         decoder): history ``[B, Th, H, W, 3]`` (or ``history_latents``), optional goal ``[B, H, W, 3]``
-        -> ``[B, K, L, A]`` in env units, ``K = num_samples``."""
+        -> ``[B, K, L, A]`` in env units, ``K = num_samples``. ``history_proprio [B, Th, P]`` and
+        ``goal_proprio [B, P]`` (env units; optional) are read by a model with ``proprio_context`` and
+        ignored by others, so a caller may pass what it knows."""
         cfg = self.config
         self._check_count(num_samples, "num_samples", 1)
         self._check_sampling(num_steps, temperature)
@@ -393,8 +452,15 @@ class UVA(InputChecks, nn.Module):
         goal_t, goal_given = self._goal_inputs(goal_lat, b)
         fut = torch.zeros(b, cfg.n_future, cfg.tokens_per_frame, cfg.token_dim, device=self.device)
         mask = torch.ones(b, cfg.n_future, cfg.tokens_per_frame, dtype=torch.bool, device=self.device)
+        context = {}
+        if self.config.proprio_context:
+            if history_proprio is not None:
+                hist_p = self._proprio(history_proprio, "history_proprio", cfg.n_history)
+                context["proprio"] = self._context_tokens(self._broadcast(hist_p, b, "history_proprio")[:, -1])
+            if goal_proprio is not None and goal_lat is not None:
+                context["goal_proprio"] = self._context_tokens(self._goal_proprio(goal_proprio, b))
         z = self.backbone(future=fut, history=self.tokenizer.patchify(hist), future_mask=mask, goal=goal_t,
-                          goal_given=goal_given)
+                          goal_given=goal_given, **context)
         actions = self.action_head.sample(z, num_samples, num_steps, temperature, generator)
         return self.normalizer.unnormalize(actions)
 

@@ -55,6 +55,9 @@ MODES: dict[str, Mode] = {
     )
 }
 assert tuple(MODES) == MODE_NAMES
+# The modes a model with ``proprio_context`` shows the current proprio to: those a robot runs knowing its
+# own state. Inverse dynamics and video prediction label and predict action-free videos, which have none.
+PROPRIO_CONTEXT_MODES = ("forward_dynamics", "policy", "joint")
 
 
 @dataclass(frozen=True)

@@ -11,25 +11,38 @@ same reason.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from world_model.errors import WorldModelError
 
 
 class ProprioDynamics(nn.Module):
     """``(history proprio [B, Th, P], actions [B, L, A])``, both normalised -> future proprio
-    ``[B, Tf, P]`` normalised: the current proprio plus a predicted change per future frame."""
+    ``[B, Tf, P]`` normalised: the current proprio plus a predicted change per future frame.
 
-    def __init__(self, proprio_dim: int, n_history: int, chunk_len: int, action_dim: int, n_future: int, width: int):
+    ``glimpse_dim`` > 0: the MLP also reads a glimpse of the current latent grid around the body
+    (``glimpse``), so it can see what stops the body (a wall, a door's edge) where its own state cannot."""
+
+    def __init__(self, proprio_dim: int, n_history: int, chunk_len: int, action_dim: int, n_future: int, width: int,
+                 glimpse_dim: int = 0):
         super().__init__()
-        self.n_future, self.proprio_dim = n_future, proprio_dim
+        self.n_future, self.proprio_dim, self.glimpse_dim = n_future, proprio_dim, glimpse_dim
         self.net = nn.Sequential(
-            nn.Linear(n_history * proprio_dim + chunk_len * action_dim, width), nn.SiLU(),
+            nn.Linear(n_history * proprio_dim + chunk_len * action_dim + glimpse_dim, width), nn.SiLU(),
             nn.Linear(width, width), nn.SiLU(),
             nn.Linear(width, n_future * proprio_dim),
         )
 
-    def forward(self, history: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def forward(self, history: torch.Tensor, actions: torch.Tensor, glimpse: torch.Tensor | None = None) -> torch.Tensor:
         b = history.shape[0]
-        delta = self.net(torch.cat([history.reshape(b, -1), actions.reshape(b, -1).to(history.dtype)], dim=1))
+        parts = [history.reshape(b, -1), actions.reshape(b, -1).to(history.dtype)]
+        if (glimpse is None) != (self.glimpse_dim == 0):
+            raise WorldModelError(f"proprio dynamics got {'no' if glimpse is None else 'an unexpected'} glimpse; it was "
+                             f"built with glimpse_dim={self.glimpse_dim}")
+        if glimpse is not None:
+            parts.append(glimpse.reshape(b, -1).to(history.dtype))
+        delta = self.net(torch.cat(parts, dim=1))
         return history[:, -1:] + delta.reshape(b, self.n_future, self.proprio_dim)
 
 
@@ -45,3 +58,26 @@ def position_maps(xy: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     dx, dy = dx.expand(b, t, size, size), dy.expand(b, t, size, size)
     bump = torch.exp(-(dx.pow(2) + dy.pow(2)) / (2.0 * sigma**2))
     return torch.stack([bump, dx * bump, dy * bump], dim=2).reshape(b, t * 3, size, size)
+
+
+def glimpse_size(radius: int, channels: int) -> int:
+    """Numbers in one ``glimpse`` of ``radius`` cells over ``channels`` latent channels."""
+    return (2 * radius + 1) ** 2 * (channels + 1) if radius > 0 else 0
+
+
+def glimpse(latent: torch.Tensor, xy: torch.Tensor, radius: int) -> torch.Tensor:
+    """The latent grid ``[B, h, w, c]`` read at ``(2r+1)^2`` points one cell apart centred on the body at
+    ``xy [B, 2]`` in [-1, 1] (bilinear, so a sub-cell move of the body shifts what it reads), plus one
+    channel that is 1 inside the grid and 0 past its edge -> ``[B, (2r+1)^2 * (c+1)]``.
+
+    Why: the body's own state says where it is, not what stops it. On the Wall the door's height is drawn
+    per episode and seen only in the frame; the cells around the agent show whether the wall or the door
+    is in its way. Egocentric, so a stop learnt at one place holds at every other."""
+    b, h, w, c = latent.shape
+    k = torch.arange(-radius, radius + 1, device=latent.device, dtype=latent.dtype)
+    gy, gx = torch.meshgrid(k * (2.0 / h), k * (2.0 / w), indexing="ij")
+    xy = xy.to(latent.dtype)
+    grid = torch.stack([xy[:, 0, None, None] + gx, xy[:, 1, None, None] + gy], dim=-1)  # [B, n, n, (x, y)]
+    inside = torch.ones(b, h, w, 1, device=latent.device, dtype=latent.dtype)
+    img = torch.cat([latent, inside], dim=-1).permute(0, 3, 1, 2)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False).flatten(1)

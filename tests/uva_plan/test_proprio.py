@@ -10,13 +10,13 @@ from uva_plan.errors import UserInputError
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def proprio_model(env_name="pusht"):
+def proprio_model(env_name="pusht", **options):
     from world_model import UVA, make_config
 
     env = make_env(env_name)
     torch.manual_seed(0)
     cfg = make_config("tiny", env.action_low, env.action_high, env_name=env_name, dynamics_prior_width=16,
-                      **proprio_config(env_name))
+                      **proprio_config(env_name), **options)
     return UVA(cfg).eval()
 
 
@@ -39,6 +39,8 @@ def test_windows_carry_the_named_state_entries_at_the_history_and_future_frames(
     states = np.asarray(buffer.state)
     assert np.array_equal(item["history_proprio"], states[[8, 12, 16, 20]][:, [0, 1, 5, 6]])
     assert np.array_equal(item["future_proprio"], states[[24, 28, 29, 29]][:, [0, 1, 5, 6]])
+    goal_step = 20 + int(item["goal_steps"])
+    assert np.array_equal(item["goal_proprio"], states[goal_step][[0, 1, 5, 6]])
     assert "history_proprio" not in WindowDataset(buffer, WindowSpec())[20]
     with pytest.raises(UserInputError, match="entries"):
         WindowDataset(buffer, WindowSpec(proprio_indices=(0, 12)))
@@ -124,6 +126,24 @@ def test_imagination_measures_a_proprio_model():
     assert [r.kind for r in reports] == ["pusher", "random"]
     true, shuffled = shuffled_action_loss(model, episodes, n_windows=8)
     assert np.isfinite(true) and np.isfinite(shuffled)
+
+
+def test_the_still_start_test_scores_the_predicted_proprio_beside_the_drawn_agent():
+    from uva_plan.imagination import direction_test
+
+    model = proprio_model("wall", proprio_glimpse=2)
+    with torch.no_grad():  # an MLP that predicts "no move": right exactly where the simulator is blocked at once
+        model.proprio_dynamics.net[-1].weight.zero_()
+        model.proprio_dynamics.net[-1].bias.zero_()
+    results = direction_test(model, n_starts=3)
+    assert all(0.0 <= d.proprio_near <= 1.0 for d in results)
+    for d in results:  # "no move" ends near the simulator only where a wall stops the agent at once
+        assert d.proprio_near <= 1.0 - d.moved_right_way + 1e-6 or not np.isfinite(d.moved_right_way)
+    from world_model import UVA, make_config
+
+    env = make_env("wall")
+    plain = UVA(make_config("tiny", env.action_low, env.action_high, env_name="wall")).eval()
+    assert np.isnan(direction_test(plain, n_starts=1)[0].proprio_near)
 
 
 def test_the_agent_cost_plans_with_a_proprio_model_and_the_oracle_and_refuses_without():
@@ -228,3 +248,44 @@ def test_init_from_refuses_to_switch_proprioception_in_one_line(pusht_data, tmp_
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(main, [*base, "--proprio", "--init-from", str(tmp_path / "plain"), "--out", str(tmp_path / "p")])
     assert res.exit_code == 2 and "without --proprio" in res.output and len(res.output.splitlines()) == 1
+
+
+def _spy_on_policy(model):
+    seen = []
+    real = model.policy
+
+    def policy(*args, **kwargs):
+        seen.append((kwargs.get("history_proprio"), kwargs.get("goal_proprio")))
+        return real(*args, **kwargs)
+
+    model.policy = policy
+    return seen
+
+
+def test_the_policy_is_told_its_own_state_and_the_goals_where_they_are_known():
+    """proprio_context: the policy alone and the planner's prior hand the policy the agent's state at
+    each replan, and the goal's where the goal carries a state (protocol goals do, a picture does not)."""
+    from uva_plan.envs.goals import protocol_goals
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import PlanSettings
+
+    goals = protocol_goals("pusht", 2, 0)
+    settings = PlanSettings(samples=4, iters=1, horizon=16, execute=8, budget_steps=16, denoise_steps=1)
+    model = proprio_model(proprio_context=True)
+    seen = _spy_on_policy(model)
+    ev = Evaluator(model, "pusht", settings)
+    for method in ("policy", "planner+prior"):
+        seen.clear()
+        ev.run(method, goals)
+        assert seen and all(h is not None and g is not None for h, g in seen), method
+        hist, goal = seen[0]
+        assert hist.shape[1:] == (4, 4) and goal.shape[-1] == 4
+        true_goal_agent = torch.tensor([g.goal_state[:2] for g in goals], dtype=torch.float32)
+        assert torch.allclose(goal[:: len(goal) // 2][:, :2].cpu(), true_goal_agent, atol=1e-3), method
+    # a goal picture without a state: the history's proprio, no goal's
+    from uva_plan.video_tracking import run_policy
+
+    seen.clear()
+    frames = np.stack([make_env("pusht").render_state(g.goal_state) for g in goals])
+    run_policy(model, "pusht", [g.start_state for g in goals], frames, budget_steps=8)
+    assert seen and all(h is not None and g is None for h, g in seen)

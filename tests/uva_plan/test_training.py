@@ -226,6 +226,18 @@ def test_init_from_refuses_to_change_what_the_source_has(wall_data, tmp_path):
     assert not (tmp_path / "plain").exists() and not (tmp_path / "free").exists()
 
 
+def test_init_from_a_checkpoint_older_than_a_setting_reads_it_at_its_default(wall_data, tmp_path):
+    """A checkpoint saved before a config field existed has no such key; it was made at the default."""
+    source = tmp_path / "old"
+    train(_config(wall_data, source, steps=2))
+    config_file = source / "config.json"
+    saved = json.loads(config_file.read_text())
+    for key in ("proprio_glimpse", "proprio_context", "proprio_context_dropout"):
+        saved.get("model", saved).pop(key, None)
+    config_file.write_text(json.dumps(saved))
+    assert train(_config(wall_data, tmp_path / "grown", steps=2, init_from=str(source))).step == 2
+
+
 def test_a_run_saved_before_proprio_existed_resumes(wall_data, tmp_path):
     """Resume states written before `--proprio` have no such key: they were trained without it."""
     out = tmp_path / "old"

@@ -5,7 +5,7 @@ import torch
 
 from world_model.errors import WorldModelError
 from world_model.model import UVA
-from world_model.proprio import ProprioDynamics, position_maps
+from world_model.proprio import ProprioDynamics, glimpse, glimpse_size, position_maps
 
 from .conftest import tiny_config
 
@@ -128,6 +128,11 @@ def test_a_model_without_proprio_returns_none_and_ignores_nothing():
     (dict(proprio_image_xy=[0, 0]), "two distinct proprio indices"),
     (dict(proprio_high=[64, 64, 10, -20]), "low < high"),
     (dict(proprio_state_indices=[0, 1]), "proprio_state_indices"),
+    (dict(proprio_glimpse=-1), "proprio_glimpse is -1"),
+    (dict(proprio_glimpse=2, proprio_image_xy=[]), "proprio_glimpse needs proprio_image_xy"),
+    (dict(proprio_context=True, proprio_dim=0, proprio_low=[], proprio_high=[], proprio_image_xy=[],
+          proprio_state_indices=[]), "proprio_context needs proprioception"),
+    (dict(proprio_context_dropout=1.5), "proprio_context_dropout"),
 ])
 def test_bad_proprio_configs_say_what_was_expected(overrides, fragment):
     with pytest.raises(WorldModelError, match=fragment):
@@ -143,3 +148,125 @@ def test_a_proprio_checkpoint_round_trips(tmp_path):
     assert loaded.config.proprio_state_indices == [0, 1, 2, 3]
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_the_glimpse_reads_the_cells_around_the_body_and_marks_the_grid_edge():
+    latent = torch.zeros(1, 8, 8, 4)
+    latent[0, 5, 2] = torch.tensor([1.0, 2.0, 3.0, 4.0])  # row 5, column 2
+    centre = torch.tensor([[-1 + 2.5 / 4, -1 + 5.5 / 4]])  # that cell's centre
+    view = glimpse(latent, centre, 1).reshape(5, 3, 3)  # channels (4 + inside), 3 x 3 points
+    assert view.shape[0] * 9 == glimpse_size(1, 4)
+    assert torch.allclose(view[:4, 1, 1], latent[0, 5, 2])
+    assert torch.allclose(view[:4, 1, 2], torch.zeros(4))  # one cell right: empty
+    left = glimpse(latent, torch.tensor([[-1 + 3.5 / 4, -1 + 5.5 / 4]]), 1).reshape(5, 3, 3)
+    assert torch.allclose(left[:4, 1, 0], latent[0, 5, 2])  # the body one cell right sees it on its left
+    half = glimpse(latent, torch.tensor([[-1 + 3.0 / 4, -1 + 5.5 / 4]]), 1).reshape(5, 3, 3)
+    assert torch.allclose(half[:4, 1, 1], 0.5 * latent[0, 5, 2])  # half a cell off: bilinear
+    corner = glimpse(latent, torch.tensor([[-1 + 0.5 / 4, -1 + 0.5 / 4]]), 1).reshape(5, 3, 3)
+    assert corner[4, 1, 1] == 1 and corner[4, 0, 0] == 0 and corner[4, 2, 2] == 1  # past the edge: 0
+
+
+def test_the_glimpse_lets_the_proprio_mlp_learn_a_stop_it_cannot_see_in_its_own_state():
+    """A 1-D toy: the body moves right by its actions unless a wall cell (seen only in the latent, at a
+    random column) is in its way. With the glimpse the MLP learns the stop; from its state alone it
+    cannot tell where the wall is."""
+
+    def draw(n, g):
+        x_cell = torch.randint(1, 4, (n,), generator=g).float() + 0.5  # body at cell 1..3 (centre)
+        wall = torch.randint(2, 7, (n,), generator=g)
+        wall = torch.where(wall.float() <= x_cell, wall + 3, wall).clamp(max=7)
+        latent = torch.zeros(n, 8, 8, 4)
+        latent[torch.arange(n), :, wall, 0] = 1.0
+        acts = torch.zeros(n, 16, 2)
+        acts[..., 0] = torch.rand(n, 1, generator=g)  # constant speed right, up to 3 cells over the chunk
+        travel = acts[..., 0].reshape(n, 4, 4).sum(2).cumsum(1) * (3.0 / 16)  # cells at each future frame
+        stop = wall.float() - 0.5 - x_cell  # the body's centre may go no further than half a cell from it
+        future_cells = x_cell[:, None] + torch.minimum(travel, stop[:, None])
+        to_norm = lambda c: c / 4 - 1  # noqa: E731 (cell coordinate -> [-1, 1])
+        hist = torch.stack([to_norm(x_cell), torch.zeros(n)], -1)[:, None].expand(n, 4, 2)
+        fut = torch.stack([to_norm(future_cells), torch.zeros(n, 4)], -1)
+        return latent, hist, acts, fut
+
+    errors = {}
+    for radius in (0, 3):
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(1)
+        net = ProprioDynamics(2, 4, 16, 2, 4, 64, glimpse_dim=glimpse_size(radius, 4))
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+        view = (lambda lat, h: glimpse(lat, h[:, -1], radius)) if radius else (lambda lat, h: None)
+        for _ in range(400):
+            latent, hist, acts, fut = draw(128, g)
+            loss = (net(hist, acts, view(latent, hist)) - fut).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        latent, hist, acts, fut = draw(512, torch.Generator().manual_seed(99))
+        with torch.no_grad():
+            errors[radius] = (net(hist, acts, view(latent, hist)) - fut)[..., 0].abs().mean().item()
+    assert errors[3] < 0.5 * errors[0], errors
+
+
+def test_a_glimpse_model_trains_and_imagines_with_a_shared_history():
+    model = _model(proprio_glimpse=2)
+    loss, logs = model(_batch(), mode="forward_dynamics")
+    loss.backward()
+    glimpse_inputs = model.proprio_dynamics.net[0].weight.grad[:, -glimpse_size(2, 4):]
+    assert logs["proprio_loss"] > 0 and glimpse_inputs.abs().sum() > 0
+    model.eval()
+    out = model.forward_dynamics(history_latents=torch.randn(1, 4, 8, 8, 4), actions=torch.rand(5, 32, 2) * 4 - 2,
+                                 history_proprio=torch.rand(1, 4, 4) * 10)
+    assert out.proprio.shape == (5, 8, 4) and torch.isfinite(out.proprio).all()
+
+
+def _context_model(**kw):
+    return _model(proprio_context=True, **kw)
+
+
+def test_a_context_model_starts_as_the_model_without_it():
+    """Zero-initialised context: a run grown from one without it (--init-from) starts where it was."""
+    plain = _model().eval()
+    grown = _context_model().eval()
+    missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all("proprio_context" in k or "no_proprio" in k or "no_goal_proprio" in k for k in missing)
+    hist, goal = torch.randn(2, 4, 8, 8, 4), torch.randn(2, 8, 8, 4)
+    hist_p, goal_p = torch.rand(2, 4, 4) * 10, torch.rand(2, 4) * 10
+
+    def act(model, **kw):
+        return model.policy(history_latents=hist, goal_latents=goal, generator=torch.Generator().manual_seed(0), **kw)
+
+    assert torch.allclose(act(plain), act(grown, history_proprio=hist_p, goal_proprio=goal_p), atol=1e-6)
+
+
+def test_the_policy_reads_the_context_and_its_none_stands_in_without_it():
+    model = _context_model().eval()
+    with torch.no_grad():
+        for p in (model.backbone.proprio_context.weight, model.backbone.goal_proprio_context.weight,
+                  model.backbone.no_proprio):
+            p.normal_(0, 0.5)
+        for p in [*model.action_head.parameters(), *model.backbone.transformer.parameters()]:
+            p.add_(torch.randn_like(p) * 0.2)  # zero-initialised outputs would hide every input
+    hist, goal = torch.randn(1, 4, 8, 8, 4), torch.randn(1, 8, 8, 4)
+
+    def act(**kw):
+        return model.policy(history_latents=hist, goal_latents=goal, temperature=0.0, **kw)
+
+    here, there = torch.full((1, 4, 4), 5.0), torch.full((1, 4, 4), 50.0)
+    assert not torch.allclose(act(history_proprio=here), act(history_proprio=there))
+    assert not torch.allclose(act(history_proprio=here), act())
+    assert not torch.allclose(act(history_proprio=here, goal_proprio=here[:, 0]), act(history_proprio=here))
+    with pytest.raises(WorldModelError, match="goal_proprio has shape"):
+        act(goal_proprio=torch.zeros(1, 4, 4))
+
+
+def test_inverse_dynamics_never_reads_the_context():
+    """Action-free videos have no states: the labelling mode must not depend on them."""
+    model = _context_model()
+    batch = _batch()
+    losses = []
+    for b in (batch, {k: v for k, v in batch.items() if "proprio" not in k}):
+        loss, _ = model(b, mode="inverse_dynamics", generator=torch.Generator().manual_seed(3))
+        losses.append(loss.item())
+    assert losses[0] == losses[1]
+    for mode in ("policy", "joint"):  # and the modes that read it train without states too
+        model({k: v for k, v in batch.items() if "proprio" not in k}, mode=mode)
+

@@ -93,8 +93,9 @@ class WindowDataset(torch.utils.data.Dataset):
     - `goal uint8 [H,W,3]`: the frame `goal_steps` after t, drawn in 1..goal_max_steps and clamped to the
       episode's last step
     - `goal_steps float32 []`: env steps from t to the goal frame (0 only when t is the last step)
-    - `history_proprio float32 [Th, P]`, `future_proprio float32 [Tf, P]` (only when the spec names
-      `proprio_indices`): those state entries at the history and future frames, env units
+    - `history_proprio float32 [Th, P]`, `future_proprio float32 [Tf, P]`, `goal_proprio float32 [P]`
+      (only when the spec names `proprio_indices`): those state entries at the history, future and goal
+      frames, env units
 
     - `goal_actions float32 [Tf*s, A]` (only with `hold_actions`): the chunk as a goal-reaching policy
       would act: actions from the goal step on replaced by the hold action of the goal's state (the
@@ -204,6 +205,7 @@ class WindowDataset(torch.utils.data.Dataset):
         }
         if self._proprio is not None:
             item["history_proprio"], item["future_proprio"] = self._proprio[hist], self._proprio[fut]
+            item["goal_proprio"] = self._proprio[goal]
         if self._hold is not None:
             reached = np.arange(self.spec.chunk_len) >= goal - t
             item["goal_actions"] = np.where(reached[:, None], self._hold[goal], item["actions"])
