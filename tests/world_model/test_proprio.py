@@ -193,7 +193,7 @@ def test_the_glimpse_lets_the_proprio_mlp_learn_a_stop_it_cannot_see_in_its_own_
         g = torch.Generator().manual_seed(1)
         net = ProprioDynamics(2, 4, 16, 2, 4, 64, glimpse_dim=glimpse_size(radius, 4))
         opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-        view = (lambda lat, h: glimpse(lat, h[:, -1], radius)) if radius else (lambda lat, h: None)
+        view = (lambda lat, h, r=radius: glimpse(lat, h[:, -1], r)) if radius else (lambda lat, h: None)
         for _ in range(400):
             latent, hist, acts, fut = draw(128, g)
             loss = (net(hist, acts, view(latent, hist)) - fut).pow(2).mean()
