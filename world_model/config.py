@@ -172,6 +172,11 @@ class UVAConfig:
     # > 0: the proprio MLP also reads the current latent grid in a (2r+1)^2-cell window around the body
     # (``proprio.glimpse``), to see the walls and door that stop it; needs ``proprio_image_xy``.
     proprio_glimpse: int = 0
+    # How many of the newest history frames' proprio the MLP reads (0 = all n_history). 1 = the current
+    # state only: on the Wall (no momentum) an MLP reading the whole history learnt to carry the
+    # history's motion on and undershot every full-speed chunk from a still start (README, "The agent
+    # from its own state"); PushT's proprio holds the velocity, so its current state says as much.
+    proprio_history_frames: int = 0
     # Proprio as CONTEXT of the transformer (not only of the forward prediction): the current proprio (and,
     # in the policy mode, the goal's) joins every token, as a vector and as a map of where the body is.
     # Why: PushT's policy reads a 2 px agent off 16 px tokens and aims its position targets 40-90 px
@@ -370,6 +375,9 @@ class UVAConfig:
         _require(not self.proprio_context or p > 0, "proprio_context needs proprioception; expected proprio_dim > 0 "
                  "(uva-plan train --proprio)")
         _number_in("proprio_context_dropout", self.proprio_context_dropout, 0.0, 1.0)
+        k = self.proprio_history_frames
+        _require(isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= self.n_history,
+                 f"proprio_history_frames is {k!r}; expected an integer in [0, n_history={self.n_history}] (0 = all)")
         g = self.proprio_glimpse
         _require(isinstance(g, int) and not isinstance(g, bool) and 0 <= g <= 8,
                  f"proprio_glimpse is {g!r}; expected an integer in [0, 8] (latent cells; 0 = off)")

@@ -83,7 +83,7 @@ class UVA(InputChecks, nn.Module):
         self.proprio_dynamics = self.proprio_normalizer = None
         if config.proprio_dim > 0:
             self.proprio_normalizer = ActionNormalizer(config.proprio_low, config.proprio_high)
-            self.proprio_dynamics = ProprioDynamics(config.proprio_dim, config.n_history, config.chunk_len,
+            self.proprio_dynamics = ProprioDynamics(config.proprio_dim, self._proprio_frames, config.chunk_len,
                                                     config.action_dim, config.n_future, config.proprio_width,
                                                     glimpse_size(config.proprio_glimpse, config.latent_channels))
         self.video_head = VideoHead(config)
@@ -204,6 +204,11 @@ class UVA(InputChecks, nn.Module):
             raise WorldModelError(f"{name} contains NaN or infinite values; expected finite proprio")
         return self.proprio_normalizer.normalize(x)
 
+    @property
+    def _proprio_frames(self) -> int:
+        """The newest history frames whose proprio the proprio MLP reads."""
+        return self.config.proprio_history_frames or self.config.n_history
+
     def _reads_context(self, mode) -> bool:
         return self.config.proprio_context and mode.name in PROPRIO_CONTEXT_MODES
 
@@ -304,7 +309,7 @@ class UVA(InputChecks, nn.Module):
         total = torch.zeros((), device=dev)
         prior_t = None
         if self.proprio_dynamics is not None and mode.actions_given:
-            predicted_p = self.proprio_dynamics(hist_p, actions, self._glimpse(hist, hist_p))
+            predicted_p = self.proprio_dynamics(hist_p[:, -self._proprio_frames:], actions, self._glimpse(hist, hist_p))
             if fut_p is None:  # no true future given: the maps follow the prediction, as at inference
                 fut_p = predicted_p.detach()
             else:
@@ -409,7 +414,8 @@ class UVA(InputChecks, nn.Module):
         prior_t = fut_p = None
         context = {"proprio": self._context_tokens(hist_proprio[:, -1])} if hist_proprio is not None else {}
         if hist_proprio is not None and actions_norm is not None:
-            fut_p = self.proprio_dynamics(hist_proprio, actions_norm, self._glimpse(hist_lat, hist_proprio))
+            fut_p = self.proprio_dynamics(hist_proprio[:, -self._proprio_frames:], actions_norm,
+                                          self._glimpse(hist_lat, hist_proprio))
         if self.dynamics_prior is not None and actions_norm is not None:
             prior_t = tok.patchify(self.dynamics_prior(hist_lat[:, -self.dynamics_prior.frames:], actions_norm,
                                                        self._proprio_maps(fut_p)))

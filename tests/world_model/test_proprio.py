@@ -133,6 +133,7 @@ def test_a_model_without_proprio_returns_none_and_ignores_nothing():
     (dict(proprio_context=True, proprio_dim=0, proprio_low=[], proprio_high=[], proprio_image_xy=[],
           proprio_state_indices=[]), "proprio_context needs proprioception"),
     (dict(proprio_context_dropout=1.5), "proprio_context_dropout"),
+    (dict(proprio_history_frames=5), "proprio_history_frames is 5"),
 ])
 def test_bad_proprio_configs_say_what_was_expected(overrides, fragment):
     with pytest.raises(WorldModelError, match=fragment):
@@ -270,3 +271,15 @@ def test_inverse_dynamics_never_reads_the_context():
     for mode in ("policy", "joint"):  # and the modes that read it train without states too
         model({k: v for k, v in batch.items() if "proprio" not in k}, mode=mode)
 
+
+
+def test_the_proprio_mlp_reads_only_the_newest_frames_it_is_told_to():
+    model = _model(proprio_history_frames=1).eval()
+    hist = torch.randn(1, 4, 8, 8, 4)
+    acts = torch.rand(1, 16, 2) * 4 - 2
+    a, b = torch.rand(1, 4, 4) * 10, torch.rand(1, 4, 4) * 10
+    b[:, -1] = a[:, -1]  # same current state, different past
+    out = [model.forward_dynamics(history_latents=hist, actions=acts, history_proprio=p, sample_latents=False).proprio
+           for p in (a, b)]
+    assert torch.allclose(out[0], out[1])
+    assert model.proprio_dynamics.net[0].in_features == 1 * 4 + 16 * 2
