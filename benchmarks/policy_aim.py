@@ -28,15 +28,14 @@ from uva_plan.envs import make_env
 from uva_plan.envs.goals import PUSHT_SEGMENT_STEPS, protocol_goals
 from uva_plan.imagination import heldout_episodes
 from uva_plan.model_loading import load_model_for_env
-from uva_plan.proprio import history_proprio
+from uva_plan.proprio import goal_proprio, history_proprio
 
 
 def _policy_chunk(model, frames, states, goal_frame, goal_state) -> np.ndarray:
     """The policy's own (temperature 0) chunk ``[L, 2]`` for one history ``frames [Th, H, W, 3]``."""
-    goal_p = history_proprio(model, goal_state[None, None].astype(np.float32))
     chunk = model.policy(torch.from_numpy(frames[None]), goal=torch.from_numpy(goal_frame[None]), temperature=0.0,
                          history_proprio=history_proprio(model, states[None].astype(np.float32)),
-                         goal_proprio=None if goal_p is None else goal_p[:, 0],
+                         goal_proprio=goal_proprio(model, goal_state[None]),
                          generator=torch.Generator().manual_seed(0))
     return chunk[0, 0].cpu().numpy()
 
@@ -44,7 +43,8 @@ def _policy_chunk(model, frames, states, goal_frame, goal_state) -> np.ndarray:
 def moving_history(model, n_episodes: int) -> dict:
     cfg = model.config
     span = (cfg.n_history - 1) * cfg.frame_stride
-    eps = heldout_episodes(kinds=["pusher"], n_per_kind=n_episodes, steps=span + 2 * PUSHT_SEGMENT_STEPS, env_name="pusht")
+    eps = heldout_episodes(kinds=["pusher"], n_per_kind=n_episodes, steps=span + 2 * PUSHT_SEGMENT_STEPS,
+                           image_size=cfg.image_size, env_name="pusht")
     aim, recorded, chunk_err = [], [], []
     for ep in eps:
         for t in range(span, span + PUSHT_SEGMENT_STEPS, 8):
@@ -75,7 +75,7 @@ def protocol_starts(model, n_goals: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", action="append", help="RUN_DIR (repeatable; default: the shipped PushT checkpoint)")
-    parser.add_argument("--episodes", type=int, default=6, help="held-out pusher episodes (3 windows each)")
+    parser.add_argument("--episodes", type=int, default=6, help="held-out pusher episodes (4 windows each)")
     parser.add_argument("--goals", type=int, default=50, help="protocol starts (seed 0, as goal_planning.py)")
     args = parser.parse_args()
     table = Table(title="PushT policy: its first position target against the agent (px at 512; the pusher keeps <= 30)")

@@ -36,10 +36,7 @@ def start_from(model, source: str, overrides: dict) -> dict[str, list[str]]:
         have = "was trained with --proprio" if theirs.get("proprio_dim", 0) else "was trained without --proprio"
         raise UserInputError(f"--init-from {source} {have}, and --proprio changes the dynamics prior's input; expected "
                              "the same --proprio setting as the source (or a new run without --init-from)")
-    # a setting newer than the source's checkpoint was at its default there (a checkpoint loads so)
-    defaults = _field_defaults(type(model.config))
-    differ = sorted(k for k in ours if k not in ("tokenizer", "env_name") and k not in overrides
-                    and theirs.get(k, defaults.get(k)) != ours[k])
+    differ = sorted(k for k in ours if k not in ("tokenizer", "env_name") and k not in overrides and theirs.get(k) != ours[k])
     if differ:
         shown = ", ".join(f"{k}={json.dumps(theirs.get(k))}" for k in differ)
         raise UserInputError(f"--init-from {source} was made with {shown}, which these options would change; expected "
@@ -59,15 +56,3 @@ def start_from(model, source: str, overrides: dict) -> dict[str, list[str]]:
                              "expected options that keep every part of the source and only add new ones")
     return {"source": str(source), "new": modules(missing)}
 
-
-def _field_defaults(config_type) -> dict:
-    """The plain default of each config field that has one."""
-    import dataclasses
-
-    out = {}
-    for f in dataclasses.fields(config_type):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
-    return out

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from uva_plan.errors import UserInputError
 from uva_plan.goal_costs import GoalCost, Trajectory
 from uva_plan.proprio import agent_of_proprio, history_proprio, uses_proprio
+from uva_plan.proprio import goal_proprio as goal_proprio_of
 
 
 def _check_history_and_goal(model, history: torch.Tensor, goal: torch.Tensor) -> None:
@@ -67,7 +67,7 @@ def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = No
         if proprio.shape[0] != history.shape[0]:
             raise UserInputError(f"{proprio.shape[0]} history states for {history.shape[0]} histories; expected one per problem")
         if goal_states is not None:  # a goal's state read as a one-frame history
-            goal_proprio = history_proprio(model, np.asarray(goal_states, dtype=np.float32)[:, None])[:, 0].to(model.device)
+            goal_proprio = goal_proprio_of(model, goal_states).to(model.device)
             goal_agent = agent_of_proprio(model, goal_proprio)
     return EncodedProblems(model.encode(history), goal_latents, proprio, goal_agent, goal_proprio)
 

@@ -38,6 +38,13 @@ def history_proprio(model, states) -> torch.Tensor | None:
     return torch.from_numpy(np.ascontiguousarray(arr[..., idx]))
 
 
+def goal_proprio(model, goal_states) -> torch.Tensor | None:
+    """``goal_states [B, D]`` -> the goals' proprio ``[B, P]`` float32 (a goal's state read as a one-frame
+    history), or None for a model without proprioception."""
+    proprio = history_proprio(model, np.asarray(goal_states, dtype=np.float32)[:, None])
+    return None if proprio is None else proprio[:, 0]
+
+
 def _image_xy(xy_index, low, high, values) -> torch.Tensor:
     """The two entries ``xy_index`` of ``values [..., P]`` (env units; a tensor keeps its device) as
     fractions of the frame in [0, 1], ``low``/``high`` being the env units of the frame's edges."""

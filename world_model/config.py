@@ -174,15 +174,16 @@ class UVAConfig:
     proprio_glimpse: int = 0
     # How many of the newest history frames' proprio the MLP reads (0 = all n_history). 1 = the current
     # state only: on the Wall (no momentum) an MLP reading the whole history learnt to carry the
-    # history's motion on and undershot every full-speed chunk from a still start (README, "The agent
-    # from its own state"); PushT's proprio holds the velocity, so its current state says as much.
+    # history's motion on and undershot every full-speed chunk from a still start (README,
+    # "Proprioception on the Wall: measured, not adopted"); PushT's proprio holds the velocity.
     proprio_history_frames: int = 0
     # Proprio as CONTEXT of the transformer (not only of the forward prediction): the current proprio (and,
     # in the policy mode, the goal's) joins every token, as a vector and as a map of where the body is.
-    # Why: PushT's policy reads a 2 px agent off 16 px tokens and aims its position targets 40-90 px
-    # from an agent the data never leads by more than 30 (README, "The policy knows where it is"). Each
-    # is withheld from a share ``proprio_context_dropout`` of the items (a learned "none" stands in), so
-    # action-free videos, which have no states, keep a trained path (inverse dynamics never reads it).
+    # Tried for PushT's policy, which aims its position targets ~47 px from an agent the data never leads
+    # by more than 30: 6,000 staged steps moved its aim by 4-6 px and its success not at all (README,
+    # "PushT's policy: what its limit is not"), so it is off. Each is withheld from a share
+    # ``proprio_context_dropout`` of the items (a learned "none" stands in), so action-free videos,
+    # which have no states, keep a trained path (inverse dynamics never reads it).
     proprio_context: bool = False
     proprio_context_dropout: float = 0.25
     # transformer

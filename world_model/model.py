@@ -278,14 +278,17 @@ class UVA(InputChecks, nn.Module):
         targets of goal-directed modes (policy) where the goal is shown, e.g. the chunk with the steps
         past a near goal replaced by holding still there. A model with proprioception also needs
         ``history_proprio [B, Th, P]`` and, to train it, ``future_proprio [B, Tf, P]`` (env units); without
-        the future, the prior's position maps come from the predicted proprio (as at inference).
+        the future, the prior's position maps come from the predicted proprio (as at inference). With
+        ``proprio_context`` the policy and joint modes also read ``history_proprio`` where it is given,
+        and the policy mode ``goal_proprio [B, P]`` (the goal frame's, env units).
         A mode leaves the heads it does not use out of the graph (their gradients stay None).
         """
         cfg = self.config
         hist, fut, goal, actions, goal_actions, steps, weights = self._batch_latents(batch)
         mode = resolve_mode(mode, cfg.mode_weights, generator)
         b, dev = hist.shape[0], self.device
-        # only forward dynamics reads proprio: the policy and inverse modes train on action-free videos too
+        # forward dynamics needs proprio; a proprio_context model also reads it in the policy and joint modes
+        # where given (action-free videos have none); inverse dynamics and video prediction never do
         hist_p = fut_p = None
         if mode.actions_given:
             hist_p, fut_p = self._batch_proprio(batch, b)

@@ -240,12 +240,7 @@ def test_a_context_model_starts_as_the_model_without_it():
 
 def test_the_policy_reads_the_context_and_its_none_stands_in_without_it():
     model = _context_model().eval()
-    with torch.no_grad():
-        for p in (model.backbone.proprio_context.weight, model.backbone.goal_proprio_context.weight,
-                  model.backbone.no_proprio):
-            p.normal_(0, 0.5)
-        for p in [*model.action_head.parameters(), *model.backbone.transformer.parameters()]:
-            p.add_(torch.randn_like(p) * 0.2)  # zero-initialised outputs would hide every input
+    _randomise_context(model)
     hist, goal = torch.randn(1, 4, 8, 8, 4), torch.randn(1, 8, 8, 4)
 
     def act(**kw):
@@ -259,17 +254,40 @@ def test_the_policy_reads_the_context_and_its_none_stands_in_without_it():
         act(goal_proprio=torch.zeros(1, 4, 4))
 
 
-def test_inverse_dynamics_never_reads_the_context():
-    """Action-free videos have no states: the labelling mode must not depend on them."""
+def _randomise_context(model):
+    """Context weights and the zero-initialised outputs that would hide them, made non-zero."""
+    with torch.no_grad():
+        for p in (model.backbone.proprio_context.weight, model.backbone.goal_proprio_context.weight,
+                  model.backbone.no_proprio, model.backbone.no_goal_proprio):
+            p.normal_(0, 0.5)
+        for p in [*model.action_head.parameters(), *model.video_head.parameters(),
+                  *model.backbone.transformer.parameters()]:
+            p.add_(torch.randn_like(p) * 0.2)
+
+
+def test_inverse_dynamics_and_video_prediction_never_read_the_context():
+    """Action-free videos have no states: the labelling and video modes must not depend on them."""
     model = _context_model()
+    _randomise_context(model)
     batch = _batch()
-    losses = []
-    for b in (batch, {k: v for k, v in batch.items() if "proprio" not in k}):
-        loss, _ = model(b, mode="inverse_dynamics", generator=torch.Generator().manual_seed(3))
-        losses.append(loss.item())
-    assert losses[0] == losses[1]
-    for mode in ("policy", "joint"):  # and the modes that read it train without states too
+    moved = dict(batch, history_proprio=batch["history_proprio"] + 20.0, goal_proprio=torch.full((3, 4), 30.0))
+    for mode in ("inverse_dynamics", "video_prediction"):
+        losses = [model(b, mode=mode, generator=torch.Generator().manual_seed(3))[0].item() for b in (batch, moved)]
+        assert losses[0] == losses[1], mode
+    for mode in ("policy", "joint"):  # the modes that read it: it counts, and they train without states too
+        losses = [model(b, mode=mode, generator=torch.Generator().manual_seed(3))[0].item() for b in (batch, moved)]
+        assert losses[0] != losses[1], mode
         model({k: v for k, v in batch.items() if "proprio" not in k}, mode=mode)
+
+
+def test_the_policy_mode_trains_the_goals_context():
+    model = _context_model()
+    _randomise_context(model)
+    batch = dict(_batch(), goal_latents=torch.randn(3, 8, 8, 4), goal_proprio=torch.rand(3, 4) * 10)
+    loss, _ = model(batch, mode="policy", generator=torch.Generator().manual_seed(1))
+    loss.backward()
+    assert model.backbone.goal_proprio_context.weight.grad.abs().sum() > 0
+    assert model.backbone.proprio_context.weight.grad.abs().sum() > 0
 
 
 
