@@ -62,7 +62,14 @@ def main() -> None:
     from uva_plan.envs.goals import protocol_goals
     from uva_plan.evaluation import Evaluator
     from uva_plan.model_loading import load_model_for_env
-    from uva_plan.plan_settings import BUDGET_STEPS, FIRST_PLANS, PLANNER_NAMES, PlanSettings, cost_for
+    from uva_plan.plan_settings import (
+        BUDGET_STEPS,
+        FIRST_PLANS,
+        PLANNER_NAMES,
+        PlanSettings,
+        cost_for,
+        execute_for,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="wall", choices=["wall", "pusht"])
@@ -75,7 +82,8 @@ def main() -> None:
     parser.add_argument("--cost", default=None, help="goal cost (default: the env's, plan_settings.DEFAULT_COSTS)")
     parser.add_argument("--planner", default=PlanSettings.planner, choices=PLANNER_NAMES)
     parser.add_argument("--horizon", type=int, default=PlanSettings.horizon)
-    parser.add_argument("--execute", type=int, default=PlanSettings.execute)
+    parser.add_argument("--execute", type=int, default=None,
+                        help="env steps per replan (default: the env's, plan_settings.EXECUTE_STEPS)")
     parser.add_argument("--prior-fraction", type=float, default=PlanSettings.prior_fraction)
     parser.add_argument("--prior-weight", type=float, default=None,
                         help="price of leaving the policy's own plan (planner + prior; default: the env's PRIOR_WEIGHTS)")
@@ -153,7 +161,7 @@ def main() -> None:
                 for n, k, h in grid if h % model.config.chunk_len == 0]
         results["sweep"] = run_rows(factory, goals, rows)
         print_table(console, f"{args.env}: {args.sweep_method} vs planner settings ({base.planner}, execute "
-                             f"{base.execute})", results["sweep"])
+                             f"{execute_for(base, args.env)})", results["sweep"])
     if args.json:
         Path(args.json).write_text(json.dumps({k: dict(v) for k, v in results.items()}, indent=2))
 

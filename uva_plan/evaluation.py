@@ -33,6 +33,7 @@ from uva_plan.plan_settings import (  # noqa: F401  (PLANNER_NAMES, make_planner
     PlanSettings,
     batch_seed,
     cost_for,
+    execute_for,
     make_planner,
     model_generator,
     passes_for,
@@ -296,7 +297,7 @@ class Evaluator:
         out = run_mpc(
             planner, make_objective, batch.step, batch_size=len(goals), horizon=s.horizon,
             action_dim=len(env.action_low), low=torch.as_tensor(env.action_low), high=torch.as_tensor(env.action_high),
-            n_execute=s.execute, budget_steps=s.budget_steps, proposals_fn=proposals_fn,
+            n_execute=execute_for(s, self.env_name), budget_steps=s.budget_steps, proposals_fn=proposals_fn,
             seed=batch_seed(s.seed, first), on_replan=on_replan, time_budget=s.time_budget, init=first_init,
         )
         seconds = (time.perf_counter() - t0) / max(out.n_replans, 1)
@@ -307,7 +308,7 @@ class Evaluator:
         if method == "policy":
             from uva_plan.policy_rollout import drive_with_policy
 
-            seconds = drive_with_policy(self.model, batch, goal_frames, budget_steps=s.budget_steps, execute=s.execute,
+            seconds = drive_with_policy(self.model, batch, goal_frames, budget_steps=s.budget_steps, execute=execute_for(s, self.env_name),
                                            denoise_steps=s.denoise_steps, temperature=s.policy_temperature,
                                            generator=self._generator(first), goal_states=_goal_states(goals))
             return seconds, 0, None
@@ -324,7 +325,7 @@ class Evaluator:
                 controllers.append(pol)
         replans, t_total = 0, 0.0
         while batch.steps < s.budget_steps:  # the time counts the choosing of actions, not the env's steps
-            n = min(s.execute, s.budget_steps - batch.steps)
+            n = min(execute_for(s, self.env_name), s.budget_steps - batch.steps)
             if method == "greedy":
                 # Re-aimed every step: the greedy controller is cheap and reactive by design.
                 for _ in range(n):

@@ -98,7 +98,7 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     from uva_plan.env_batch import EnvBatch
     from uva_plan.goal_costs import make_cost
     from uva_plan.objective import PolicyProposals, UVAObjective, encode_problems
-    from uva_plan.plan_settings import PlanSettings, batch_seed, make_planner
+    from uva_plan.plan_settings import PlanSettings, batch_seed, execute_for, make_planner
 
     cfg = model.config
     vids = torch.as_tensor(np.asarray(videos))
@@ -163,7 +163,8 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
 
     planner = make_planner(settings, settings.prior_fraction)
     result = run_mpc(planner, make_objective, batch.step, batch_size=b, horizon=horizon, action_dim=cfg.action_dim,
-                     low=low, high=high, n_execute=settings.execute, budget_steps=t_len - 1, proposals_fn=proposals_fn,
+                     low=low, high=high, n_execute=execute_for(settings, env_name), budget_steps=t_len - 1,
+                     proposals_fn=proposals_fn,
                      seed=batch_seed(settings.seed, seed), time_budget=settings.time_budget)
     executed = np.clip(result.actions.cpu().numpy(), batch.action_low, batch.action_high)
     return _rollout(batch, executed)

@@ -503,3 +503,17 @@ def test_model_passes_default_per_env_and_the_ones_applied_are_recorded(tmp_path
     payload = run_planning(env_name=env_name, checkpoint=str(ckpt), settings=settings, episodes=1,
                            methods=["planner"], out=tmp_path / "out")
     assert passes and set(passes) == {applied} and payload["settings"]["model_passes"] == applied
+
+
+@pytest.mark.parametrize(("env_name", "asked", "applied"), [("wall", None, 8), ("pusht", None, 4), ("pusht", 8, 8)])
+def test_steps_per_replan_default_per_env_and_the_ones_applied_are_recorded(tmp_path, env_name, asked, applied):
+    """No --execute: the env's measured default (PushT 4, Wall 8) sets how often the planner replans."""
+    from uva_plan.plan_settings import PlanSettings
+    from uva_plan.planning import run_planning
+
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", env_name)
+    settings = PlanSettings(samples=4, iters=1, budget_steps=16, denoise_steps=1, execute=asked)
+    payload = run_planning(env_name=env_name, checkpoint=str(ckpt), settings=settings, episodes=1,
+                           methods=["planner"], out=tmp_path / "out")
+    assert payload["settings"]["execute"] == applied
+    assert payload["methods"]["planner"]["objective_calls"] == 16 // applied  # one CEM iteration per replan
