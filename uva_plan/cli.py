@@ -294,7 +294,7 @@ def _plan_options(fn):
 
 def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget,
               cost, denoise_steps, policy_temperature, model_samples, model_passes, first_plan, seed):
-    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, execute_for, passes_for, prior_weight_for
+    from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, passes_for, prior_weight_for
 
     settings = PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
                             prior_fraction=prior_fraction, prior_weight=prior_weight,
@@ -304,7 +304,6 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
                             model_passes=model_passes, first_plan=first_plan, seed=seed)
     settings.prior_weight = prior_weight_for(settings, env_name)  # the env's measured default, recorded as applied
     settings.model_passes = passes_for(settings, env_name)
-    settings.execute = execute_for(settings, env_name)
     # the cost stays None (the env's default) here: which default applies depends on the model and the
     # goals (`cost_for`), and results.json records the one applied
     return settings

@@ -107,7 +107,7 @@ class Evaluator:
         self.settings = settings
         self.image_size = image_size
         if model is not None:
-            settings.validate(model.config.chunk_len)
+            settings.validate(model.config.chunk_len, env_name)
             self.n_history = model.config.n_history
             self.frame_stride = model.config.frame_stride
         else:  # no model (the simulator oracles): the world model's default window, not numbers of our own
@@ -117,7 +117,7 @@ class Evaluator:
 
             defaults = {f.name: f.default for f in fields(UVAConfig)}
             self.n_history, self.frame_stride = defaults["n_history"], defaults["frame_stride"]
-            settings.validate(1)  # every knob but the horizon's multiple, which needs the model's chunk
+            settings.validate(1, env_name)  # every knob but the horizon's multiple, which needs the model's chunk
         self.cost_name = cost_for(settings, env_name, model)
         self.cost = make_cost(self.cost_name)
         self._cost_with_states = self.cost_name  # what applies to goals that carry their state

@@ -121,8 +121,9 @@ class PlanSettings:
     batch_episodes: int = 8
     seed: int = 0
 
-    def validate(self, chunk_len: int) -> None:
-        """Raise UserInputError naming the first knob out of range and what it should be."""
+    def validate(self, chunk_len: int, env_name: str | None = None) -> None:
+        """Raise UserInputError naming the first knob out of range and what it should be; with
+        ``env_name`` the env's default interval (``execute=None``) is checked against the horizon too."""
         if self.planner not in PLANNER_NAMES:
             raise UserInputError(f"unknown planner {self.planner!r}; expected one of {', '.join(PLANNER_NAMES)}")
         if self.first_plan not in FIRST_PLANS:
@@ -141,6 +142,10 @@ class PlanSettings:
             raise UserInputError(f"horizon {self.horizon}{_flag('horizon')} must be a multiple of the model's chunk length {chunk_len}")
         if self.execute is not None and self.execute > self.horizon:
             raise UserInputError(f"execute {self.execute}{_flag('execute')} must be <= horizon {self.horizon}{_flag('horizon')}")
+        if self.execute is None and env_name is not None and execute_for(self, env_name) > self.horizon:
+            raise UserInputError(f"horizon {self.horizon}{_flag('horizon')} is shorter than {env_name}'s default "
+                                 f"{execute_for(self, env_name)} steps per replan; expected a horizon >= that, or "
+                                 f"execute{_flag('execute')} <= {self.horizon}")
         if not 0.0 <= self.prior_fraction < 1.0:
             raise UserInputError(f"prior_fraction{_flag('prior_fraction')} must be in [0, 1), got {self.prior_fraction}")
         if self.prior_weight is not None and (isinstance(self.prior_weight, bool) or not (

@@ -110,7 +110,7 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     if tuple(init.shape) != (b, t_len - 1, cfg.action_dim):
         raise UserInputError(f"inferred actions have shape {tuple(init.shape)}; expected [{b}, {t_len - 1}, {cfg.action_dim}]")
     settings = settings or PlanSettings(cost=TRACK_COST)
-    settings.validate(cfg.chunk_len)
+    settings.validate(cfg.chunk_len, env_name)
     stride = cfg.frame_stride
     k = stride if subgoal_every is None else subgoal_every
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -171,17 +171,18 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
 
 
 def run_policy(model, env_name: str, start_states, goal_frames, *, budget_steps: int,
-               execute: int = 8, denoise_steps: int = 4, seed: int = 0) -> Rollout:
+               execute: int | None = None, denoise_steps: int = 4, seed: int = 0) -> Rollout:
     """The goal-conditioned policy alone from ``start_states [B, D]`` towards ``goal_frames uint8
-    [B, S, S, 3]`` for ``budget_steps`` env steps, re-queried every ``execute`` steps: the loop and the
-    sample stream of the planning evaluation's ``policy`` method, so BC is run exactly like that baseline."""
+    [B, S, S, 3]`` for ``budget_steps`` env steps, re-queried every ``execute`` steps (None: the env's
+    interval, ``plan_settings.EXECUTE_STEPS``): the loop and the sample stream of the planning
+    evaluation's ``policy`` method, so BC is run exactly like that baseline."""
     from uva_plan.env_batch import EnvBatch
-    from uva_plan.plan_settings import model_generator
+    from uva_plan.plan_settings import PlanSettings, execute_for, model_generator
     from uva_plan.policy_rollout import drive_with_policy
 
     cfg = model.config
     batch = EnvBatch(env_name, [list(map(float, s)) for s in start_states], image_size=cfg.image_size)
-    drive_with_policy(model, batch, np.asarray(goal_frames), budget_steps=budget_steps, execute=min(execute, cfg.chunk_len),
+    drive_with_policy(model, batch, np.asarray(goal_frames), budget_steps=budget_steps, execute=min(execute_for(PlanSettings(execute=execute), env_name), cfg.chunk_len),
                       denoise_steps=denoise_steps, temperature=0.0,
                       generator=model_generator(seed, 0))
     return Rollout([np.stack(f) for f in batch.frames], batch.states())

@@ -517,3 +517,13 @@ def test_steps_per_replan_default_per_env_and_the_ones_applied_are_recorded(tmp_
                            methods=["planner"], out=tmp_path / "out")
     assert payload["settings"]["execute"] == applied
     assert payload["methods"]["planner"]["objective_calls"] == 16 // applied  # one CEM iteration per replan
+
+
+def test_a_horizon_shorter_than_the_envs_default_interval_is_refused_by_name():
+    from uva_plan.errors import UserInputError
+    from uva_plan.plan_settings import PlanSettings
+
+    with pytest.raises(UserInputError, match=r"horizon 4 \(--horizon\) is shorter than wall's default 8 steps"):
+        PlanSettings(horizon=4).validate(4, "wall")
+    PlanSettings(horizon=4).validate(4, "pusht")  # PushT replans every 4: fits
+    PlanSettings(horizon=4, execute=2).validate(4, "wall")
