@@ -274,7 +274,7 @@ def direction_test(model, n_starts: int = 24, settings: SamplingSettings | None 
         moved = (im_along >= 0.5 * sim_along)[can_move]
         near = err <= NEAR_PX
         proprio_near = float("nan")
-        agent = agent_of_proprio(model, getattr(res, "proprio", None))
+        agent = agent_of_proprio(model, res.proprio)
         if agent is not None:  # a fraction of the frame -> world units, as `ends`
             predicted = agent[:, -1].cpu().numpy() * WORLD_SIZE
             proprio_near = float((np.hypot(*(predicted - ends).T) <= NEAR_PX).mean())

@@ -55,4 +55,3 @@ def start_from(model, source: str, overrides: dict) -> dict[str, list[str]]:
         raise UserInputError(f"--init-from {source} has parts these options would drop ({', '.join(modules(dropped))}); "
                              "expected options that keep every part of the source and only add new ones")
     return {"source": str(source), "new": modules(missing)}
-

@@ -182,7 +182,8 @@ def run_policy(model, env_name: str, start_states, goal_frames, *, budget_steps:
 
     cfg = model.config
     batch = EnvBatch(env_name, [list(map(float, s)) for s in start_states], image_size=cfg.image_size)
-    drive_with_policy(model, batch, np.asarray(goal_frames), budget_steps=budget_steps, execute=min(execute_for(PlanSettings(execute=execute), env_name), cfg.chunk_len),
+    every = min(execute_for(PlanSettings(execute=execute), env_name), cfg.chunk_len)
+    drive_with_policy(model, batch, np.asarray(goal_frames), budget_steps=budget_steps, execute=every,
                       denoise_steps=denoise_steps, temperature=0.0,
                       generator=model_generator(seed, 0))
     return Rollout([np.stack(f) for f in batch.frames], batch.states())

@@ -462,7 +462,7 @@ class UVA(InputChecks, nn.Module):
         fut = torch.zeros(b, cfg.n_future, cfg.tokens_per_frame, cfg.token_dim, device=self.device)
         mask = torch.ones(b, cfg.n_future, cfg.tokens_per_frame, dtype=torch.bool, device=self.device)
         context = {}
-        if self.config.proprio_context:
+        if cfg.proprio_context:
             if history_proprio is not None:
                 hist_p = self._proprio(history_proprio, "history_proprio", cfg.n_history)
                 context["proprio"] = self._context_tokens(self._broadcast(hist_p, b, "history_proprio")[:, -1])

@@ -38,8 +38,8 @@ class ProprioDynamics(nn.Module):
         b = history.shape[0]
         parts = [history.reshape(b, -1), actions.reshape(b, -1).to(history.dtype)]
         if (glimpse is None) != (self.glimpse_dim == 0):
-            raise WorldModelError(f"proprio dynamics got {'no' if glimpse is None else 'an unexpected'} glimpse; it was "
-                             f"built with glimpse_dim={self.glimpse_dim}")
+            raise WorldModelError(f"proprio dynamics got {'no' if glimpse is None else 'an unexpected'} glimpse; it "
+                                  f"was built with glimpse_dim={self.glimpse_dim}")
         if glimpse is not None:
             parts.append(glimpse.reshape(b, -1).to(history.dtype))
         delta = self.net(torch.cat(parts, dim=1))

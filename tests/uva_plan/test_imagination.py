@@ -45,7 +45,7 @@ class _StandIn:
                 out.append(self.futures[key])
             else:
                 out.append(np.repeat(h[-1:], CONFIG.n_future, axis=0))
-        return SimpleNamespace(frames=torch.from_numpy(np.stack(out).astype(np.float32) / 255.0))
+        return SimpleNamespace(frames=torch.from_numpy(np.stack(out).astype(np.float32) / 255.0), proprio=None)
 
     def encode(self, frames):
         return frames
@@ -192,7 +192,7 @@ class _Blank(_StandIn):
 
     def forward_dynamics(self, history, actions, decode=True, **_):
         frames = super().forward_dynamics(history, actions).frames
-        return SimpleNamespace(frames=torch.ones_like(frames))
+        return SimpleNamespace(frames=torch.ones_like(frames), proprio=None)
 
 
 def test_direction_test_counts_an_agent_that_vanishes_at_the_wall():
@@ -213,7 +213,7 @@ class _Pusher(_StandIn):
             # clipped at the frame (as a decoder would), blank where it would sit inside the wall
             out.append([env.render_state(np.array([*np.clip(p, 3.0, 61.0), 32.0])) if not 27 < p[0] < 37
                         else np.full((64, 64, 3), 255, np.uint8) for p in moved])
-        return SimpleNamespace(frames=torch.from_numpy(np.asarray(out, np.float32) / 255.0))
+        return SimpleNamespace(frames=torch.from_numpy(np.asarray(out, np.float32) / 255.0), proprio=None)
 
 
 def test_pressed_test_holds_a_model_that_keeps_the_agent_and_not_one_that_loses_or_carries_it():
