@@ -15,6 +15,10 @@ are the candidates the cost-landscape benchmark compares:
 - ``subgoal``: latent L2 to frames the goal-conditioned video predictor imagined on the way;
 - ``agent``: how far the agent's own position (its proprioception, predicted by a model trained with
   ``--proprio``) is from its position at the goal, as a fraction of the frame: DINO-WM's proprio term;
+- ``pose``: PushT's objects read from the decoded frames (`uva_plan.envs.pusht_locate`): how far the
+  block (position and angle) and the agent are from where the goal image shows them, in the units of the
+  success test (px, one degree of angle = one px): the goal's own terms, where a latent distance weighs
+  every pixel the same and cannot tell a T turned 20 degrees from one 20 px away;
 - ``combo``: a weighted sum with explicit weights (costs of different scales are never mixed blindly).
 
 Every cost consumes a ``Trajectory`` and returns one number per candidate; lower is better.
@@ -44,7 +48,9 @@ class Trajectory:
     latent_distance: ``[M, T]`` the same from the latent-comparison head, or None;
     subgoals: ``[M, T, h, w, c]`` intermediate target latents aligned with ``latents``, or None;
     agent: ``[M, T, 2]`` the agent's image position at each frame as a fraction of the frame (from
-    proprioception), and goal_agent ``[M, 2]`` its position at the goal, or None.
+    proprioception), and goal_agent ``[M, 2]`` its position at the goal, or None;
+    frames: ``[M, T, S, S, 3]`` the frames (decoded imagined latents, or the true frames) in [0, 1], and
+    goal_frames ``[M, S, S, 3]`` the goal image, for a cost that reads objects from pixels, or None.
     """
 
     latents: torch.Tensor | None
@@ -54,6 +60,8 @@ class Trajectory:
     latent_distance: torch.Tensor | None = None
     agent: torch.Tensor | None = None
     goal_agent: torch.Tensor | None = None
+    frames: torch.Tensor | None = None
+    goal_frames: torch.Tensor | None = None
 
 
 def _reduce(per_frame: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -78,6 +86,7 @@ class GoalCost:
     needs_distance = False
     needs_subgoals = False
     needs_agent = False
+    needs_frames = False
     # Which distance heads a cost that needs_distance reads ("joint" needs a transformer pass over the
     # frames, "latent" only the light comparison head); callers compute just these.
     distance_heads: tuple[str, ...] = ("joint", "latent")
@@ -188,6 +197,47 @@ class AgentDistance(GoalCost):
         return _reduce((traj.agent - traj.goal_agent[:, None]).norm(dim=-1), self.reduce)
 
 
+class LocatedPose(GoalCost):
+    """PushT: the block's pose (and, with ``agent=True``, the agent's position) located in each frame
+    and in the goal image by `uva_plan.envs.pusht_locate`, compared in the success test's units (state
+    px; ``ANGLE_SCALE`` px per radian, so the 20 px and 20 degree tolerances weigh alike), then reduced
+    over frames. An object the locator does not find in a frame (an imagined frame that lost it) costs
+    ``MISSING`` px, as far as an object half the board away: a plan is never rewarded for losing it."""
+
+    needs_frames = True
+    MISSING = 256.0
+
+    def __init__(self, reduce: str = "sum", agent: bool = True):
+        _reduce(torch.zeros(1, 1), reduce)
+        self.reduce = reduce
+        self.agent = agent
+        self.name = f"{'pose' if agent else 'block_pose'}_{reduce}"
+
+    def __call__(self, traj: Trajectory) -> torch.Tensor:
+        import numpy as np
+
+        from uva_plan.envs.pusht import ANGLE_SCALE, wrap_angle
+        from uva_plan.envs.pusht_locate import locate_pusht
+
+        if traj.frames is None or traj.goal_frames is None:
+            raise UserInputError(f"the {self.name} cost reads objects from frames; expected the trajectory's decoded "
+                                 "frames and the goal image")
+        m, t = traj.frames.shape[:2]
+        now = locate_pusht(traj.frames.detach().float().cpu().numpy())
+        goal = locate_pusht(traj.goal_frames.detach().float().cpu().numpy())
+
+        def off(found, wanted):  # [M, T] distance, MISSING where either side lacks the object
+            d = np.linalg.norm(found - wanted[:, None], axis=-1)
+            return np.where(np.isnan(d), self.MISSING, d)
+
+        angle = np.abs(wrap_angle(now.block_angle - goal.block_angle[:, None])) * ANGLE_SCALE
+        per_frame = off(now.block_xy, goal.block_xy) + np.where(np.isnan(angle), self.MISSING, angle)
+        if self.agent:
+            per_frame = per_frame + off(now.agent_xy, goal.agent_xy)
+        out = torch.as_tensor(per_frame.reshape(m, t), dtype=torch.float32, device=traj.frames.device)
+        return _reduce(out, self.reduce)
+
+
 class WeightedSum(GoalCost):
     """Explicitly weighted sum of costs. Weights are the user's statement of relative scale."""
 
@@ -200,6 +250,7 @@ class WeightedSum(GoalCost):
         self.distance_heads = tuple(sorted({h for _, c in terms if c.needs_distance for h in c.distance_heads}))
         self.needs_subgoals = any(c.needs_subgoals for _, c in terms)
         self.needs_agent = any(c.needs_agent for _, c in terms)
+        self.needs_frames = any(c.needs_frames for _, c in terms)
         self.name = "+".join(f"{w:g}*{c.name}" for w, c in terms)
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
@@ -216,6 +267,12 @@ def distances_of(model, cost: GoalCost, latents: torch.Tensor, goal: torch.Tenso
             model.temporal_distance(latents=latents, goal_latents=goal, head="latent") if "latent" in heads else None
         ),
     }
+
+
+def _block_pose_and_agent() -> GoalCost:
+    from uva_plan.envs.pusht import WORKSPACE  # the agent cost's fraction of the frame, in the block's px
+
+    return WeightedSum([(1.0, LocatedPose("sum", agent=False)), (WORKSPACE, AgentDistance("sum"))])
 
 
 def make_cost(name: str) -> GoalCost:
@@ -242,6 +299,10 @@ def make_cost(name: str) -> GoalCost:
         # The image's block and the agent's own position; AGENT_WEIGHT is measured (README, "Proprioception").
         "multiscale_sum+agent": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
                                                      (AGENT_WEIGHT, AgentDistance("sum"))]),
+        # PushT: the block located in the frames, the agent located too or (``+agent``) from proprio, whose
+        # fraction of the frame times the board's 512 px is the same px as the block's terms.
+        "pose_sum": lambda: LocatedPose("sum"),
+        "block_pose_sum+agent": _block_pose_and_agent,
     }
     if name not in table:
         raise UserInputError(f"unknown goal cost {name!r}; expected one of {', '.join(COST_NAMES)}")

@@ -117,6 +117,8 @@ imagines from this history (``imagine_subgoals``, on the first call).
         self.goal_latents = encoded.goal
         self.goal_agent = encoded.goal_agent
         self.subgoals = subgoals
+        # a cost that reads objects from pixels sees the goal through the same decoder as the imagined frames
+        self.goal_frames = model.decode(self.goal_latents).clamp(0, 1) if cost.needs_frames else None
         self.n_calls = 0
 
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
@@ -146,7 +148,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 history_proprio=None if self.history_proprio is None else self.history_proprio[idx],
                 actions=flat[sl],
                 goal_latents=self.goal_latents[idx],
-                sample_latents=self.cost.needs_latents or self.cost.needs_subgoals,
+                sample_latents=self.cost.needs_latents or self.cost.needs_subgoals or self.cost.needs_frames,
                 distance_heads=self.cost.distance_heads if self.cost.needs_distance else (),
                 num_steps=self.num_steps,
                 num_iters=self.num_iters,
@@ -160,6 +162,8 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 subgoals=None if self.subgoals is None else self.subgoals[idx],
                 agent=agent_of_proprio(self.model, result.proprio),
                 goal_agent=None if self.goal_agent is None else self.goal_agent[idx],
+                frames=self.model.decode(result.latents).clamp(0, 1) if self.cost.needs_frames else None,
+                goal_frames=None if self.goal_frames is None else self.goal_frames[idx],
             )
             out.append(self.cost(traj).float().cpu())
         return torch.cat(out)

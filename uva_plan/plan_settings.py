@@ -26,7 +26,11 @@ COST_NAMES = (
     "latent_distance+latent",
     "agent_sum",
     "multiscale_sum+agent",
+    "pose_sum",
+    "block_pose_sum+agent",
 )
+# Costs that read one env's objects from pixels (goal_costs.LocatedPose: PushT's T and agent).
+COST_ENVS = {"pose_sum": ("pusht",), "block_pose_sum+agent": ("pusht",)}
 # Goal cost per env when none is asked for. Wall: the learned distance summed over the plan's frame
 # times ranks frames best and plans best (README "Why the planning defaults"). PushT: with the true
 # frames (oracle-image) multiscale_sum reaches 20% of 50 paced goals (final distance 83); on their first
@@ -130,6 +134,9 @@ class PlanSettings:
             raise UserInputError(f"first_plan{_flag('first_plan')} is {self.first_plan!r}; expected one of {', '.join(FIRST_PLANS)}")
         if self.cost is not None and self.cost not in COST_NAMES:
             raise UserInputError(f"unknown goal cost {self.cost!r}; expected one of {', '.join(COST_NAMES)}")
+        if self.cost in COST_ENVS and env_name is not None and _short_env(env_name) not in COST_ENVS[self.cost]:
+            raise UserInputError(f"the {self.cost} cost reads {', '.join(COST_ENVS[self.cost])} objects from the frames; "
+                                 f"expected another --cost for {_short_env(env_name)}")
         for name in ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples",
                      "model_passes", "batch_episodes"):
             if name in ("model_passes", "execute") and getattr(self, name) is None:

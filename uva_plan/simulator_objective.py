@@ -43,11 +43,19 @@ class SimulatorObjective:
         self.frame_stride = frame_stride
         self.model = model
         self.n_calls = 0
+        self._goal_image_cache = None
         if isinstance(cost, GoalCost):
             if model is None or goal_latents is None:
                 raise ValueError("an image cost needs the model (for its tokenizer) and the goals' latents")
             self.goal_latents = goal_latents
         self._distance = getattr(self.env, "routed_distance", self.env.state_distance)
+
+    def _goal_images(self) -> torch.Tensor:
+        """``[B, S, S, 3]`` float in [0, 1]: the goals rendered, as the goal images are, once."""
+        if self._goal_image_cache is None:
+            self._goal_image_cache = torch.from_numpy(
+                np.stack([self.env.render_state(g) for g in self.goal_states])).float().div(255.0)
+        return self._goal_image_cache
 
     def rollout(self, start_state, actions: np.ndarray) -> list[np.ndarray]:
         """States after each ``frame_stride`` steps of ``actions [H, A]`` from ``start_state``."""
@@ -84,5 +92,10 @@ class SimulatorObjective:
 
             agent = agent_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts])).to(latents.device)
             goal_agent = agent_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(latents.device)
-        traj = Trajectory(latents=latents, goal=goal, agent=agent, goal_agent=goal_agent, **distances)
+        seen = goal_seen = None
+        if self.cost.needs_frames:  # the true frames themselves, and the goal image the planner is given
+            seen = torch.from_numpy(frames).float().div(255.0)
+            goal_seen = self._goal_images().repeat_interleave(n, dim=0)
+        traj = Trajectory(latents=latents, goal=goal, agent=agent, goal_agent=goal_agent, frames=seen,
+                          goal_frames=goal_seen, **distances)
         return self.cost(traj).float().reshape(b, n).cpu()

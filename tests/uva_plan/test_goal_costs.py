@@ -75,7 +75,8 @@ def test_every_named_cost_builds(name):
     cost = make_cost(name)
     z = torch.rand(3, 4, 8, 8, 4)
     traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z, latent_distance=torch.rand(3, 4),
-                      agent=torch.rand(3, 4, 2), goal_agent=torch.rand(3, 2))
+                      agent=torch.rand(3, 4, 2), goal_agent=torch.rand(3, 2), frames=torch.rand(3, 4, 16, 16, 3),
+                      goal_frames=torch.rand(3, 16, 16, 3))
     out = cost(traj)
     assert out.shape == (3,) and torch.isfinite(out).all()
 
@@ -111,3 +112,51 @@ def test_distances_of_runs_only_the_heads_the_cost_reads():
         assert model.heads == expected, name
         assert (out["distance"] is None) == ("joint" not in expected)
         assert (out["latent_distance"] is None) == ("latent" not in expected)
+
+
+def _pusht_frames(states):
+    """``[N, 64, 64, 3]`` float frames of PushT ``states``, as the pose cost reads them."""
+    import numpy as np
+
+    from uva_plan.envs import make_env
+
+    env = make_env("pusht", image_size=64)
+    env.reset(seed=0)
+    return torch.from_numpy(np.stack([env.render_state(s) for s in states])).float() / 255.0
+
+
+def test_the_pose_cost_reads_the_block_and_agent_in_the_success_tests_units():
+    import math
+
+    import numpy as np
+
+    from uva_plan.envs.pusht import ANGLE_SCALE
+    from uva_plan.goal_costs import LocatedPose
+
+    goal = np.array([200.0, 300.0, 256.0, 256.0, 0.5, 0, 0, 0, 0, 0])
+    moved_block, turned, moved_agent, block_gone = goal.copy(), goal.copy(), goal.copy(), goal.copy()
+    moved_block[2] += 40.0
+    turned[4] += math.radians(30)
+    moved_agent[1] += 40.0
+    block_gone[2:4] = -400.0  # off the board: the locator finds no block
+    states = [goal, moved_block, turned, moved_agent, block_gone]
+    frames = _pusht_frames(states)[:, None]  # [5, T=1, S, S, 3]
+    traj = Trajectory(latents=None, goal=torch.zeros(5, 8, 8, 4), frames=frames,
+                      goal_frames=_pusht_frames([goal]).expand(5, -1, -1, -1))
+    pose = LocatedPose("final")(traj)
+    block_only = LocatedPose("final", agent=False)(traj)
+    assert pose[0] < 5  # the goal itself
+    assert abs(pose[1] - 40) < 8 and abs(pose[2] - ANGLE_SCALE * math.radians(30)) < 8 and abs(pose[3] - 40) < 8
+    assert block_only[3] < 5  # the agent's move is not the block's
+    assert pose[4] >= LocatedPose.MISSING  # a lost block is never a shortcut
+    assert make_cost("pose_sum").needs_frames and make_cost("block_pose_sum+agent").needs_agent
+    with pytest.raises(UserInputError, match="frames"):
+        LocatedPose()(Trajectory(latents=None, goal=torch.zeros(1, 8, 8, 4)))
+
+
+def test_the_pose_cost_is_refused_for_another_env_by_name():
+    from uva_plan.plan_settings import PlanSettings
+
+    with pytest.raises(UserInputError, match="pose_sum cost reads pusht"):
+        PlanSettings(cost="pose_sum").validate(4, "wall")
+    PlanSettings(cost="pose_sum").validate(4, "pusht")

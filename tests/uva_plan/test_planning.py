@@ -527,3 +527,37 @@ def test_a_horizon_shorter_than_the_envs_default_interval_is_refused_by_name():
         PlanSettings(horizon=4).validate(4, "wall")
     PlanSettings(horizon=4).validate(4, "pusht")  # PushT replans every 4: fits
     PlanSettings(horizon=4, execute=2).validate(4, "wall")
+
+
+def test_a_cost_that_reads_pixels_sees_the_decoded_imagined_frames_and_goal(tmp_path):
+    """The pose cost reads objects from frames: the objective decodes the imagined latents it scores
+    and the goal's latents (the same decoder on both sides), and the CLI runs it on PushT."""
+    import world_model
+    from uva_plan.goal_costs import GoalCost
+    from uva_plan.objective import UVAObjective
+
+    ckpt = tiny_checkpoint(tmp_path / "pusht", "pusht")
+    model = world_model.load(ckpt)
+    seen = {}
+
+    class Recording(GoalCost):
+        needs_latents, needs_frames = False, True
+
+        def __call__(self, traj):
+            seen.update(latents=traj.latents, frames=traj.frames, goal_frames=traj.goal_frames)
+            return torch.zeros(traj.frames.shape[0])
+
+    s = model.config.image_size
+    history = torch.randint(0, 255, (2, model.config.n_history, s, s, 3), dtype=torch.uint8)
+    goal = torch.randint(0, 255, (2, s, s, 3), dtype=torch.uint8)
+    objective = UVAObjective(model, history, goal, Recording(), num_steps=1)
+    env = make_env("pusht")
+    actions = torch.as_tensor(env.action_low, dtype=torch.float32).expand(2, 3, model.config.chunk_len, 2).clone()
+    assert objective(actions).shape == (2, 3)
+    assert seen["frames"].shape == (6, model.config.n_future, s, s, 3)
+    assert torch.allclose(seen["frames"], model.decode(seen["latents"]).clamp(0, 1))
+    assert torch.allclose(seen["goal_frames"][::3], model.decode(model.encode(goal.unsqueeze(1))[:, 0]).clamp(0, 1))
+    res = CliRunner().invoke(main, ["plan", "--env", "pusht", "--checkpoint", str(ckpt), "--episodes", "1", "--cost",
+                                    "pose_sum", *FAST, "--execute", "4", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["cost"] == "pose_sum"
