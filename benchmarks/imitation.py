@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--label-weight", type=float, nargs="+", default=[0.0],
                         help="tracking rows: cost of leaving the inferred actions (one row per value)")
     parser.add_argument("--track-samples", type=int, default=64)
+    parser.add_argument("--track-cost", default=im.TRACK_COST,
+                        help="tracking's cost against the video's frames (PushT: also subgoal_pose_sum)")
     parser.add_argument("--track-iters", type=int, default=3)
     parser.add_argument("--bc-videos", type=int, default=32, help="other demos the policy is fine-tuned on")
     parser.add_argument("--bc-steps", type=int, default=200)
@@ -278,7 +280,7 @@ def main() -> None:
                 lambda lab=lab: im.replay_actions(env, starts, lab.actions, cfg.image_size))
     if "track" not in args.skip:
         settings = PlanSettings(
-            cost=im.TRACK_COST,
+            cost=args.track_cost,
             samples=args.track_samples,
             iters=args.track_iters,
             denoise_steps=args.denoise_steps,

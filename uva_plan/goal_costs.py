@@ -50,7 +50,8 @@ class Trajectory:
     agent: ``[M, T, 2]`` the agent's image position at each frame as a fraction of the frame (from
     proprioception), and goal_agent ``[M, 2]`` its position at the goal, or None;
     frames: ``[M, T, S, S, 3]`` the frames (decoded imagined latents, or the true frames) in [0, 1], and
-    goal_frames ``[M, S, S, 3]`` the goal image, for a cost that reads objects from pixels, or None.
+    goal_frames ``[M, S, S, 3]`` the goal image and subgoal_frames ``[M, T, S, S, 3]`` the frames aligned
+    with ``frames`` that tracking follows, for a cost that reads objects from pixels, or None.
     """
 
     latents: torch.Tensor | None
@@ -62,6 +63,7 @@ class Trajectory:
     goal_agent: torch.Tensor | None = None
     frames: torch.Tensor | None = None
     goal_frames: torch.Tensor | None = None
+    subgoal_frames: torch.Tensor | None = None
 
 
 def _reduce(per_frame: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -202,16 +204,22 @@ class LocatedPose(GoalCost):
     and in the goal image by `uva_plan.envs.pusht_locate`, compared in the success test's units (state
     px; ``ANGLE_SCALE`` px per radian, so the 20 px and 20 degree tolerances weigh alike), then reduced
     over frames. An object the locator does not find in a frame (an imagined frame that lost it) costs
-    ``MISSING`` px, as far as an object half the board away: a plan is never rewarded for losing it."""
+    ``MISSING`` px, as far as an object half the board away: a plan is never rewarded for losing it.
+    ``against="subgoals"`` compares each frame with its own target frame instead (``subgoal_frames``:
+    tracking a video, frame by frame)."""
 
     needs_frames = True
     MISSING = 256.0
 
-    def __init__(self, reduce: str = "sum", agent: bool = True):
+    def __init__(self, reduce: str = "sum", agent: bool = True, against: str = "goal"):
         _reduce(torch.zeros(1, 1), reduce)
+        if against not in ("goal", "subgoals"):
+            raise UserInputError(f"a pose cost compares against 'goal' or 'subgoals', got {against!r}")
         self.reduce = reduce
         self.agent = agent
-        self.name = f"{'pose' if agent else 'block_pose'}_{reduce}"
+        self.against = against
+        self.needs_subgoals = against == "subgoals"
+        self.name = f"{'subgoal_' if self.needs_subgoals else ''}{'pose' if agent else 'block_pose'}_{reduce}"
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
         import numpy as np
@@ -219,21 +227,27 @@ class LocatedPose(GoalCost):
         from uva_plan.envs.pusht import ANGLE_SCALE, wrap_angle
         from uva_plan.envs.pusht_locate import locate_pusht
 
-        if traj.frames is None or traj.goal_frames is None:
+        target = traj.subgoal_frames if self.needs_subgoals else traj.goal_frames
+        if traj.frames is None or target is None:
             raise UserInputError(f"the {self.name} cost reads objects from frames; expected the trajectory's decoded "
-                                 "frames and the goal image")
+                                 f"frames and the {'subgoal frames' if self.needs_subgoals else 'goal image'}")
         m, t = traj.frames.shape[:2]
-        now = locate_pusht(traj.frames.detach().float().cpu().numpy())
-        goal = locate_pusht(traj.goal_frames.detach().float().cpu().numpy())
+        if self.needs_subgoals:
+            t = min(t, target.shape[1])
+            want = locate_pusht(target[:, :t].detach().float().cpu().numpy())
+        now = locate_pusht(traj.frames[:, :t].detach().float().cpu().numpy())
+        if not self.needs_subgoals:
+            goal = locate_pusht(target.detach().float().cpu().numpy())
+            want = type(goal)(**{k: np.repeat(np.expand_dims(v, 1), t, axis=1) for k, v in vars(goal).items()})
 
         def off(found, wanted):  # [M, T] distance, MISSING where either side lacks the object
-            d = np.linalg.norm(found - wanted[:, None], axis=-1)
+            d = np.linalg.norm(found - wanted, axis=-1)
             return np.where(np.isnan(d), self.MISSING, d)
 
-        angle = np.abs(wrap_angle(now.block_angle - goal.block_angle[:, None])) * ANGLE_SCALE
-        per_frame = off(now.block_xy, goal.block_xy) + np.where(np.isnan(angle), self.MISSING, angle)
+        angle = np.abs(wrap_angle(now.block_angle - want.block_angle)) * ANGLE_SCALE
+        per_frame = off(now.block_xy, want.block_xy) + np.where(np.isnan(angle), self.MISSING, angle)
         if self.agent:
-            per_frame = per_frame + off(now.agent_xy, goal.agent_xy)
+            per_frame = per_frame + off(now.agent_xy, want.agent_xy)
         out = torch.as_tensor(per_frame.reshape(m, t), dtype=torch.float32, device=traj.frames.device)
         return _reduce(out, self.reduce)
 
@@ -302,6 +316,7 @@ def make_cost(name: str) -> GoalCost:
         # PushT: the block located in the frames, the agent located too or (``+agent``) from proprio, whose
         # fraction of the frame times the board's 512 px is the same px as the block's terms.
         "pose_sum": lambda: LocatedPose("sum"),
+        "subgoal_pose_sum": lambda: LocatedPose("sum", against="subgoals"),
         "block_pose_sum+agent": _block_pose_and_agent,
     }
     if name not in table:

@@ -119,6 +119,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
         self.subgoals = subgoals
         # a cost that reads objects from pixels sees the goal through the same decoder as the imagined frames
         self.goal_frames = model.decode(self.goal_latents).clamp(0, 1) if cost.needs_frames else None
+        self._subgoal_frames = None
         self.n_calls = 0
 
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
@@ -131,6 +132,9 @@ imagines from this history (``imagine_subgoals``, on the first call).
             # not given: the way the video predictor imagines from the latents encoded above, once per replan
             self.subgoals = imagine_subgoals(self.model, self.history_latents, self.goal_latents, h,
                                              num_steps=self.num_steps, generator=self.generator)
+            self._subgoal_frames = None
+        if self.cost.needs_frames and self.cost.needs_subgoals and self._subgoal_frames is None:
+            self._subgoal_frames = self.model.decode(self.subgoals).clamp(0, 1)  # once per objective
         flat = actions.reshape(b * n, h, a)
         index = torch.arange(b, device=flat.device).repeat_interleave(n)
         total = torch.zeros(b * n, dtype=torch.float32)
@@ -164,6 +168,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 goal_agent=None if self.goal_agent is None else self.goal_agent[idx],
                 frames=self.model.decode(result.latents).clamp(0, 1) if self.cost.needs_frames else None,
                 goal_frames=None if self.goal_frames is None else self.goal_frames[idx],
+                subgoal_frames=None if self._subgoal_frames is None else self._subgoal_frames[idx],
             )
             out.append(self.cost(traj).float().cpu())
         return torch.cat(out)

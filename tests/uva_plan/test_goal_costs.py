@@ -76,7 +76,7 @@ def test_every_named_cost_builds(name):
     z = torch.rand(3, 4, 8, 8, 4)
     traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z, latent_distance=torch.rand(3, 4),
                       agent=torch.rand(3, 4, 2), goal_agent=torch.rand(3, 2), frames=torch.rand(3, 4, 16, 16, 3),
-                      goal_frames=torch.rand(3, 16, 16, 3))
+                      goal_frames=torch.rand(3, 16, 16, 3), subgoal_frames=torch.rand(3, 4, 16, 16, 3))
     out = cost(traj)
     assert out.shape == (3,) and torch.isfinite(out).all()
 
@@ -160,3 +160,24 @@ def test_the_pose_cost_is_refused_for_another_env_by_name():
     with pytest.raises(UserInputError, match="pose_sum cost reads pusht"):
         PlanSettings(cost="pose_sum").validate(4, "wall")
     PlanSettings(cost="pose_sum").validate(4, "pusht")
+
+
+def test_the_subgoal_pose_cost_compares_each_frame_with_its_own_target_frame():
+    import numpy as np
+
+    from uva_plan.goal_costs import LocatedPose
+
+    a = np.array([200.0, 300.0, 256.0, 256.0, 0.5, 0, 0, 0, 0, 0])
+    b = a.copy()
+    b[2] += 40.0
+    frames = torch.stack([_pusht_frames([a, b]), _pusht_frames([b, b])])  # [M=2, T=2, S, S, 3]
+    traj = Trajectory(latents=None, goal=torch.zeros(2, 8, 8, 4), frames=frames,
+                      subgoal_frames=_pusht_frames([a, b])[None].expand(2, -1, -1, -1, -1))
+    cost = make_cost("subgoal_pose_sum")
+    assert cost.needs_subgoals and cost.needs_frames
+    per_pair = cost(traj)
+    assert per_pair[0] < 5 and abs(per_pair[1] - 20) < 5  # on the video's way / one frame 40 px off of two
+    with pytest.raises(UserInputError, match="subgoal frames"):
+        cost(Trajectory(latents=None, goal=torch.zeros(2, 8, 8, 4), frames=frames))
+    with pytest.raises(UserInputError, match="'goal' or 'subgoals'"):
+        LocatedPose(against="video")

@@ -544,7 +544,8 @@ def test_a_cost_that_reads_pixels_sees_the_decoded_imagined_frames_and_goal(tmp_
         needs_latents, needs_frames = False, True
 
         def __call__(self, traj):
-            seen.update(latents=traj.latents, frames=traj.frames, goal_frames=traj.goal_frames)
+            seen.update(latents=traj.latents, frames=traj.frames, goal_frames=traj.goal_frames,
+                        subgoal_frames=traj.subgoal_frames)
             return torch.zeros(traj.frames.shape[0])
 
     s = model.config.image_size
@@ -557,6 +558,11 @@ def test_a_cost_that_reads_pixels_sees_the_decoded_imagined_frames_and_goal(tmp_
     assert seen["frames"].shape == (6, model.config.n_future, s, s, 3)
     assert torch.allclose(seen["frames"], model.decode(seen["latents"]).clamp(0, 1))
     assert torch.allclose(seen["goal_frames"][::3], model.decode(model.encode(goal.unsqueeze(1))[:, 0]).clamp(0, 1))
+    Recording.needs_subgoals = True  # tracking: the video's frames, decoded once per objective
+    subgoals = model.encode(history)
+    objective = UVAObjective(model, history, goal, Recording(), num_steps=1, subgoals=subgoals)
+    objective(actions)
+    assert torch.allclose(seen["subgoal_frames"][::3], model.decode(subgoals).clamp(0, 1))
     res = CliRunner().invoke(main, ["plan", "--env", "pusht", "--checkpoint", str(ckpt), "--episodes", "1", "--cost",
                                     "pose_sum", *FAST, "--execute", "4", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
