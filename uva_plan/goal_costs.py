@@ -17,8 +17,8 @@ are the candidates the cost-landscape benchmark compares:
   ``--proprio``) is from its position at the goal, as a fraction of the frame: DINO-WM's proprio term;
 - ``pose``: PushT's objects read from the decoded frames (`uva_plan.envs.pusht_locate`): how far the
   block (position and angle) and the agent are from where the goal image shows them, in the units of the
-  success test (px, one degree of angle = one px): the goal's own terms, where a latent distance weighs
-  every pixel the same and cannot tell a T turned 20 degrees from one 20 px away;
+  success test (state units, one degree of angle = one unit): the goal's own terms, where a latent distance weighs
+  every pixel the same and cannot tell a T turned 20 degrees from one 20 units away;
 - ``combo``: a weighted sum with explicit weights (costs of different scales are never mixed blindly).
 
 Every cost consumes a ``Trajectory`` and returns one number per candidate; lower is better.
@@ -202,9 +202,9 @@ class AgentDistance(GoalCost):
 class LocatedPose(GoalCost):
     """PushT: the block's pose (and, with ``agent=True``, the agent's position) located in each frame
     and in the goal image by `uva_plan.envs.pusht_locate`, compared in the success test's units (state
-    px; ``ANGLE_SCALE`` px per radian, so the 20 px and 20 degree tolerances weigh alike), then reduced
-    over frames. An object the locator does not find in a frame (an imagined frame that lost it) costs
-    ``MISSING`` px, as far as an object half the board away: a plan is never rewarded for losing it.
+    units of the 512-unit board; ``ANGLE_SCALE`` units per radian, so the 20-unit and 20-degree tolerances
+    weigh alike), then reduced over frames. An object the locator does not find in a frame (an imagined
+    frame that lost it) costs ``MISSING`` units, as far as an object half the board away: a plan is never rewarded for losing it.
     ``against="subgoals"`` compares each frame with its own target frame instead (``subgoal_frames``:
     tracking a video, frame by frame)."""
 
@@ -284,7 +284,7 @@ def distances_of(model, cost: GoalCost, latents: torch.Tensor, goal: torch.Tenso
 
 
 def _block_pose_and_agent() -> GoalCost:
-    from uva_plan.envs.pusht import WORKSPACE  # the agent cost's fraction of the frame, in the block's px
+    from uva_plan.envs.pusht import WORKSPACE  # the agent cost's fraction of the frame, in the block's units
 
     return WeightedSum([(1.0, LocatedPose("sum", agent=False)), (WORKSPACE, AgentDistance("sum"))])
 
@@ -314,9 +314,13 @@ def make_cost(name: str) -> GoalCost:
         "multiscale_sum+agent": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
                                                      (AGENT_WEIGHT, AgentDistance("sum"))]),
         # PushT: the block located in the frames, the agent located too or (``+agent``) from proprio, whose
-        # fraction of the frame times the board's 512 px is the same px as the block's terms.
+        # fraction of the frame times the board's 512 units is in the block's units.
         "pose_sum": lambda: LocatedPose("sum"),
         "subgoal_pose_sum": lambda: LocatedPose("sum", against="subgoals"),
+        # the default's image + agent terms plus the located block and agent in board fractions (px / 512)
+        "multiscale_sum+agent+pose": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
+                                                          (AGENT_WEIGHT, AgentDistance("sum")),
+                                                          (1.0 / 512.0, LocatedPose("sum"))]),
         "block_pose_sum+agent": _block_pose_and_agent,
     }
     if name not in table:

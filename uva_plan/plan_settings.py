@@ -29,9 +29,11 @@ COST_NAMES = (
     "pose_sum",
     "block_pose_sum+agent",
     "subgoal_pose_sum",
+    "multiscale_sum+agent+pose",
 )
 # Costs that read one env's objects from pixels (goal_costs.LocatedPose: PushT's T and agent).
-COST_ENVS = {"pose_sum": ("pusht",), "block_pose_sum+agent": ("pusht",), "subgoal_pose_sum": ("pusht",)}
+COST_ENVS = {"pose_sum": ("pusht",), "block_pose_sum+agent": ("pusht",), "subgoal_pose_sum": ("pusht",),
+             "multiscale_sum+agent+pose": ("pusht",)}
 # Goal cost per env when none is asked for. Wall: the learned distance summed over the plan's frame
 # times ranks frames best and plans best (README "Why the planning defaults"). PushT: with the true
 # frames (oracle-image) multiscale_sum reaches 20% of 50 paced goals (final distance 83); on their first
