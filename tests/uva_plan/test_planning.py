@@ -567,3 +567,25 @@ def test_a_cost_that_reads_pixels_sees_the_decoded_imagined_frames_and_goal(tmp_
                                     "pose_sum", *FAST, "--execute", "4", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["cost"] == "pose_sum"
+
+
+def test_the_plan_ranking_benchmark_lines_up_each_plans_costs_with_its_true_outcome(tmp_path):
+    """benchmarks/cost_ranking.py: the pose cost on the TRUE frames orders plans as the true distance
+    does (whatever the model), so a misaligned plan, goal or frame time would show here."""
+    import importlib.util
+    from pathlib import Path
+
+    import world_model
+    from uva_plan.envs.goals import protocol_goals
+    from uva_plan.plan_settings import PlanSettings
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cost_ranking.py"
+    spec = importlib.util.spec_from_file_location("cost_ranking", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = world_model.load(tiny_checkpoint(tmp_path / "pusht", "pusht"))
+    out = bench.rank_batch(model, "pusht", protocol_goals("pusht", 2, seed=0), ["pose_sum"], 8,
+                           PlanSettings(denoise_steps=1), seed=0)["pose_sum"]
+    assert min(out["true_frames"]) > 0.8
+    assert all(-1 <= r <= 1 for r in out["imagined"]) and min(out["regret_imagined"]) >= 0
+    assert 0 <= min(out["regret_true_frames"]) and max(out["regret_true_frames"]) < 15  # it picks the best plan, near enough
