@@ -28,7 +28,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def rank_batch(model, env_name: str, goals, cost_names, candidates: int, settings, seed: int) -> dict:
+def rank_batch(model, env_name: str, goals, cost_names, candidates: int, settings, seed: int, first: int = 0) -> dict:
     """``{cost: {"imagined": [...], "true_frames": [...], "agree": [...], "regret_imagined": [...],
     "regret_true_frames": [...]}}`` for one batch of goals (one entry per goal)."""
     from uva_plan.env_batch import EnvBatch
@@ -45,7 +45,7 @@ def rank_batch(model, env_name: str, goals, cost_names, candidates: int, setting
     encoded = encode_problems(model, batch.history(cfg.n_history, cfg.frame_stride), goal_frames,
                               history_states=batch.history_states(cfg.n_history, cfg.frame_stride),
                               goal_states=goal_states)
-    gen = model_generator(seed, 0)
+    gen = model_generator(seed, first)
     b, h = len(goals), settings.horizon
     with torch.no_grad():
         prior = PolicyProposals(model, None, None, num_steps=settings.denoise_steps, generator=gen,
@@ -58,9 +58,10 @@ def rank_batch(model, env_name: str, goals, cost_names, candidates: int, setting
     out = {}
     for name in cost_names:
         cost = make_cost(name)
-        with torch.no_grad():
+        with torch.no_grad():  # every cost sees the same imagined futures: the same sample stream each
             imagined = UVAObjective(model, None, None, cost, num_steps=settings.denoise_steps,
-                                    num_iters=passes_for(settings, env_name), generator=gen, encoded=encoded)(plans).numpy()
+                                    num_iters=passes_for(settings, env_name), generator=model_generator(seed, first + 1),
+                                    encoded=encoded)(plans).numpy()
             true_frames = SimulatorObjective(env_name, batch.states(), goal_states, cost=cost, frame_stride=cfg.frame_stride,
                                              model=model, goal_latents=encoded.goal, image_size=cfg.image_size)(plans).numpy()
         best = truth.min(axis=1)
@@ -79,8 +80,10 @@ def main() -> None:
     from rich.table import Table
 
     from uva_plan.envs.goals import protocol_goals
+    from uva_plan.errors import UserInputError
+    from uva_plan.goal_costs import make_cost
     from uva_plan.model_loading import load_model_for_env
-    from uva_plan.plan_settings import DEFAULT_COSTS, PlanSettings
+    from uva_plan.plan_settings import PlanSettings, cost_for
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=["wall", "pusht"], default="pusht")
@@ -96,13 +99,20 @@ def main() -> None:
     if args.candidates < 4:
         parser.error(f"--candidates is {args.candidates}; expected >= 4 (two policy and two uniform plans at least)")
     model = load_model_for_env(args.checkpoint, args.env)
-    names = args.costs.split(",") if args.costs else [DEFAULT_COSTS[args.env]]
+    names = args.costs.split(",") if args.costs else [cost_for(PlanSettings(), args.env, model)]
     settings = PlanSettings()
+    try:
+        for name in names:  # a cost for another env, or one that needs the video predictor's subgoals, fails here
+            PlanSettings(cost=name).validate(model.config.chunk_len, args.env)
+            if make_cost(name).needs_subgoals:
+                raise UserInputError(f"the {name} cost compares plans with subgoal frames, which plan ranking has none of")
+    except UserInputError as err:
+        parser.error(str(err))
     goals = protocol_goals(args.env, args.goals, seed=args.seed)
     rows: dict = {n: {} for n in names}
     for first in range(0, len(goals), settings.batch_episodes):
         part = rank_batch(model, args.env, goals[first:first + settings.batch_episodes], names, args.candidates,
-                          settings, seed=args.seed * 7919 + first)
+                          settings, seed=args.seed, first=first)
         for n in names:
             for k, v in part[n].items():
                 rows[n].setdefault(k, []).extend(v)

@@ -287,7 +287,8 @@ def main() -> None:
             seed=args.seed,
         )
         for weight in args.label_weight:
-            name = "track video (closed loop, UVA labels)" + (f", label weight {weight:g}" if weight else "")
+            name = ("track video (closed loop, UVA labels)" + (f", label weight {weight:g}" if weight else "")
+                    + ("" if args.track_cost == im.TRACK_COST else f", cost {args.track_cost}"))
             execute(name, lambda weight=weight: im.track_video(
                 model, env, starts, frames, uva_labels.actions, settings=settings,
                 subgoal_every=args.subgoal_every, label_weight=weight, seed=args.seed))

@@ -227,7 +227,7 @@ class Evaluator:
                 goal_latents = None if cost == "state" else replan_problems().goal
                 obj = SimulatorObjective(self.env_name, batch.states(), [g.goal_state for g in goals], cost=cost,
                                          frame_stride=self.frame_stride, model=self.model,
-                                         goal_latents=goal_latents, image_size=self.image_size)
+                                         goal_latents=goal_latents, image_size=self.image_size, goal_images=goal_frames)
             else:
                 from uva_plan.objective import UVAObjective
 

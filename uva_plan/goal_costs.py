@@ -204,12 +204,11 @@ class LocatedPose(GoalCost):
     and in the goal image by `uva_plan.envs.pusht_locate`, compared in the success test's units (state
     units of the 512-unit board; ``ANGLE_SCALE`` units per radian, so the 20-unit and 20-degree tolerances
     weigh alike), then reduced over frames. An object the locator does not find in a frame (an imagined
-    frame that lost it) costs ``MISSING`` units, as far as an object half the board away: a plan is never rewarded for losing it.
-    ``against="subgoals"`` compares each frame with its own target frame instead (``subgoal_frames``:
-    tracking a video, frame by frame)."""
+    frame that lost it) costs the most its terms can: the board's diagonal for a position, a half turn
+    for the angle, so a plan is never rewarded for losing it. ``against="subgoals"`` compares each frame
+    with its own target frame instead (``subgoal_frames``: tracking a video, frame by frame)."""
 
     needs_frames = True
-    MISSING = 256.0
 
     def __init__(self, reduce: str = "sum", agent: bool = True, against: str = "goal"):
         _reduce(torch.zeros(1, 1), reduce)
@@ -222,9 +221,11 @@ class LocatedPose(GoalCost):
         self.name = f"{'subgoal_' if self.needs_subgoals else ''}{'pose' if agent else 'block_pose'}_{reduce}"
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
+        import math
+
         import numpy as np
 
-        from uva_plan.envs.pusht import ANGLE_SCALE, wrap_angle
+        from uva_plan.envs.pusht import ANGLE_SCALE, WORKSPACE, wrap_angle
         from uva_plan.envs.pusht_locate import locate_pusht
 
         target = traj.subgoal_frames if self.needs_subgoals else traj.goal_frames
@@ -234,20 +235,22 @@ class LocatedPose(GoalCost):
         m, t = traj.frames.shape[:2]
         if self.needs_subgoals:
             t = min(t, target.shape[1])
-            want = locate_pusht(target[:, :t].detach().float().cpu().numpy())
+            want = locate_pusht(target[:, :t].detach().float().cpu().numpy())  # [M, t] like the frames
+            want_block, want_angle, want_agent = want.block_xy, want.block_angle, want.agent_xy
+        else:
+            goal = locate_pusht(target.detach().float().cpu().numpy())  # [M]: broadcast over the frames
+            want_block, want_angle, want_agent = goal.block_xy[:, None], goal.block_angle[:, None], goal.agent_xy[:, None]
         now = locate_pusht(traj.frames[:, :t].detach().float().cpu().numpy())
-        if not self.needs_subgoals:
-            goal = locate_pusht(target.detach().float().cpu().numpy())
-            want = type(goal)(**{k: np.repeat(np.expand_dims(v, 1), t, axis=1) for k, v in vars(goal).items()})
+        far, turned = WORKSPACE * math.sqrt(2.0), math.pi * ANGLE_SCALE  # the most each term can be
 
-        def off(found, wanted):  # [M, T] distance, MISSING where either side lacks the object
+        def off(found, wanted):  # [M, t] distance, `far` where either side lacks the object
             d = np.linalg.norm(found - wanted, axis=-1)
-            return np.where(np.isnan(d), self.MISSING, d)
+            return np.where(np.isnan(d), far, d)
 
-        angle = np.abs(wrap_angle(now.block_angle - want.block_angle)) * ANGLE_SCALE
-        per_frame = off(now.block_xy, want.block_xy) + np.where(np.isnan(angle), self.MISSING, angle)
+        angle = np.abs(wrap_angle(now.block_angle - want_angle)) * ANGLE_SCALE
+        per_frame = off(now.block_xy, want_block) + np.where(np.isnan(angle), turned, angle)
         if self.agent:
-            per_frame = per_frame + off(now.agent_xy, want.agent_xy)
+            per_frame = per_frame + off(now.agent_xy, want_agent)
         out = torch.as_tensor(per_frame.reshape(m, t), dtype=torch.float32, device=traj.frames.device)
         return _reduce(out, self.reduce)
 
@@ -317,7 +320,7 @@ def make_cost(name: str) -> GoalCost:
         # fraction of the frame times the board's 512 units is in the block's units.
         "pose_sum": lambda: LocatedPose("sum"),
         "subgoal_pose_sum": lambda: LocatedPose("sum", against="subgoals"),
-        # the default's image + agent terms plus the located block and agent in board fractions (px / 512)
+        # the default's image + agent terms plus the located block and agent in board widths (units / 512)
         "multiscale_sum+agent+pose": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
                                                           (AGENT_WEIGHT, AgentDistance("sum")),
                                                           (1.0 / 512.0, LocatedPose("sum"))]),

@@ -117,8 +117,9 @@ imagines from this history (``imagine_subgoals``, on the first call).
         self.goal_latents = encoded.goal
         self.goal_agent = encoded.goal_agent
         self.subgoals = subgoals
-        # a cost that reads objects from pixels sees the goal through the same decoder as the imagined frames
-        self.goal_frames = model.decode(self.goal_latents).clamp(0, 1) if cost.needs_frames else None
+        # a cost that reads objects from pixels sees the goal (or the subgoals it tracks, decoded at the first
+        # call) through the same decoder as the imagined frames
+        self.goal_frames = model.decode(self.goal_latents) if cost.needs_frames and not cost.needs_subgoals else None
         self._subgoal_frames = None
         self.n_calls = 0
 
@@ -134,7 +135,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
                                              num_steps=self.num_steps, generator=self.generator)
             self._subgoal_frames = None
         if self.cost.needs_frames and self.cost.needs_subgoals and self._subgoal_frames is None:
-            self._subgoal_frames = self.model.decode(self.subgoals).clamp(0, 1)  # once per objective
+            self._subgoal_frames = self.model.decode(self.subgoals)  # once per objective
         flat = actions.reshape(b * n, h, a)
         index = torch.arange(b, device=flat.device).repeat_interleave(n)
         total = torch.zeros(b * n, dtype=torch.float32)
@@ -152,7 +153,8 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 history_proprio=None if self.history_proprio is None else self.history_proprio[idx],
                 actions=flat[sl],
                 goal_latents=self.goal_latents[idx],
-                sample_latents=self.cost.needs_latents or self.cost.needs_subgoals or self.cost.needs_frames,
+                sample_latents=self.cost.needs_latents or self.cost.needs_subgoals,
+                decode=self.cost.needs_frames,
                 distance_heads=self.cost.distance_heads if self.cost.needs_distance else (),
                 num_steps=self.num_steps,
                 num_iters=self.num_iters,
@@ -166,7 +168,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 subgoals=None if self.subgoals is None else self.subgoals[idx],
                 agent=agent_of_proprio(self.model, result.proprio),
                 goal_agent=None if self.goal_agent is None else self.goal_agent[idx],
-                frames=self.model.decode(result.latents).clamp(0, 1) if self.cost.needs_frames else None,
+                frames=result.frames,
                 goal_frames=None if self.goal_frames is None else self.goal_frames[idx],
                 subgoal_frames=None if self._subgoal_frames is None else self._subgoal_frames[idx],
             )

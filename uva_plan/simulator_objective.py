@@ -29,7 +29,7 @@ class SimulatorObjective:
 
     def __init__(self, env_name: str, start_states, goal_states, *, cost: str | GoalCost = "state",
                  frame_stride: int = 4, model=None, goal_latents: torch.Tensor | None = None, image_size: int = 64,
-                 state_reduce: str = "sum"):
+                 state_reduce: str = "sum", goal_images=None):
         if state_reduce not in ("sum", "final"):
             raise ValueError(f"state_reduce is {state_reduce!r}; expected 'sum' or 'final'")
         self.state_reduce = state_reduce
@@ -43,7 +43,8 @@ class SimulatorObjective:
         self.frame_stride = frame_stride
         self.model = model
         self.n_calls = 0
-        self._goal_image_cache = None
+        # the goal images the planner was given ([B, S, S, 3] uint8), for a cost that reads frames; None: rendered
+        self._goal_image_cache = None if goal_images is None else torch.as_tensor(np.asarray(goal_images)).float().div(255.0)
         if isinstance(cost, GoalCost):
             if model is None or goal_latents is None:
                 raise ValueError("an image cost needs the model (for its tokenizer) and the goals' latents")
@@ -94,8 +95,8 @@ class SimulatorObjective:
             goal_agent = agent_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(latents.device)
         seen = goal_seen = None
         if self.cost.needs_frames:  # the true frames themselves, and the goal image the planner is given
-            seen = torch.from_numpy(frames).float().div(255.0)
-            goal_seen = self._goal_images().repeat_interleave(n, dim=0)
+            seen = torch.from_numpy(frames).float().div(255.0).to(latents.device)
+            goal_seen = self._goal_images().repeat_interleave(n, dim=0).to(latents.device)
         traj = Trajectory(latents=latents, goal=goal, agent=agent, goal_agent=goal_agent, frames=seen,
                           goal_frames=goal_seen, **distances)
         return self.cost(traj).float().reshape(b, n).cpu()

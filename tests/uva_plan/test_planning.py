@@ -556,13 +556,22 @@ def test_a_cost_that_reads_pixels_sees_the_decoded_imagined_frames_and_goal(tmp_
     actions = torch.as_tensor(env.action_low, dtype=torch.float32).expand(2, 3, model.config.chunk_len, 2).clone()
     assert objective(actions).shape == (2, 3)
     assert seen["frames"].shape == (6, model.config.n_future, s, s, 3)
-    assert torch.allclose(seen["frames"], model.decode(seen["latents"]).clamp(0, 1))
-    assert torch.allclose(seen["goal_frames"][::3], model.decode(model.encode(goal.unsqueeze(1))[:, 0]).clamp(0, 1))
+    assert torch.allclose(seen["frames"], model.decode(seen["latents"]))
+    assert torch.allclose(seen["goal_frames"][::3], model.decode(model.encode(goal.unsqueeze(1))[:, 0]))
     Recording.needs_subgoals = True  # tracking: the video's frames, decoded once per objective
     subgoals = model.encode(history)
+    decoded = []
+    real_decode = model.decode
+    model.decode = lambda z: decoded.append(tuple(z.shape)) or real_decode(z)
     objective = UVAObjective(model, history, goal, Recording(), num_steps=1, subgoals=subgoals)
     objective(actions)
-    assert torch.allclose(seen["subgoal_frames"][::3], model.decode(subgoals).clamp(0, 1))
+    objective(actions)
+    assert torch.allclose(seen["subgoal_frames"][::3], real_decode(subgoals))
+    assert decoded.count(tuple(subgoals.shape)) == 1  # the subgoals once; no goal decode (the cost reads none)
+    assert len(decoded) == 1 + 2  # + the imagined frames of each call
+    # subgoals too short for a longer plan are imagined afresh, and decoded again
+    objective(torch.cat([actions, actions], dim=2))
+    assert seen["subgoal_frames"].shape[1] == 2 * model.config.n_future
     res = CliRunner().invoke(main, ["plan", "--env", "pusht", "--checkpoint", str(ckpt), "--episodes", "1", "--cost",
                                     "pose_sum", *FAST, "--execute", "4", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
