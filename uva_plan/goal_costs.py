@@ -216,7 +216,6 @@ class LocatedPose(GoalCost):
             raise UserInputError(f"a pose cost compares against 'goal' or 'subgoals', got {against!r}")
         self.reduce = reduce
         self.agent = agent
-        self.against = against
         self.needs_subgoals = against == "subgoals"
         self.name = f"{'subgoal_' if self.needs_subgoals else ''}{'pose' if agent else 'block_pose'}_{reduce}"
 
@@ -286,10 +285,23 @@ def distances_of(model, cost: GoalCost, latents: torch.Tensor, goal: torch.Tenso
     }
 
 
-def _block_pose_and_agent() -> GoalCost:
-    from uva_plan.envs.pusht import WORKSPACE  # the agent cost's fraction of the frame, in the block's units
+def _board_units() -> float:
+    """PushT's board width in state units: a fraction of the frame times this is in the pose cost's units."""
+    from uva_plan.envs.pusht import (
+        WORKSPACE,  # imported when such a cost is built, never on the CLI's start-up path
+    )
 
-    return WeightedSum([(1.0, LocatedPose("sum", agent=False)), (WORKSPACE, AgentDistance("sum"))])
+    return WORKSPACE
+
+
+def _block_pose_and_agent() -> GoalCost:
+    return WeightedSum([(1.0, LocatedPose("sum", agent=False)), (_board_units(), AgentDistance("sum"))])
+
+
+def _default_and_pose() -> GoalCost:
+    """The PushT default's image + agent terms plus the located block and agent in board widths."""
+    return WeightedSum([(1.0, MultiScaleLatent(reduce="sum")), (AGENT_WEIGHT, AgentDistance("sum")),
+                        (1.0 / _board_units(), LocatedPose("sum"))])
 
 
 def make_cost(name: str) -> GoalCost:
@@ -316,14 +328,11 @@ def make_cost(name: str) -> GoalCost:
         # The image's block and the agent's own position; AGENT_WEIGHT is measured (README, "Proprioception").
         "multiscale_sum+agent": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
                                                      (AGENT_WEIGHT, AgentDistance("sum"))]),
-        # PushT: the block located in the frames, the agent located too or (``+agent``) from proprio, whose
-        # fraction of the frame times the board's 512 units is in the block's units.
+        # PushT: the block located in the frames, the agent located too or (``+agent``) from proprio, in
+        # board units (``_board_units``).
         "pose_sum": lambda: LocatedPose("sum"),
         "subgoal_pose_sum": lambda: LocatedPose("sum", against="subgoals"),
-        # the default's image + agent terms plus the located block and agent in board widths (units / 512)
-        "multiscale_sum+agent+pose": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
-                                                          (AGENT_WEIGHT, AgentDistance("sum")),
-                                                          (1.0 / 512.0, LocatedPose("sum"))]),
+        "multiscale_sum+agent+pose": _default_and_pose,
         "block_pose_sum+agent": _block_pose_and_agent,
     }
     if name not in table:

@@ -52,7 +52,7 @@ class SimulatorObjective:
         self._distance = getattr(self.env, "routed_distance", self.env.state_distance)
 
     def _goal_images(self) -> torch.Tensor:
-        """``[B, S, S, 3]`` float in [0, 1]: the goals rendered, as the goal images are, once."""
+        """``[B, S, S, 3]`` float in [0, 1]: the goal images given, or else the goals rendered (once)."""
         if self._goal_image_cache is None:
             self._goal_image_cache = torch.from_numpy(
                 np.stack([self.env.render_state(g) for g in self.goal_states])).float().div(255.0)
