@@ -80,7 +80,7 @@ def _finite_or_none(obj):
     return obj
 
 
-PUSHT_WIDTH = 150  # PushT's tables are wider than a non-terminal console's 80 columns
+PUSHT_WIDTH = 180  # PushT's tables are wider than a non-terminal console's 80 columns
 
 
 def _wide(console: Console) -> Console:
@@ -95,9 +95,10 @@ def _pusht_tables(model, path: str, episodes, settings, chunks: int, summary: di
                         f"the checkpoint's temperature; errors in {unit})")
     _agent_columns(agent)
     block = Table(title=f"imagined block vs the simulator: medians of the pose point (state[2:4]) and mass-centre "
-                        f"distances ({unit}) and the |angle error| (degrees), each beside copy-last and tokenizer")
+                        f"distances ({unit}) and the |angle error| (degrees), each beside copy-last and tokenizer; "
+                        f"'predicted': an object-pose model's own pose (--object-pose), not read from frames")
     for col in ("sampling", "episodes", "+steps", "present", "pose err", "copy-last", "tokenizer",
-                "centre err", "copy-last", "tokenizer", "angle err", "copy-last", "tokenizer"):
+                "centre err", "copy-last", "tokenizer", "angle err", "copy-last", "tokenizer", "predicted pose / angle"):
         block.add_column(col, justify="right")
     for s in settings:
         for rep in measure_imagination(model, episodes, s, n_chunks=chunks):
@@ -106,7 +107,8 @@ def _pusht_tables(model, path: str, episodes, settings, chunks: int, summary: di
                 block.add_row(s.name, rep.kind, str(h.steps), f"{100 * h.block_present:.0f}%", fmt(h.block_error),
                               fmt(h.block_copy_last_error), fmt(h.block_tokenizer_error), fmt(h.block_centre_error),
                               fmt(h.block_centre_copy_last_error), fmt(h.block_centre_tokenizer_error),
-                              fmt(h.angle_error_deg), fmt(h.angle_copy_last_error_deg), fmt(h.angle_tokenizer_error_deg))
+                              fmt(h.angle_error_deg), fmt(h.angle_copy_last_error_deg), fmt(h.angle_tokenizer_error_deg),
+                              f"{fmt(h.predicted_block_error)} / {fmt(h.predicted_angle_error_deg)}")
                 summary.setdefault(s.name, {}).setdefault(rep.kind, {})[h.steps] = dict(vars(h))
     console.print(agent)
     _wide(console).print(block)
@@ -237,7 +239,7 @@ def _shared_measures(model, path: str, episodes, out: Path | None, summary: dict
 
 def _pooled(kinds: dict, key: str, h: int) -> float:
     """Mean over episode kinds of one per-horizon measure (kinds where it was measurable)."""
-    vals = [k[h][key] for k in kinds.values() if k[h][key] == k[h][key]]
+    vals = [k[h].get(key, float("nan")) for k in kinds.values() if k[h].get(key, float("nan")) == k[h].get(key, float("nan"))]
     return float(np.mean(vals)) if vals else float("nan")
 
 
@@ -249,7 +251,8 @@ def pusht_summary_table(summaries: list[dict]) -> Table:
     steps = sorted({int(h) for s in summaries for k in s["planner"].values() for h in k})
     first, last = steps[0], steps[-1]
     for col in ("checkpoint", "agent present", f"agent err +{first}", f"+{last}", "block present",
-                f"block err +{last}", f"centre err +{last}", f"angle err +{last}", "loss shuffled/true",
+                f"block err +{last}", f"centre err +{last}", f"angle err +{last}", f"predicted pose / angle +{last}",
+                "loss shuffled/true",
                 "inverse R^2 pusher", "random"):
         table.add_column(col, justify="right")
     for s in summaries:
@@ -262,6 +265,8 @@ def pusht_summary_table(summaries: list[dict]) -> Table:
                       f"{100 * block:.0f}%", fmt(_pooled(kinds, "block_error", horizons[-1])),
                       fmt(_pooled(kinds, "block_centre_error", horizons[-1])),
                       fmt(_pooled(kinds, "angle_error_deg", horizons[-1])),
+                      f"{fmt(_pooled(kinds, 'predicted_block_error', horizons[-1]))} / "
+                      f"{fmt(_pooled(kinds, 'predicted_angle_error_deg', horizons[-1]))}",
                       f"{s['video_loss_shuffled'] / max(s['video_loss_true'], 1e-9):.2f}",
                       fmt(s["inverse_r2"].get("pusher", float("nan"))), fmt(s["inverse_r2"].get("random", float("nan"))))
     return table

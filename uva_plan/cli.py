@@ -94,11 +94,14 @@ def collect(env_name, episodes, max_steps, policy, image_size, seed, out, overwr
 @click.option("--proprio", is_flag=True,
               help="Give the world model the agent's proprioception (its position and, on PushT, velocity) "
                    "from the data's states: it predicts where the agent goes and draws it there.")
+@click.option("--object-pose", is_flag=True,
+              help="With --proprio: also the pose of the object the agent pushes (PushT's T), predicted in the "
+                   "object's own frame and drawn where it says (README, \"The block's pose\").")
 @click.option("--replica-digest-dir", type=click.Path(file_okay=False), default=None, hidden=True,
               help="Testing only: each process writes the digest of its weights here.")
 @user_errors
 def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_size, lr, seed, val_every, save_every,
-          model_options, init_from, proprio, replica_digest_dir):
+          model_options, init_from, proprio, object_pose, replica_digest_dir):
     """Train the world model on a replay buffer: the frame tokenizer, then UVA's masked multi-task
     training. Runs as is under `accelerate launch --multi_gpu --num_processes N -m uva_plan.cli train`
     and `torchrun --nproc_per_node N -m uva_plan.cli train`."""
@@ -116,6 +119,7 @@ def train(data, config_name, steps, out, resume, device, tokenizer_steps, batch_
                 tokenizer_steps=tokenizer_steps, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every,
                 save_every=save_every, replica_digest_dir=replica_digest_dir,
                 model_overrides=_parse_model_options(model_options), init_from=init_from, proprio=proprio,
+                object_pose=object_pose,
             )
         )
     except WorldModelError as exc:

@@ -26,6 +26,7 @@ Every cost consumes a ``Trajectory`` and returns one number per candidate; lower
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +50,8 @@ class Trajectory:
     subgoals: ``[M, T, h, w, c]`` intermediate target latents aligned with ``latents``, or None;
     agent: ``[M, T, 2]`` the agent's image position at each frame as a fraction of the frame (from
     proprioception), and goal_agent ``[M, 2]`` its position at the goal, or None;
+    block: ``[M, T, 3]`` the pushed object's pose at each frame (x, y in env units, angle in radians; from
+    an object-pose model's prediction, or the true states), and goal_block ``[M, 3]`` its goal pose, or None;
     frames: ``[M, T, S, S, 3]`` the frames (decoded imagined latents, or the true frames) in [0, 1], and
     goal_frames ``[M, S, S, 3]`` the goal image and subgoal_frames ``[M, T, S, S, 3]`` the frames aligned
     with ``frames`` that tracking follows, for a cost that reads objects from pixels, or None.
@@ -61,6 +64,8 @@ class Trajectory:
     latent_distance: torch.Tensor | None = None
     agent: torch.Tensor | None = None
     goal_agent: torch.Tensor | None = None
+    block: torch.Tensor | None = None
+    goal_block: torch.Tensor | None = None
     frames: torch.Tensor | None = None
     goal_frames: torch.Tensor | None = None
     subgoal_frames: torch.Tensor | None = None
@@ -88,6 +93,7 @@ class GoalCost:
     needs_distance = False
     needs_subgoals = False
     needs_agent = False
+    needs_block = False  # the pushed object's pose (Trajectory.block / goal_block)
     needs_frames = False
     # Which distance heads a cost that needs_distance reads ("joint" needs a transformer pass over the
     # frames, "latent" only the light comparison head); callers compute just these.
@@ -199,6 +205,21 @@ class AgentDistance(GoalCost):
         return _reduce((traj.agent - traj.goal_agent[:, None]).norm(dim=-1), self.reduce)
 
 
+def pose_terms(block: torch.Tensor, want_block: torch.Tensor, agent: torch.Tensor | None = None,
+               want_agent: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """PushT's success test as cost terms, per frame: the block's position error, its angle error
+    (``ANGLE_SCALE`` units per radian, so the 20-unit and 20-degree tolerances weigh alike) and, when
+    given, the agent's position error; poses ``[..., 3]`` (x, y in state units, angle in radians) and
+    agents ``[..., 2]`` in state units, broadcast against their targets. NaN where a pose is NaN."""
+    from uva_plan.envs.pusht import ANGLE_SCALE
+
+    turn = torch.remainder(block[..., 2] - want_block[..., 2] + math.pi, 2.0 * math.pi) - math.pi
+    terms = [(block[..., :2] - want_block[..., :2]).norm(dim=-1), turn.abs() * ANGLE_SCALE]
+    if agent is not None:
+        terms.append((agent - want_agent).norm(dim=-1))
+    return terms
+
+
 class LocatedPose(GoalCost):
     """PushT: the block's pose (and, with ``agent=True``, the agent's position) located in each frame
     and in the goal image by `uva_plan.envs.pusht_locate`, compared in the success test's units (state
@@ -220,11 +241,9 @@ class LocatedPose(GoalCost):
         self.name = f"{'subgoal_' if self.needs_subgoals else ''}{'pose' if agent else 'block_pose'}_{reduce}"
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
-        import math
-
         import numpy as np
 
-        from uva_plan.envs.pusht import ANGLE_SCALE, WORKSPACE, wrap_angle
+        from uva_plan.envs.pusht import ANGLE_SCALE, WORKSPACE
         from uva_plan.envs.pusht_locate import locate_pusht
 
         target = traj.subgoal_frames if self.needs_subgoals else traj.goal_frames
@@ -241,17 +260,39 @@ class LocatedPose(GoalCost):
             want_block, want_angle, want_agent = goal.block_xy[:, None], goal.block_angle[:, None], goal.agent_xy[:, None]
         now = locate_pusht(traj.frames[:, :t].detach().float().cpu().numpy())
         far, turned = WORKSPACE * math.sqrt(2.0), math.pi * ANGLE_SCALE  # the most each term can be
-
-        def off(found, wanted):  # [M, t] distance, `far` where either side lacks the object
-            d = np.linalg.norm(found - wanted, axis=-1)
-            return np.where(np.isnan(d), far, d)
-
-        angle = np.abs(wrap_angle(now.block_angle - want_angle)) * ANGLE_SCALE
-        per_frame = off(now.block_xy, want_block) + np.where(np.isnan(angle), turned, angle)
-        if self.agent:
-            per_frame = per_frame + off(now.agent_xy, want_agent)
-        out = torch.as_tensor(per_frame.reshape(m, t), dtype=torch.float32, device=traj.frames.device)
+        as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
+        terms = pose_terms(as_t(np.concatenate([now.block_xy, now.block_angle[..., None]], axis=-1)),
+                           as_t(np.concatenate([want_block, want_angle[..., None]], axis=-1)),
+                           as_t(now.agent_xy) if self.agent else None, as_t(want_agent) if self.agent else None)
+        # an object missing on either side (NaN) costs the most its term can
+        per_frame = sum(torch.nan_to_num(term, nan=worst) for term, worst in zip(terms, (far, turned, far)))
+        out = per_frame.reshape(m, t).to(traj.frames.device)
         return _reduce(out, self.reduce)
+
+
+class PredictedPose(GoalCost):
+    """PushT's success test on the poses an object-pose world model predicts (``train --object-pose``):
+    the block's position and angle errors and the agent's position error against the goal's, in state
+    units (``pose_terms``), reduced over frames. Reads no frames: the model's own prediction of where the T
+    lies, predicted in the T's frame, is what it compares (README, "The block's pose"). Needs the goal's
+    state, as the agent cost does (DINO-WM's goals carry their proprio)."""
+
+    needs_latents = False
+    needs_agent = True
+    needs_block = True
+
+    def __init__(self, reduce: str = "sum"):
+        _reduce(torch.zeros(1, 1), reduce)
+        self.reduce = reduce
+        self.name = f"predicted_pose_{reduce}"
+
+    def __call__(self, traj: Trajectory) -> torch.Tensor:
+        if traj.block is None or traj.goal_block is None or traj.agent is None or traj.goal_agent is None:
+            raise UserInputError("the predicted pose cost reads the block's and the agent's predicted poses: a world "
+                                 "model trained with --proprio --object-pose, and goals that carry their state")
+        board = _board_units()
+        terms = pose_terms(traj.block, traj.goal_block[:, None], traj.agent * board, traj.goal_agent[:, None] * board)
+        return _reduce(sum(terms), self.reduce)
 
 
 class WeightedSum(GoalCost):
@@ -266,6 +307,7 @@ class WeightedSum(GoalCost):
         self.distance_heads = tuple(sorted({h for _, c in terms if c.needs_distance for h in c.distance_heads}))
         self.needs_subgoals = any(c.needs_subgoals for _, c in terms)
         self.needs_agent = any(c.needs_agent for _, c in terms)
+        self.needs_block = any(c.needs_block for _, c in terms)
         self.needs_frames = any(c.needs_frames for _, c in terms)
         self.name = "+".join(f"{w:g}*{c.name}" for w, c in terms)
 
@@ -325,6 +367,7 @@ def make_cost(name: str) -> GoalCost:
             [(1.0, TemporalDistance("sum", head="latent")), (4.0, LatentL2("sum"))]
         ),
         "agent_sum": lambda: AgentDistance("sum"),
+        "predicted_pose_sum": lambda: PredictedPose("sum"),
         # The image's block and the agent's own position; AGENT_WEIGHT is measured (README, "Proprioception").
         "multiscale_sum+agent": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
                                                      (AGENT_WEIGHT, AgentDistance("sum"))]),

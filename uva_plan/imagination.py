@@ -128,12 +128,13 @@ def _future_steps(cfg, t: int, n_chunks: int = 1) -> np.ndarray:
     return t + WindowSpec.of(cfg).future_offsets(n_chunks)
 
 
-def _imagine(model, episodes, wins, n_chunks: int, settings: SamplingSettings, seed: int) -> np.ndarray:
-    """Decoded imagined frames ``[N, n_chunks * Tf, S, S, 3]`` float for windows ``wins``."""
+def _imagine(model, episodes, wins, n_chunks: int, settings: SamplingSettings, seed: int):
+    """Decoded imagined frames ``[N, n_chunks * Tf, S, S, 3]`` float for windows ``wins``, and the
+    predicted proprio ``[N, n_chunks * Tf, P]`` (env units) of a proprio model, else None."""
     cfg = model.config
     L = cfg.chunk_len
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    out = []
+    out, proprio = [], []
     for s in range(0, len(wins), FORWARD_BATCH):
         part = wins[s : s + FORWARD_BATCH]
         hist = np.stack([episodes[e].frames[_history_steps(cfg, t)] for e, t in part])
@@ -144,24 +145,28 @@ def _imagine(model, episodes, wins, n_chunks: int, settings: SamplingSettings, s
                                      num_iters=settings.num_iters, num_steps=settings.num_steps,
                                      temperature=settings.temperature, generator=gen)
         out.append(res.frames.cpu().numpy())
-    return np.concatenate(out)
+        if res.proprio is not None:
+            proprio.append(res.proprio.cpu().numpy())
+    return np.concatenate(out), (np.concatenate(proprio) if proprio else None)
 
 
 def imagine_windows(model, episodes: list[Episode], settings: SamplingSettings, n_chunks: int, every: int,
                     seed: int) -> dict:
     """What every per-horizon measure needs: the windows, the future offsets, the imagined frames and
-    the true frames' tokenizer round trip (both ``[N, H, S, S, 3]``), each window's episode kind."""
+    the true frames' tokenizer round trip (both ``[N, H, S, S, 3]``), each window's episode kind, and a
+    proprio model's predicted proprio ``[N, H, P]`` (else None)."""
     cfg = model.config
     span = n_chunks * cfg.chunk_len
     wins = _windows(episodes, cfg, span, every)
     if not wins:
         raise UserInputError(f"episodes are too short for windows of {span} future steps; expected longer episodes")
-    imagined = _imagine(model, episodes, wins, n_chunks, settings, seed)
+    imagined, proprio = _imagine(model, episodes, wins, n_chunks, settings, seed)
     offsets = _future_steps(cfg, 0, n_chunks)
     true_frames = np.stack([episodes[e].frames[t + offsets] for e, t in wins])
     round_trip = model.decode(model.encode(torch.from_numpy(true_frames))).cpu().numpy()
     kinds = np.array([episodes[e].kind for e, _ in wins])
-    return {"wins": wins, "offsets": offsets, "imagined": imagined, "round_trip": round_trip, "kinds": kinds}
+    return {"wins": wins, "offsets": offsets, "imagined": imagined, "round_trip": round_trip, "kinds": kinds,
+            "proprio": proprio}
 
 
 def measure_imagination(model, episodes: list[Episode], settings: SamplingSettings, n_chunks: int = 1,
@@ -407,7 +412,7 @@ def imagination_sheet(model, episodes: list[Episode], path, n_rows: int = 4, set
     wins = _windows(episodes, cfg, cfg.chunk_len, 8)
     rng = np.random.default_rng(seed)
     wins = [wins[i] for i in sorted(rng.choice(len(wins), min(n_rows, len(wins)), replace=False))]
-    imagined = _imagine(model, episodes, wins, 1, settings, seed)
+    imagined, _ = _imagine(model, episodes, wins, 1, settings, seed)
     stride = cfg.frame_stride
     rows = []
     for (e, t), im in zip(wins, imagined):

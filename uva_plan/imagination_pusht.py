@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from uva_plan.envs.pusht import wrap_angle
 from uva_plan.envs.pusht_locate import CENTROID_LOCAL_Y, locate_pusht
 from uva_plan.imagination import Episode, HorizonStats, ImaginationReport, SamplingSettings, imagine_windows
+from uva_plan.proprio import object_of_proprio
 
 
 @dataclass
@@ -37,6 +39,9 @@ class PushTHorizonStats(HorizonStats):
     angle_error_deg: float  # |wrapped block angle error|, degrees
     angle_copy_last_error_deg: float
     angle_tokenizer_error_deg: float
+    # an object-pose model's own prediction (``train --object-pose``), not read from frames; NaN without one
+    predicted_block_error: float = float("nan")
+    predicted_angle_error_deg: float = float("nan")
 
 
 def _median(x: np.ndarray) -> float:
@@ -80,6 +85,8 @@ def measure_pusht(model, episodes: list[Episode], settings: SamplingSettings, n_
     im = locate_pusht(got["imagined"])
     im_err, rt_err = _found_errors(im, true), _found_errors(locate_pusht(got["round_trip"]), true)
     copy_err = _errors(last[..., 0:2], last[..., 2:4], last[..., 4], true)
+    pose = object_of_proprio(model, None if got["proprio"] is None else torch.from_numpy(got["proprio"]))
+    pred_err = None if pose is None else _errors(true[..., 0:2], pose[..., :2].numpy(), pose[..., 2].numpy(), true)
     reports = []
     for kind in sorted(set(kinds)):
         sel = kinds == kind
@@ -102,6 +109,8 @@ def measure_pusht(model, episodes: list[Episode], settings: SamplingSettings, n_
                 angle_error_deg=_median(im_err["angle"][sel, j][block]),
                 angle_copy_last_error_deg=_median(copy_err["angle"][sel, j]),
                 angle_tokenizer_error_deg=_median(rt_err["angle"][sel, j]),
+                **({} if pred_err is None else {"predicted_block_error": _median(pred_err["block"][sel, j]),
+                                                "predicted_angle_error_deg": _median(pred_err["angle"][sel, j])}),
             ))
         reports.append(rep)
     return reports

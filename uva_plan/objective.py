@@ -13,7 +13,7 @@ import torch
 
 from uva_plan.errors import UserInputError
 from uva_plan.goal_costs import GoalCost, Trajectory
-from uva_plan.proprio import agent_of_proprio, history_proprio, uses_proprio
+from uva_plan.proprio import agent_of_proprio, history_proprio, object_of_proprio, uses_proprio
 from uva_plan.proprio import goal_proprio as goal_proprio_of
 
 
@@ -43,6 +43,7 @@ class EncodedProblems:
     proprio: torch.Tensor | None = None
     goal_agent: torch.Tensor | None = None  # [B, 2] the agent's goal position, a fraction of the frame
     goal_proprio: torch.Tensor | None = None  # [B, P] env units: the goal's proprio, for the policy's context
+    goal_block: torch.Tensor | None = None  # [B, 3] the pushed object's goal pose (object-pose models)
 
 
 def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = None,
@@ -57,7 +58,7 @@ def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = No
         goal_latents = model.encode(goal.unsqueeze(1))[:, 0]
     elif goal_latents.shape[0] != history.shape[0]:
         raise UserInputError(f"{goal_latents.shape[0]} goal latents for {history.shape[0]} histories; expected one per problem")
-    proprio = goal_agent = goal_proprio = None
+    proprio = goal_agent = goal_proprio = goal_block = None
     if uses_proprio(model):
         if history_states is None:
             raise UserInputError("this world model was trained with proprioception (--proprio); expected the history's "
@@ -69,7 +70,8 @@ def encode_problems(model, history: torch.Tensor, goal: torch.Tensor | None = No
         if goal_states is not None:  # a goal's state read as a one-frame history
             goal_proprio = goal_proprio_of(model, goal_states).to(model.device)
             goal_agent = agent_of_proprio(model, goal_proprio)
-    return EncodedProblems(model.encode(history), goal_latents, proprio, goal_agent, goal_proprio)
+            goal_block = object_of_proprio(model, goal_proprio)
+    return EncodedProblems(model.encode(history), goal_latents, proprio, goal_agent, goal_proprio, goal_block)
 
 
 class UVAObjective:
@@ -116,6 +118,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
         self.history_proprio = encoded.proprio
         self.goal_latents = encoded.goal
         self.goal_agent = encoded.goal_agent
+        self.goal_block = encoded.goal_block
         self.subgoals = subgoals
         # a cost that reads objects from pixels sees the goal (or the subgoals it tracks, decoded at the first
         # call) through the same decoder as the imagined frames
@@ -168,6 +171,8 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 subgoals=None if self.subgoals is None else self.subgoals[idx],
                 agent=agent_of_proprio(self.model, result.proprio),
                 goal_agent=None if self.goal_agent is None else self.goal_agent[idx],
+                block=object_of_proprio(self.model, result.proprio),
+                goal_block=None if self.goal_block is None else self.goal_block[idx],
                 frames=result.frames,
                 goal_frames=None if self.goal_frames is None else self.goal_frames[idx],
                 subgoal_frames=None if self._subgoal_frames is None else self._subgoal_frames[idx],

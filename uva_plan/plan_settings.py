@@ -30,10 +30,12 @@ COST_NAMES = (
     "block_pose_sum+agent",
     "subgoal_pose_sum",
     "multiscale_sum+agent+pose",
+    "predicted_pose_sum",
 )
-# Costs that read one env's objects from pixels (goal_costs.LocatedPose: PushT's T and agent).
+# Costs that read one env's objects (goal_costs.LocatedPose from pixels, PredictedPose from an object-pose
+# model: PushT's T and agent).
 COST_ENVS = {"pose_sum": ("pusht",), "block_pose_sum+agent": ("pusht",), "subgoal_pose_sum": ("pusht",),
-             "multiscale_sum+agent+pose": ("pusht",)}
+             "multiscale_sum+agent+pose": ("pusht",), "predicted_pose_sum": ("pusht",)}
 # Goal cost per env when none is asked for. Wall: the learned distance summed over the plan's frame
 # times ranks frames best and plans best (README "Why the planning defaults"). PushT: with the true
 # frames (oracle-image) multiscale_sum reaches 20% of 50 paced goals (final distance 83); on their first
@@ -138,7 +140,7 @@ class PlanSettings:
         if self.cost is not None and self.cost not in COST_NAMES:
             raise UserInputError(f"unknown goal cost {self.cost!r}; expected one of {', '.join(COST_NAMES)}")
         if self.cost in COST_ENVS and env_name is not None and _short_env(env_name) not in COST_ENVS[self.cost]:
-            raise UserInputError(f"the {self.cost} cost reads {', '.join(COST_ENVS[self.cost])} objects from the frames; "
+            raise UserInputError(f"the {self.cost} cost reads {', '.join(COST_ENVS[self.cost])}'s objects; "
                                  f"expected another --cost for {_short_env(env_name)}")
         for name in ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples",
                      "model_passes", "batch_episodes"):

@@ -22,6 +22,11 @@ def places_agent(model) -> bool:
     return uses_proprio(model) and bool(getattr(model.config, "proprio_image_xy", None))
 
 
+def places_object(model) -> bool:
+    """Whether the model predicts an object's pose (``train --object-pose``: what the predicted pose cost reads)."""
+    return uses_proprio(model) and bool(getattr(model.config, "proprio_object_pose", None))
+
+
 def history_proprio(model, states) -> torch.Tensor | None:
     """``states [B, Th, D]`` (env states at the history frames) -> ``[B, Th, P]`` float32, or None for
     a model without proprioception (which then needs no states)."""
@@ -72,3 +77,22 @@ def agent_of_proprio(model, proprio: torch.Tensor | None) -> torch.Tensor | None
         return None
     cfg = model.config
     return _image_xy(cfg.proprio_image_xy, cfg.proprio_low, cfg.proprio_high, proprio)
+
+
+def object_of_proprio(model, proprio: torch.Tensor | None) -> torch.Tensor | None:
+    """An object-pose model's proprio ``[..., P]`` (env units) -> the object's pose ``[..., 3]`` (x, y in
+    env units, angle in radians), on the proprio's device; None where the model predicts none."""
+    if proprio is None or not places_object(model):
+        return None
+    return proprio[..., list(model.config.proprio_object_pose)].float()
+
+
+def object_of_states(env_name: str, states) -> torch.Tensor:
+    """``states [..., D]`` -> the pose ``[..., 3]`` of the object the env's agent pushes (x, y, angle), as
+    an object-pose model predicts it."""
+    from uva_plan.envs import object_pose_indices
+
+    idx = list(object_pose_indices(env_name))
+    if not idx:
+        raise UserInputError(f"the {env_name} env has no object to push; expected an env with one (pusht)")
+    return torch.as_tensor(np.asarray(states, dtype=np.float32)[..., idx])

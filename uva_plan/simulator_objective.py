@@ -93,10 +93,17 @@ class SimulatorObjective:
 
             agent = agent_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts])).to(latents.device)
             goal_agent = agent_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(latents.device)
+        block = goal_block = None
+        if self.cost.needs_block:  # the true poses of the pushed object, as an object-pose model predicts them
+            from uva_plan.proprio import object_of_states
+
+            block = object_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts])).to(latents.device)
+            goal_block = object_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(latents.device)
         seen = goal_seen = None
         if self.cost.needs_frames:  # the true frames themselves, and the goal image the planner is given
             seen = torch.from_numpy(frames).float().div(255.0).to(latents.device)
             goal_seen = self._goal_images().repeat_interleave(n, dim=0).to(latents.device)
-        traj = Trajectory(latents=latents, goal=goal, agent=agent, goal_agent=goal_agent, frames=seen,
+        traj = Trajectory(latents=latents, goal=goal, agent=agent, goal_agent=goal_agent, block=block,
+                          goal_block=goal_block, frames=seen,
                           goal_frames=goal_seen, **distances)
         return self.cost(traj).float().reshape(b, n).cpu()

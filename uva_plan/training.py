@@ -180,9 +180,9 @@ def train(config: TrainConfig) -> TrainResult:
             raise UserInputError(f"--data {cfg.data} is not the data this run was trained on ({saved.get('data')}); expected the same replay buffer to resume")
         if cfg.init_from is None:  # a run started with --init-from resumes without it
             cfg.init_from = saved.get("init_from")
-        for key in ("config", "seed", "val_fraction", "model_overrides", "init_from", "proprio"):
-            # runs saved before --proprio existed were trained without it
-            if saved.get(key, False if key == "proprio" else None) != _jsonable({key: getattr(cfg, key)})[key]:
+        for key in ("config", "seed", "val_fraction", "model_overrides", "init_from", "proprio", "object_pose"):
+            # runs saved before --proprio / --object-pose existed were trained without them
+            if saved.get(key, False if key in ("proprio", "object_pose") else None) != _jsonable({key: getattr(cfg, key)})[key]:
                 raise UserInputError(f"--resume with {key}={getattr(cfg, key)!r} but the run used {saved.get(key)!r}; expected the same value")
 
     # The model's normaliser must be the one the windows are normalised with.
@@ -196,8 +196,10 @@ def train(config: TrainConfig) -> TrainResult:
         from uva_plan.envs import ENV_NAMES, proprio_config
 
         try:
-            proprio = proprio_config(env_name)
+            proprio = proprio_config(env_name, object_pose=cfg.object_pose)
         except UserInputError:
+            if env_name in ENV_NAMES:
+                raise
             raise UserInputError(f"--proprio: {cfg.data} was not written by `uva-plan collect` for a known env (env_name "
                                  f"{env_name!r}); expected one of {list(ENV_NAMES)}, whose states hold the proprioception") from None
         if not cfg.model_overrides.get("dynamics_prior_width", 0):  # no preset has the prior on

@@ -96,6 +96,8 @@ class TrainConfig:
     # Give the world model the agent's proprioception from the data's states (the env's
     # `uva_plan.envs.proprio_config`; DINO-WM's proprio). Needs data with states from `uva-plan collect`.
     proprio: bool = False
+    # With `proprio`: the pose of the object the agent pushes too (PushT's T), predicted in its own frame.
+    object_pose: bool = False
     # Start the world-model stage from this run's weights (its frozen tokenizer included) instead of
     # training a tokenizer and starting from scratch; what `model_overrides` adds starts at its init.
     # Why: a design grown in stages (a Gaussian warp first, then its per-cell correction).
@@ -142,6 +144,8 @@ class TrainConfig:
              f"stop_at is {self.stop_at!r}; expected an integer in [1, steps={self.steps}]")
         need(isinstance(self.model_overrides, dict), f"model_overrides is {self.model_overrides!r}; expected a dict")
         need(isinstance(self.proprio, bool), f"proprio is {self.proprio!r}; expected true or false")
+        need(isinstance(self.object_pose, bool), f"object_pose is {self.object_pose!r}; expected true or false")
+        need(not self.object_pose or self.proprio, "--object-pose joins the proprioception; expected also --proprio")
 
 
 @dataclass

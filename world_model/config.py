@@ -186,6 +186,16 @@ class UVAConfig:
     # which have no states, keep a trained path (inverse dynamics never reads it).
     proprio_context: bool = False
     proprio_context_dropout: float = 0.25
+    # An object among the proprio (``object_pose.py``): the proprio indices of its x, y (image positions,
+    # normalised like the frame) and angle (radians; periodic). Its future pose is predicted in its own
+    # frame (the body, the actions and its past rotated into it: a push looks the same wherever the object
+    # lies) and a map of that pose (a bump of ``proprio_object_sigma`` cells telling each cell which part
+    # of the object lies on it) joins the dynamics prior's input. PushT's T: README, "The block's pose".
+    proprio_object_pose: list[int] = field(default_factory=list)
+    proprio_object_sigma: float = 1.5
+    # The actions are image positions normalised like the frame (PushT's targets): the object's MLP then
+    # sees them from the object.
+    actions_image_xy: bool = False
     # transformer
     width: int = 128
     depth: int = 4
@@ -248,7 +258,7 @@ class UVAConfig:
         self.mode_weights = dict(self.mode_weights)
         for name in ("proprio_low", "proprio_high"):
             setattr(self, name, [float(v) for v in _as_list(name, getattr(self, name))])
-        for name in ("proprio_image_xy", "proprio_state_indices"):
+        for name in ("proprio_image_xy", "proprio_state_indices", "proprio_object_pose"):
             setattr(self, name, list(_as_list(name, getattr(self, name))))
         self.validate()
 
@@ -384,6 +394,19 @@ class UVAConfig:
                  f"proprio_glimpse is {g!r}; expected an integer in [0, 8] (latent cells; 0 = off)")
         _require(g == 0 or len(xy) == 2, "proprio_glimpse needs proprio_image_xy (the glimpse is centred on the "
                  "body's image position); expected proprio_glimpse=0 or a proprio with an image position")
+        pose = self.proprio_object_pose
+        _require(_index_list(pose) and (len(pose) == 0 or (len(pose) == 3 and len(set(pose)) == 3
+                                                           and all(0 <= i < p for i in pose) and not set(pose) & set(xy))),
+                 f"proprio_object_pose is {pose!r}; expected [] or three distinct proprio indices in [0, {p}) (the "
+                 f"object's x, y, angle), none of them the body's proprio_image_xy {xy}")
+        _require(not pose or self.dynamics_prior_width > 0,
+                 "proprio_object_pose needs the dynamics prior (its pose map joins the prior's input); expected "
+                 "dynamics_prior_width > 0")
+        _number_in("proprio_object_sigma", self.proprio_object_sigma, 0.05, 16.0)
+        _require(isinstance(self.actions_image_xy, bool), f"actions_image_xy is {self.actions_image_xy!r}; expected "
+                 "true or false")
+        _require(not self.actions_image_xy or self.action_dim == 2,
+                 f"actions_image_xy needs 2-D actions (image x, y); this model's action_dim is {self.action_dim}")
 
     @property
     def chunk_len(self) -> int:

@@ -30,6 +30,7 @@ from world_model.modes import (
     random_orders,
     resolve_mode,
 )
+from world_model.object_pose import ObjectPoseDynamics, pose_maps, unwrap_to
 from world_model.proprio import ProprioDynamics, glimpse, glimpse_size, position_maps
 from world_model.tokenizer import FrameTokenizer
 
@@ -79,13 +80,20 @@ class UVA(InputChecks, nn.Module):
                                                 config.n_future, config.dynamics_prior_width,
                                                 config.dynamics_prior_blocks, coords=config.dynamics_prior_coords,
                                                 frames=config.dynamics_prior_frames,
-                                                map_channels=3 * config.n_future if config.proprio_image_xy else 0)
-        self.proprio_dynamics = self.proprio_normalizer = None
+                                                map_channels=config.n_future * ((3 if config.proprio_image_xy else 0)
+                                                                                + (5 if config.proprio_object_pose else 0)))
+        self.proprio_dynamics = self.proprio_normalizer = self.object_dynamics = None
         if config.proprio_dim > 0:
             self.proprio_normalizer = ActionNormalizer(config.proprio_low, config.proprio_high)
             self.proprio_dynamics = ProprioDynamics(config.proprio_dim, self._proprio_frames, config.chunk_len,
                                                     config.action_dim, config.n_future, config.proprio_width,
                                                     glimpse_size(config.proprio_glimpse, config.latent_channels))
+        if config.proprio_object_pose:
+            angle = config.proprio_object_pose[2]
+            self.object_dynamics = ObjectPoseDynamics(
+                config.proprio_dim, config.proprio_object_pose, config.proprio_image_xy, self._proprio_frames,
+                config.chunk_len, config.action_dim, config.n_future, config.proprio_width, config.actions_image_xy,
+                config.proprio_low[angle], config.proprio_high[angle], config.latent_size / 2.0)
         self.video_head = VideoHead(config)
         self.action_head = ActionHead(config)
         self.distance_head = DistanceHead(config)
@@ -190,11 +198,13 @@ class UVA(InputChecks, nn.Module):
                     continue
                 raise WorldModelError(f"batch has no {name!r}; this model was built with proprioception, expected "
                                       f"[B, {t}, {cfg.proprio_dim}] in env units")
-            out.append(self._broadcast(self._proprio(batch[name], name, t, b), b, name))
+            reference = None if name == "history_proprio" else out[0]
+            out.append(self._broadcast(self._proprio(batch[name], name, t, b, reference), b, name))
         return out[0], out[1]
 
-    def _proprio(self, x, name: str, t: int, b: int | None = None) -> torch.Tensor:
-        """Check ``x [B, t, P]`` env units and normalise it."""
+    def _proprio(self, x, name: str, t: int, b: int | None = None, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Check ``x [B, t, P]`` env units and normalise it. An object's angle is unwrapped to lie within
+        half a turn of the newest frame of ``reference`` (normalised history proprio; default ``x``'s own)."""
         p = self.config.proprio_dim
         x = self._as_tensor(x, name)
         if x.ndim != 3 or tuple(x.shape[1:]) != (t, p) or (b is not None and x.shape[0] not in (1, b)):
@@ -202,6 +212,13 @@ class UVA(InputChecks, nn.Module):
         x = x.to(self.device, torch.float32)
         if not torch.isfinite(x).all():
             raise WorldModelError(f"{name} contains NaN or infinite values; expected finite proprio")
+        if self.object_dynamics is not None:
+            k = self.config.proprio_object_pose[2]
+            now = x[:, -1, k] if reference is None else self.object_dynamics.angle(reference[:, -1, k])
+            if now.shape[0] != x.shape[0]:  # a batch of 1 on either side is shared
+                x, now = x.expand(max(x.shape[0], now.shape[0]), -1, -1), now.expand(max(x.shape[0], now.shape[0]))
+            x = x.clone()
+            x[..., k] = unwrap_to(x[..., k], now)
         return self.proprio_normalizer.normalize(x)
 
     @property
@@ -258,13 +275,44 @@ class UVA(InputChecks, nn.Module):
             return None
         return glimpse(hist_lat[:, -1], hist_proprio[:, -1, cfg.proprio_image_xy], cfg.proprio_glimpse)
 
+    def _predict_proprio(self, hist_lat: torch.Tensor, hist_p: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The future proprio ``[B, Tf, P]`` (normalised) of a chunk; an object's pose comes from its own
+        MLP (``object_pose``), which replaces what the proprio MLP says of it."""
+        recent = hist_p[:, -self._proprio_frames:]
+        predicted = self.proprio_dynamics(recent, actions, self._glimpse(hist_lat, hist_p))
+        if self.object_dynamics is None:
+            return predicted
+        index = torch.tensor(self.config.proprio_object_pose, device=predicted.device)
+        return predicted.index_copy(2, index, self.object_dynamics(recent, actions).to(predicted.dtype))
+
+    def _proprio_loss(self, predicted: torch.Tensor, target: torch.Tensor, logs: dict) -> torch.Tensor:
+        """Mean squared error of the predicted future proprio (normalised); an object's pose is compared
+        in its MLP's own units, cells and radians, so its angle weighs like its position (normalised, a
+        radian would count 2.5x less than a cell)."""
+        if self.object_dynamics is None:
+            return (predicted - target).pow(2).mean()
+        x, y, k = self.config.proprio_object_pose
+        rest = [i for i in range(predicted.shape[-1]) if i not in (x, y, k)]
+        obj = self.object_dynamics
+        position = ((predicted[..., [x, y]] - target[..., [x, y]]) * obj.cells).pow(2).mean()
+        angle = (obj.angle(predicted[..., k]) - obj.angle(target[..., k])).pow(2).mean()
+        logs["object_loss"] = (position + angle).item()
+        return (predicted[..., rest] - target[..., rest]).pow(2).mean() + position + angle
+
     def _proprio_maps(self, proprio_norm: torch.Tensor | None) -> torch.Tensor | None:
-        """Future proprio ``[B, Tf, P]`` (normalised) -> the dynamics prior's position maps, when the
-        config names the body's image (x, y) among the proprio."""
-        xy = self.config.proprio_image_xy
-        if proprio_norm is None or not xy:
+        """Future proprio ``[B, Tf, P]`` (normalised) -> the dynamics prior's maps: where the body will
+        be (``proprio_image_xy``) and the object's pose (``proprio_object_pose``), where the config names them."""
+        cfg = self.config
+        if proprio_norm is None or not (cfg.proprio_image_xy or cfg.proprio_object_pose):
             return None
-        return position_maps(proprio_norm[..., xy], self.config.latent_size, self.config.proprio_map_sigma)
+        maps = []
+        if cfg.proprio_image_xy:
+            maps.append(position_maps(proprio_norm[..., cfg.proprio_image_xy], cfg.latent_size, cfg.proprio_map_sigma))
+        if cfg.proprio_object_pose:
+            x, y, k = cfg.proprio_object_pose
+            maps.append(pose_maps(proprio_norm[..., [x, y]], self.object_dynamics.angle(proprio_norm[..., k]),
+                                  cfg.latent_size, cfg.proprio_object_sigma))
+        return torch.cat(maps, dim=1)
 
     def forward(self, batch: dict, mode: str | Mode | None = None, generator: torch.Generator | None = None):
         """The training objective: UVA's masked multi-task loss for one batch; one mode per call (drawn with the configured weights
@@ -290,7 +338,12 @@ class UVA(InputChecks, nn.Module):
         # forward dynamics needs proprio; a proprio_context model also reads it in the policy and joint modes
         # where given (action-free videos have none); inverse dynamics and video prediction never do
         hist_p = fut_p = None
-        if mode.actions_given:
+        # the proprio MLPs read only states and actions, which every window with states has: with an object
+        # pose they learn in every step (its MLP needs ~250k windows; README, "The block's pose"), else in
+        # the forward-dynamics steps only
+        learns_proprio = self.proprio_dynamics is not None and (mode.actions_given or (
+            self.object_dynamics is not None and actions is not None and batch.get("future_proprio") is not None))
+        if learns_proprio:
             hist_p, fut_p = self._batch_proprio(batch, b)
         elif self._reads_context(mode) and batch.get("history_proprio") is not None:
             hist_p = self._batch_proprio(batch, b)[0]  # action-free videos (no states) go without
@@ -311,12 +364,12 @@ class UVA(InputChecks, nn.Module):
         logs: dict = {"mode": mode.name}
         total = torch.zeros((), device=dev)
         prior_t = None
-        if self.proprio_dynamics is not None and mode.actions_given:
-            predicted_p = self.proprio_dynamics(hist_p[:, -self._proprio_frames:], actions, self._glimpse(hist, hist_p))
+        if learns_proprio:
+            predicted_p = self._predict_proprio(hist, hist_p, actions)
             if fut_p is None:  # no true future given: the maps follow the prediction, as at inference
                 fut_p = predicted_p.detach()
             else:
-                proprio_loss = (predicted_p - fut_p).pow(2).mean()
+                proprio_loss = self._proprio_loss(predicted_p, fut_p, logs)
                 total = total + cfg.proprio_loss_weight * proprio_loss
                 logs["proprio_loss"] = proprio_loss.item()
         if self.dynamics_prior is not None and mode.actions_given:
@@ -404,11 +457,12 @@ class UVA(InputChecks, nn.Module):
         return torch.expm1(torch.cat(out).clamp(min=0.0)).reshape(b, t)
 
     def _generate(self, hist_lat, goal_lat, actions_norm, num_iters, num_steps, temperature, generator,
-                  sample_latents=True, hist_proprio=None):
+                  sample_latents=True, hist_proprio=None, need_joint: bool = True):
         """One chunk of MAR-style generation: ``num_iters`` passes, each revealing spatial positions
         (the same in every future frame) in a random order on a cosine schedule. Returns
         (future latents ``[B, Tf, h, w, c]`` or None, joint latent of the last pass, predicted future
-        proprio ``[B, Tf, P]`` normalised or None)."""
+        proprio ``[B, Tf, P]`` normalised or None). Neither latents nor the joint latent asked for
+        (``need_joint=False``): only the proprio MLPs run."""
         cfg, tok = self.config, self.tokenizer
         b, tf, s, d = hist_lat.shape[0], cfg.n_future, cfg.tokens_per_frame, cfg.token_dim
         hist_t = tok.patchify(hist_lat)
@@ -417,8 +471,9 @@ class UVA(InputChecks, nn.Module):
         prior_t = fut_p = None
         context = {"proprio": self._context_tokens(hist_proprio[:, -1])} if hist_proprio is not None else {}
         if hist_proprio is not None and actions_norm is not None:
-            fut_p = self.proprio_dynamics(hist_proprio[:, -self._proprio_frames:], actions_norm,
-                                          self._glimpse(hist_lat, hist_proprio))
+            fut_p = self._predict_proprio(hist_lat, hist_proprio, actions_norm)
+        if not sample_latents and not need_joint:
+            return None, None, fut_p
         if self.dynamics_prior is not None and actions_norm is not None:
             prior_t = tok.patchify(self.dynamics_prior(hist_lat[:, -self.dynamics_prior.frames:], actions_norm,
                                                        self._proprio_maps(fut_p)))
@@ -485,7 +540,8 @@ class UVA(InputChecks, nn.Module):
         Returns ``ForwardResult(latents [B, n*Tf, h, w, c], frames if decode, distance and
         latent_distance [B, n*Tf] if a goal is given)``. ``sample_latents=False`` skips the video head
         where nothing needs the latents (only the joint-latent ``distance`` is then returned; earlier
-        chunks are still sampled to roll on). ``distance_heads`` names the distance heads to run when a
+        chunks are still sampled to roll on); with no joint distance asked for either, the last chunk runs
+        the proprio MLPs alone (what a cost on the predicted poses reads). ``distance_heads`` names the distance heads to run when a
         goal is given (a planner's cost reads one of them; the other is then left as None).
         ``history_proprio [B, Th, P]`` (env units; a batch of 1 is shared): the history's proprioception,
         required by a model built with ``proprio_dim > 0``; the predicted proprio is then returned as
@@ -520,7 +576,8 @@ class UVA(InputChecks, nn.Module):
             need = sample_latents or decode or k < n_chunks - 1
             chunk = acts[:, k * cfg.chunk_len : (k + 1) * cfg.chunk_len]
             fut, z, fut_p = self._generate(hist, goal_lat, chunk, num_iters, num_steps, temperature, generator, need,
-                                           hist_proprio=hist_p)
+                                           hist_proprio=hist_p,
+                                           need_joint=goal_lat is not None and "joint" in distance_heads)
             if goal_lat is not None and "joint" in distance_heads:
                 distances.append(self._distance_steps(z)[:, 1:])
             if fut_p is not None:

@@ -75,10 +75,30 @@ def test_every_named_cost_builds(name):
     cost = make_cost(name)
     z = torch.rand(3, 4, 8, 8, 4)
     traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z, latent_distance=torch.rand(3, 4),
-                      agent=torch.rand(3, 4, 2), goal_agent=torch.rand(3, 2), frames=torch.rand(3, 4, 16, 16, 3),
+                      agent=torch.rand(3, 4, 2), goal_agent=torch.rand(3, 2), block=torch.rand(3, 4, 3),
+                      goal_block=torch.rand(3, 3), frames=torch.rand(3, 4, 16, 16, 3),
                       goal_frames=torch.rand(3, 16, 16, 3), subgoal_frames=torch.rand(3, 4, 16, 16, 3))
     out = cost(traj)
     assert out.shape == (3,) and torch.isfinite(out).all()
+
+
+def test_the_predicted_pose_cost_is_the_success_tests_terms_in_state_units_across_the_angle_seam():
+    import math
+
+    from uva_plan.envs.pusht import ANGLE_SCALE
+
+    cost = make_cost("predicted_pose_sum")
+    assert cost.needs_block and cost.needs_agent and not cost.needs_latents and not cost.needs_frames
+    goal_block = torch.tensor([[100.0, 200.0, 0.05]])
+    # frame 1: 3-4-5 off and 0.1 rad turned across 0 / 2 pi; frame 2: on the block, agent 0.1 board widths off
+    block = torch.tensor([[[103.0, 204.0, 2 * math.pi - 0.05], [100.0, 200.0, 0.05]]])
+    agent = torch.tensor([[[0.5, 0.5], [0.6, 0.5]]])
+    traj = Trajectory(latents=None, goal=torch.zeros(1, 8, 8, 4), agent=agent, goal_agent=torch.tensor([[0.5, 0.5]]),
+                      block=block, goal_block=goal_block)
+    frame1, frame2 = 5.0 + 0.1 * ANGLE_SCALE, 0.1 * 512.0
+    assert torch.allclose(cost(traj), torch.tensor([(frame1 + frame2) / 2]), atol=1e-3)
+    with pytest.raises(UserInputError, match="--object-pose"):
+        cost(Trajectory(latents=None, goal=torch.zeros(1, 8, 8, 4), agent=agent, goal_agent=agent[:, 0]))
 
 
 def test_the_agent_cost_is_the_agents_distance_to_its_goal_position_and_says_what_it_needs():

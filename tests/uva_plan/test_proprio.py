@@ -10,13 +10,13 @@ from uva_plan.errors import UserInputError
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def proprio_model(env_name="pusht", **options):
+def proprio_model(env_name="pusht", object_pose=False, **options):
     from world_model import UVA, make_config
 
     env = make_env(env_name)
     torch.manual_seed(0)
     cfg = make_config("tiny", env.action_low, env.action_high, env_name=env_name, dynamics_prior_width=16,
-                      **proprio_config(env_name), **options)
+                      **proprio_config(env_name, object_pose=object_pose), **options)
     return UVA(cfg).eval()
 
 

@@ -30,7 +30,7 @@ def _fused_inputs(model, actions):
 
     handle = model.backbone.fuse.register_forward_hook(keep)
     history = torch.zeros(1, 4, 8, 8, 4)
-    model.forward_dynamics(history_latents=history, actions=actions, temperature=0.0, sample_latents=False)
+    model.forward_dynamics(history_latents=history, actions=actions, temperature=0.0)  # the first pass is kept
     handle.remove()
     return seen["x"]  # [B, Tf, S, fused]
 

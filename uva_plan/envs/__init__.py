@@ -63,17 +63,33 @@ def _env_class(name: str):
     return PushTEnv
 
 
-def proprio_config(name: str) -> dict:
+def proprio_config(name: str, object_pose: bool = False) -> dict:
     """The world-model config fields (`UVAConfig.proprio_*`) of the env's proprioception: which state
-    entries it is, their bounds, and that the first two are the agent's image (x, y)."""
+    entries it is, their bounds, and that the first two are the agent's image (x, y). ``object_pose``:
+    the pose of the object the agent pushes follows (PushT's T: x, y, angle), predicted in its own frame
+    (`UVAConfig.proprio_object_pose`); an env without one refuses."""
     cls = _env_class(name)
-    return {"proprio_dim": len(cls.proprio_indices), "proprio_state_indices": list(cls.proprio_indices),
-            "proprio_low": list(cls.proprio_low), "proprio_high": list(cls.proprio_high),
-            "proprio_image_xy": list(cls.proprio_image_xy)}
+    indices, low, high = list(cls.proprio_indices), list(cls.proprio_low), list(cls.proprio_high)
+    out = {"proprio_image_xy": list(cls.proprio_image_xy)}
+    if object_pose:
+        if not cls.object_pose_indices:
+            raise UserInputError(f"the {cls.name} env has no object to push, so no object pose; expected an env "
+                                 "with one (pusht)")
+        out["proprio_object_pose"] = list(range(len(indices), len(indices) + 3))
+        out["actions_image_xy"] = bool(cls.actions_image_xy)
+        indices += list(cls.object_pose_indices)
+        low, high = low + list(cls.object_pose_low), high + list(cls.object_pose_high)
+    return {"proprio_dim": len(indices), "proprio_state_indices": indices, "proprio_low": low, "proprio_high": high,
+            **out}
+
+
+def object_pose_indices(name: str) -> tuple[int, ...]:
+    """The state entries (x, y, angle) of the object the env's agent pushes; empty where there is none."""
+    return tuple(_env_class(name).object_pose_indices)
 
 
 def default_max_steps(name: str) -> int:
     return _DEFAULT_MAX_STEPS[env_name(name)]
 
 
-__all__ = ["ENV_IDS", "ENV_NAMES", "default_max_steps", "env_name", "hold_actions", "make_env", "proprio_config"]
+__all__ = ["ENV_IDS", "ENV_NAMES", "default_max_steps", "env_name", "hold_actions", "make_env", "object_pose_indices", "proprio_config"]

@@ -84,6 +84,12 @@ class PushTEnv(PixelGoalEnv):
     proprio_low = (0.0, 0.0, -1000.0, -1000.0)
     proprio_high = (WORKSPACE, WORKSPACE, 1000.0, 1000.0)
     proprio_image_xy = (0, 1)  # the proprio entries that are the agent's image (x, y)
+    # The T's pose (`uva-plan train --object-pose`): x, y on the board and its angle, unwrapped to within a
+    # half turn of the current one (so [0, 2 pi) widens to [-pi, 3 pi)). The actions are board positions.
+    object_pose_indices = (2, 3, 4)
+    object_pose_low = (0.0, 0.0, -math.pi)
+    object_pose_high = (WORKSPACE, WORKSPACE, 3.0 * math.pi)
+    actions_image_xy = True
 
     def __init__(self, image_size: int = 64, max_episode_steps: int = 300, render_mode: str | None = "rgb_array"):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")

@@ -51,6 +51,8 @@ class WallEnv(PixelGoalEnv):
     proprio_low = (0.0, 0.0)
     proprio_high = (64.0, 64.0)
     proprio_image_xy = (0, 1)  # the proprio entries that are the agent's image (x, y)
+    object_pose_indices = ()  # nothing to push
+    actions_image_xy = False
 
     def __init__(self, image_size: int = 64, max_episode_steps: int = 100, render_mode: str | None = "rgb_array"):
         speed = np.full(2, geo.MAX_SPEED, dtype=np.float32)

@@ -1,0 +1,91 @@
+"""A world model that predicts PushT's T (`train --object-pose`), through the library: config, training,
+the predicted pose cost with the model and the oracle, and the imagination measures."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from uva_plan.envs import proprio_config
+from uva_plan.errors import UserInputError
+
+from .test_proprio import proprio_model, pusht_data  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def object_model():
+    return proprio_model(object_pose=True)
+
+
+def test_pushts_object_pose_joins_the_agents_proprio_and_the_wall_has_none():
+    cfg = proprio_config("pusht", object_pose=True)
+    assert cfg["proprio_state_indices"] == [0, 1, 5, 6, 2, 3, 4]
+    assert cfg["proprio_object_pose"] == [4, 5, 6] and cfg["actions_image_xy"]
+    assert cfg["proprio_low"][6] == pytest.approx(-math.pi) and cfg["proprio_high"][6] == pytest.approx(3 * math.pi)
+    with pytest.raises(UserInputError, match="no object to push"):
+        proprio_config("wall", object_pose=True)
+
+
+def test_train_with_object_pose_records_it_and_refuses_it_alone(pusht_data, tmp_path):  # noqa: F811
+    from click.testing import CliRunner
+
+    import world_model
+    from uva_plan.cli import main
+
+    args = ["train", "--data", str(pusht_data), "--config", "tiny", "--steps", "3", "--tokenizer-steps", "1",
+            "--batch-size", "2", "--model-option", "dynamics_prior_width=8"]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run"), "--proprio", "--object-pose"])
+    assert res.exit_code == 0, res.output
+    cfg = world_model.load(tmp_path / "run").config
+    assert cfg.proprio_object_pose == [4, 5, 6] and cfg.proprio_state_indices == [0, 1, 5, 6, 2, 3, 4]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "bad"), "--object-pose"])
+    assert res.exit_code == 2 and "--proprio" in res.output and len(res.output.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_predicted_pose_cost_plans_with_the_model_and_the_oracle_and_refuses_without():
+    from uva_plan.envs.goals import protocol_goals
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.plan_settings import PlanSettings
+
+    goals = protocol_goals("pusht", 2, 0)
+    settings = PlanSettings(samples=4, iters=1, horizon=16, execute=16, budget_steps=16, denoise_steps=1,
+                            cost="predicted_pose_sum")
+    for method in ("planner", "oracle-image"):
+        out = Evaluator(object_model(), "pusht", settings).run(method, goals)
+        assert len(out.rows) == 2, method
+    with pytest.raises(UserInputError, match="--object-pose"):
+        Evaluator(proprio_model(), "pusht", settings).run("planner", goals)
+
+
+def test_the_oracle_scores_the_true_poses_so_the_plan_that_ends_on_the_goal_costs_nothing():
+    from uva_plan.envs import make_env
+    from uva_plan.goal_costs import make_cost
+    from uva_plan.simulator_objective import SimulatorObjective
+
+    env = make_env("pusht")
+    start = np.array([100.0, 100.0, 256.0, 256.0, 0.3, 0, 0, 0, 0, 0])
+    still = torch.tensor([100.0, 100.0]).expand(1, 2, 16, 2).clone()  # hold the agent where it is
+    away = still.clone()
+    away[0, 1] = torch.tensor([60.0, 100.0])
+    goal = env.check_state(start.copy())
+    model = object_model()
+    goal_latents = model.encode(torch.from_numpy(env.render_state(goal)[None, None]))[:, 0]
+    objective = SimulatorObjective("pusht", start[None], goal[None], cost=make_cost("predicted_pose_sum"),
+                                   model=model, goal_latents=goal_latents)
+    costs = objective(torch.cat([still[:, :1], away[:, 1:]], dim=1))
+    assert costs.shape == (1, 2) and costs[0, 0] < 1.0 < costs[0, 1]
+
+
+def test_imagination_reports_the_predicted_pose_beside_the_drawn_one():
+    from uva_plan.imagination import SamplingSettings, heldout_episodes, measure_imagination
+
+    episodes = heldout_episodes(n_per_kind=1, steps=40, env_name="pusht")
+    horizon = measure_imagination(object_model(), episodes, SamplingSettings("planner"), every=16)[0].horizons[-1]
+    # an untrained object MLP says "the T stays": its error is copy-last's
+    assert horizon.predicted_block_error == pytest.approx(horizon.block_copy_last_error, abs=1e-3)
+    assert horizon.predicted_angle_error_deg == pytest.approx(horizon.angle_copy_last_error_deg, abs=1e-3)
+    plain = measure_imagination(proprio_model(), episodes, SamplingSettings("planner"), every=16)[0].horizons[-1]
+    assert math.isnan(plain.predicted_block_error)

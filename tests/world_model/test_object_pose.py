@@ -1,0 +1,156 @@
+"""An object's pose among the proprio: its frame, its map, its MLP and the model contract around them."""
+
+import math
+
+import pytest
+import torch
+
+from world_model.errors import WorldModelError
+from world_model.model import UVA
+from world_model.object_pose import ObjectPoseDynamics, from_frame, pose_maps, to_frame, unwrap_to, wrap
+
+from .conftest import tiny_config
+
+# agent x, y, vx, vy, then the object's x, y, angle (PushT's layout, on a 64-unit board)
+OBJECT = dict(dynamics_prior_width=16, proprio_dim=7, proprio_low=[0, 0, -10, -10, 0, 0, -math.pi],
+              proprio_high=[64, 64, 10, 10, 64, 64, 3 * math.pi], proprio_image_xy=[0, 1],
+              proprio_state_indices=[0, 1, 5, 6, 2, 3, 4], proprio_object_pose=[4, 5, 6], actions_image_xy=True)
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    return UVA(tiny_config(**{**OBJECT, **kw}))
+
+
+def _batch(b=3):
+    g = torch.Generator().manual_seed(0)
+    proprio = lambda t: torch.rand(b, t, 7, generator=g) * torch.tensor([64, 64, 10, 10, 64, 64, 6.28])  # noqa: E731
+    return dict(history_latents=torch.randn(b, 4, 8, 8, 4, generator=g),
+                future_latents=torch.randn(b, 4, 8, 8, 4, generator=g),
+                actions=torch.rand(b, 16, 2, generator=g) * 2 - 1,
+                history_proprio=proprio(4), future_proprio=proprio(4))
+
+
+def test_the_frame_turns_board_vectors_and_back_and_angles_unwrap_across_the_seam():
+    v = torch.tensor([[1.0, 0.0]])
+    assert torch.allclose(to_frame(v, torch.tensor([math.pi / 2])), torch.tensor([[0.0, -1.0]]), atol=1e-6)
+    angle = torch.tensor([0.3])
+    assert torch.allclose(from_frame(to_frame(torch.tensor([[0.4, -2.0]]), angle), angle), torch.tensor([[0.4, -2.0]]))
+    assert wrap(torch.tensor([2 * math.pi - 0.1])).item() == pytest.approx(-0.1, abs=1e-6)
+    # a T at 6.2 rad that turned past 0 to 0.1 rad is 0.18 rad on, not a turn back
+    assert unwrap_to(torch.tensor([[0.1, 6.2]]), torch.tensor([6.2]))[0].tolist() == pytest.approx([0.1 + 2 * math.pi, 6.2])
+
+
+def test_pose_maps_tell_each_cell_where_it_lies_on_the_object():
+    # the object at the centre of cell (row 4, col 3) of an 8-cell grid, turned a quarter turn
+    xy = torch.tensor([[[-1 + 3.5 / 4, -1 + 4.5 / 4]]])
+    maps = pose_maps(xy, torch.tensor([[math.pi / 2]]), 8, 1.5)[0]
+    bump, u, v, cos, sin = maps
+    assert divmod(int(bump.argmax()), 8) == (4, 3)
+    # the cell to the object's right on the board is, in the object's turned frame, one cell towards -v
+    assert (u[4, 4] / bump[4, 4]).item() == pytest.approx(0.0, abs=1e-5)
+    assert (v[4, 4] / bump[4, 4]).item() == pytest.approx(-1.0, abs=1e-5)
+    assert (cos[4, 3] / bump[4, 3]).item() == pytest.approx(0.0, abs=1e-6)
+    assert (sin[4, 3] / bump[4, 3]).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_object_mlp_learns_a_push_that_is_simple_in_the_objects_frame():
+    """The object slides along its own axis by how far ahead of it (in its frame) the targets lie: one
+    rule wherever it lies and however it is turned."""
+    torch.manual_seed(0)
+    net = ObjectPoseDynamics(5, [2, 3, 4], [0, 1], 4, 16, 2, 4, 128, True, -math.pi, 3 * math.pi, 4.0)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+
+    def draw(n):
+        hist = torch.rand(n, 4, 5) * 1.6 - 0.8
+        theta = torch.rand(n) * 2 * math.pi
+        hist[:, :, 4] = net.normalised_angle(theta)[:, None].expand(n, 4)
+        hist[:, :, 2:4] = hist[:, -1:, 2:4]  # the object was still
+        acts = torch.rand(n, 16, 2) * 1.6 - 0.8
+        ahead = to_frame(acts.reshape(n, 4, 4, 2).mean(2) - hist[:, -1:, 2:4], theta[:, None])[..., 0]  # [n, 4]
+        slide = (0.1 * ahead).cumsum(1)
+        step = from_frame(torch.stack([slide, torch.zeros_like(slide)], dim=-1), theta[:, None])
+        fut = torch.cat([hist[:, -1:, 2:4] + step, hist[:, -1:, 4:5].expand(n, 4, 1)], dim=-1)
+        return hist, acts, fut
+
+    for _ in range(400):
+        hist, acts, fut = draw(128)
+        loss = (net(hist, acts) - fut).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    hist, acts, fut = draw(512)
+    with torch.no_grad():
+        err = (net(hist, acts)[..., :2] - fut[..., :2]).norm(dim=-1).mean()
+    copy_last = (hist[:, -1:, 2:4] - fut[..., :2]).norm(dim=-1).mean()
+    assert err < 0.3 * copy_last
+
+
+def test_the_object_learns_in_every_mode_with_states_and_its_map_reaches_the_prior():
+    model = _model()
+    loss, logs = model(_batch(), mode="forward_dynamics")
+    loss.backward()
+    assert logs["object_loss"] > 0
+    assert model.object_dynamics.net[-1].weight.grad.abs().sum() > 0
+    assert model.dynamics_prior.inp.weight.grad[:, -20:].abs().sum() > 0  # the pose maps reach the prior
+    for mode in ("policy", "inverse_dynamics", "video_prediction"):  # states and actions are there: it learns
+        model.zero_grad()
+        loss, logs = model(_batch(), mode=mode)
+        loss.backward()
+        assert logs["object_loss"] > 0 and model.object_dynamics.net[-1].weight.grad.abs().sum() > 0, mode
+    video_only = {k: v for k, v in _batch().items() if "proprio" not in k}
+    for mode in ("policy", "inverse_dynamics", "video_prediction"):  # action-free videos have no states
+        assert "object_loss" not in model(video_only, mode=mode)[1]
+
+
+def test_forward_dynamics_predicts_the_objects_pose_continuously_across_the_seam():
+    model = _model().eval()
+    hist_p = torch.tensor([[[10, 10, 0, 0, 30, 30, 6.2], [10, 10, 0, 0, 30, 30, 6.25],
+                            [10, 10, 0, 0, 30, 30, 0.02], [10, 10, 0, 0, 30, 30, 0.05]]])
+    out = model.forward_dynamics(history_latents=torch.randn(1, 4, 8, 8, 4), actions=torch.full((2, 32, 2), 30.0),
+                                 history_proprio=hist_p, generator=torch.Generator().manual_seed(0))
+    assert out.proprio.shape == (2, 8, 7)
+    # an untrained object MLP says "it stays": the newest pose, its angle as given (not a turn away)
+    assert torch.allclose(out.proprio[..., 4:], torch.tensor([30.0, 30.0, 0.05]).expand(2, 8, 3), atol=1e-4)
+    # the history's wrapped angles reach the MLP as one continuous turn
+    normalised = model._proprio(hist_p, "history_proprio", 4)
+    angles = model.object_dynamics.angle(normalised[0, :, 6])
+    assert angles.tolist() == pytest.approx([6.2 - 2 * math.pi, 6.25 - 2 * math.pi, 0.02, 0.05], abs=1e-5)
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (dict(proprio_object_pose=[4, 5]), "three distinct proprio indices"),
+    (dict(proprio_object_pose=[0, 5, 6]), "none of them the body's"),
+    (dict(proprio_object_pose=[4, 5, 7]), "three distinct proprio indices"),
+    (dict(dynamics_prior_width=0, proprio_image_xy=[]), "proprio_object_pose needs the dynamics prior"),
+    (dict(proprio_object_sigma=0.0), "proprio_object_sigma"),
+    (dict(actions_image_xy="yes"), "actions_image_xy is 'yes'"),
+])
+def test_bad_object_configs_say_what_was_expected(overrides, fragment):
+    with pytest.raises(WorldModelError, match=fragment):
+        tiny_config(**{**OBJECT, **overrides})
+
+
+def test_an_object_pose_checkpoint_round_trips(tmp_path):
+    import world_model
+
+    model = _model()
+    world_model.save_checkpoint(model, tmp_path / "run")
+    loaded = world_model.load(tmp_path / "run")
+    assert loaded.config.proprio_object_pose == [4, 5, 6] and loaded.config.actions_image_xy
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_a_cost_on_the_predicted_poses_alone_runs_no_transformer():
+    model = _model().eval()
+    calls = []
+    handle = model.backbone.register_forward_hook(lambda *_: calls.append(1))
+    hist, hist_p = torch.randn(1, 4, 8, 8, 4), torch.rand(1, 4, 7) * 6
+    alone = model.forward_dynamics(history_latents=hist, actions=torch.zeros(3, 16, 2), history_proprio=hist_p,
+                                   sample_latents=False, distance_heads=())
+    assert calls == [] and alone.latents is None and alone.proprio.shape == (3, 4, 7)
+    model.forward_dynamics(history_latents=hist, actions=torch.zeros(3, 16, 2), history_proprio=hist_p,
+                           goal_latents=torch.randn(1, 8, 8, 4), sample_latents=False, distance_heads=("joint",))
+    handle.remove()
+    assert calls == [1]  # the joint distance needs its pass
