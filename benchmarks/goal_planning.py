@@ -69,6 +69,7 @@ def main() -> None:
         PlanSettings,
         cost_for,
         execute_for,
+        population_for,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -77,8 +78,8 @@ def main() -> None:
     parser.add_argument("--goals", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tables", default="methods", help="comma-separated: methods,prior,steps,costs,agent,sweep")
-    parser.add_argument("--samples", type=int, default=PlanSettings.samples)
-    parser.add_argument("--iters", type=int, default=PlanSettings.iters)
+    parser.add_argument("--samples", type=int, default=None, help="default: the cost's (plan_settings.population_for)")
+    parser.add_argument("--iters", type=int, default=None, help="default: the cost's (plan_settings.population_for)")
     parser.add_argument("--cost", default=None, help="goal cost (default: the env's, plan_settings.DEFAULT_COSTS)")
     parser.add_argument("--planner", default=PlanSettings.planner, choices=PLANNER_NAMES)
     parser.add_argument("--horizon", type=int, default=PlanSettings.horizon)
@@ -121,11 +122,14 @@ def main() -> None:
         console.print(f"[bold]methods[/bold] on {len(goals)} {args.env} goals")
         rows = [(m, m, base) for m in args.methods.split(",") if m]
         results["methods"] = run_rows(factory, goals, rows)
-        print_table(console, f"{args.env}: methods ({len(goals)} goals, {base.planner} {base.samples}x{base.iters}, "
-                             f"cost {cost_for(base, args.env, model)}, budget {base.budget_steps} steps)", results["methods"])
+        cost = cost_for(base, args.env, model)
+        samples, iters = population_for(base, cost)
+        print_table(console, f"{args.env}: methods ({len(goals)} goals, {base.planner} {samples}x{iters}, "
+                             f"cost {cost}, budget {base.budget_steps} steps)", results["methods"])
     if "prior" in tables:
         rows = []
-        for n in (base.samples // 2, base.samples):
+        full = population_for(base, cost_for(base, args.env, model))[0]
+        for n in (full // 2, full):
             s = replace(base, samples=n)
             rows += [(f"no prior, {n} samples", "planner", s), (f"prior, {n} samples", "planner+prior", s)]
         results["prior"] = run_rows(factory, goals, rows)

@@ -92,8 +92,9 @@ def _pusht_tables(model, path: str, episodes, settings, chunks: int, summary: di
     """PushT's per-horizon tables (agent, then block) and their summary entries."""
     unit = "state units, 8 = 1 px at 64x64"
     agent = Table(title=f"imagined agent vs the simulator: {path}\n(planner = 1 MAR pass, 2 DDIM steps, "
-                        f"the checkpoint's temperature; errors in {unit})")
+                        f"the checkpoint's temperature; errors in {unit}; 'predicted': a --proprio model's own)")
     _agent_columns(agent)
+    agent.add_column("predicted err", justify="right")
     block = Table(title=f"imagined block vs the simulator: medians of the pose point (state[2:4]) and mass-centre "
                         f"distances ({unit}) and the |angle error| (degrees), each beside copy-last and tokenizer; "
                         f"'predicted': an object-pose model's own pose (--object-pose), not read from frames")
@@ -103,7 +104,7 @@ def _pusht_tables(model, path: str, episodes, settings, chunks: int, summary: di
     for s in settings:
         for rep in measure_imagination(model, episodes, s, n_chunks=chunks):
             for h in rep.horizons:
-                _agent_row(agent, s, rep, h)
+                _agent_row(agent, s, rep, h, fmt(h.predicted_agent_error))
                 block.add_row(s.name, rep.kind, str(h.steps), f"{100 * h.block_present:.0f}%", fmt(h.block_error),
                               fmt(h.block_copy_last_error), fmt(h.block_tokenizer_error), fmt(h.block_centre_error),
                               fmt(h.block_centre_copy_last_error), fmt(h.block_centre_tokenizer_error),
@@ -119,11 +120,11 @@ def _agent_columns(table: Table) -> None:
         table.add_column(col, justify="right")
 
 
-def _agent_row(table: Table, settings, rep, h) -> None:
+def _agent_row(table: Table, settings, rep, h, *extra: str) -> None:
     """One horizon of the imagined agent: presence and median position error beside copy-last and the
-    tokenizer round trip."""
+    tokenizer round trip (and ``extra`` cells where the table has more columns)."""
     table.add_row(settings.name, rep.kind, str(h.steps), f"{100 * h.present:.0f}%", fmt(h.median_error),
-                  fmt(h.copy_last_error), fmt(h.tokenizer_error), str(h.n))
+                  fmt(h.copy_last_error), fmt(h.tokenizer_error), str(h.n), *extra)
 
 
 def evaluate(path: str, episodes, chunks: int, starts: int, out: Path | None, console: Console, quick: bool,

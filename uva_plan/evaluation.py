@@ -207,7 +207,7 @@ class Evaluator:
         from planners import run_mpc
 
         prior = s.prior_fraction if method == "planner+prior" else 0.0
-        planner = make_planner(s, prior)
+        planner = make_planner(s, prior, self.cost_name)
         goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
         gen = self._generator(first)
         env = batch.envs[0]

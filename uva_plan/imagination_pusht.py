@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from uva_plan.envs.pusht import wrap_angle
+from uva_plan.envs.pusht import WORKSPACE, wrap_angle
 from uva_plan.envs.pusht_locate import CENTROID_LOCAL_Y, locate_pusht
 from uva_plan.imagination import Episode, HorizonStats, ImaginationReport, SamplingSettings, imagine_windows
-from uva_plan.proprio import object_of_proprio
+from uva_plan.proprio import agent_of_proprio, object_of_proprio
 
 
 @dataclass
@@ -39,7 +39,9 @@ class PushTHorizonStats(HorizonStats):
     angle_error_deg: float  # |wrapped block angle error|, degrees
     angle_copy_last_error_deg: float
     angle_tokenizer_error_deg: float
-    # an object-pose model's own prediction (``train --object-pose``), not read from frames; NaN without one
+    # a proprio model's own prediction of the agent (``train --proprio``) and an object-pose model's of the
+    # block (``--object-pose``), not read from frames; NaN without them
+    predicted_agent_error: float = float("nan")
     predicted_block_error: float = float("nan")
     predicted_angle_error_deg: float = float("nan")
 
@@ -85,7 +87,10 @@ def measure_pusht(model, episodes: list[Episode], settings: SamplingSettings, n_
     im = locate_pusht(got["imagined"])
     im_err, rt_err = _found_errors(im, true), _found_errors(locate_pusht(got["round_trip"]), true)
     copy_err = _errors(last[..., 0:2], last[..., 2:4], last[..., 4], true)
-    pose = object_of_proprio(model, None if got["proprio"] is None else torch.from_numpy(got["proprio"]))
+    proprio = None if got["proprio"] is None else torch.from_numpy(got["proprio"])
+    agent = agent_of_proprio(model, proprio)
+    agent_err = None if agent is None else _distance(agent.numpy() * WORKSPACE, true[..., 0:2])
+    pose = object_of_proprio(model, proprio)
     pred_err = None if pose is None else _errors(true[..., 0:2], pose[..., :2].numpy(), pose[..., 2].numpy(), true)
     reports = []
     for kind in sorted(set(kinds)):
@@ -109,6 +114,7 @@ def measure_pusht(model, episodes: list[Episode], settings: SamplingSettings, n_
                 angle_error_deg=_median(im_err["angle"][sel, j][block]),
                 angle_copy_last_error_deg=_median(copy_err["angle"][sel, j]),
                 angle_tokenizer_error_deg=_median(rt_err["angle"][sel, j]),
+                **({} if agent_err is None else {"predicted_agent_error": _median(agent_err[sel, j])}),
                 **({} if pred_err is None else {"predicted_block_error": _median(pred_err["block"][sel, j]),
                                                 "predicted_angle_error_deg": _median(pred_err["angle"][sel, j])}),
             ))

@@ -53,7 +53,7 @@ def run_planning(
 
     from uva_plan.envs.goals import GoalPair, load_goals, protocol_goals
     from uva_plan.evaluation import Evaluator
-    from uva_plan.plan_settings import execute_for, passes_for, prior_weight_for
+    from uva_plan.plan_settings import execute_for, passes_for, population_for, prior_weight_for
     from uva_plan.progress import progress_bar
     from uva_plan.viz import cost_plot, planning_gif
 
@@ -115,7 +115,8 @@ def run_planning(
         "env": env_name,
         "checkpoint": str(checkpoint) if checkpoint else ("shipped default" if model is not None else None),
         # the price and the cost applied (the env's defaults where the settings left them to it)
-        "settings": {**asdict(settings), "prior_weight": prior_weight_for(settings, env_name),
+        "settings": {**asdict(settings), **dict(zip(("samples", "iters"), population_for(settings, evaluator.cost_name))),
+                     "prior_weight": prior_weight_for(settings, env_name),
                      "cost": evaluator.cost_name, "model_passes": passes_for(settings, env_name),
                      "execute": execute_for(settings, env_name)},
         "n_goals": len(goals),

@@ -83,26 +83,31 @@ class SimulatorObjective:
                     costs[i, j] = sum(self._distance(x, self.goal_states[i]) for x in states)
             return torch.as_tensor(costs, dtype=torch.float32)
         rollouts = [self.rollout(self.start_states[i], acts[i, j]) for i in range(b) for j in range(n)]
-        frames = np.stack([np.stack([self.env.render_state(s) for s in states]) for states in rollouts])
-        latents = self.model.encode(torch.from_numpy(frames))
         goal = self.goal_latents.repeat_interleave(n, dim=0)
-        distances = distances_of(self.model, self.cost, latents, goal)
+        # a cost on poses alone (the true ones here) needs no frame rendered or encoded
+        pictures = self.cost.needs_latents or self.cost.needs_distance or self.cost.needs_frames
+        frames = latents = None
+        distances = {}
+        if pictures:
+            frames = np.stack([np.stack([self.env.render_state(s) for s in states]) for states in rollouts])
+            latents = self.model.encode(torch.from_numpy(frames))
+            distances = distances_of(self.model, self.cost, latents, goal)
         agent = goal_agent = None
         if self.cost.needs_agent:  # the true agent positions, as a proprio model predicts them
             from uva_plan.proprio import agent_of_states
 
-            agent = agent_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts])).to(latents.device)
-            goal_agent = agent_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(latents.device)
+            agent = agent_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts])).to(goal.device)
+            goal_agent = agent_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(goal.device)
         block = goal_block = None
         if self.cost.needs_block:  # the true poses of the pushed object, as an object-pose model predicts them
             from uva_plan.proprio import object_of_states
 
-            block = object_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts])).to(latents.device)
-            goal_block = object_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(latents.device)
+            block = object_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts])).to(goal.device)
+            goal_block = object_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(goal.device)
         seen = goal_seen = None
         if self.cost.needs_frames:  # the true frames themselves, and the goal image the planner is given
-            seen = torch.from_numpy(frames).float().div(255.0).to(latents.device)
-            goal_seen = self._goal_images().repeat_interleave(n, dim=0).to(latents.device)
+            seen = torch.from_numpy(frames).float().div(255.0).to(goal.device)
+            goal_seen = self._goal_images().repeat_interleave(n, dim=0).to(goal.device)
         traj = Trajectory(latents=latents, goal=goal, agent=agent, goal_agent=goal_agent, block=block,
                           goal_block=goal_block, frames=seen,
                           goal_frames=goal_seen, **distances)

@@ -115,5 +115,6 @@ def flat_metrics(means: dict[str, dict[str, float]]) -> dict[str, float]:
     return {f"{key}/{group}": v for group, terms in means.items() for key, v in terms.items()}
 
 
-LOSS_TERMS = ("loss", "video_loss", "action_loss", "distance_loss", "latent_distance_loss", "prior_loss")
+LOSS_TERMS = ("loss", "video_loss", "action_loss", "distance_loss", "latent_distance_loss", "prior_loss", "proprio_loss",
+              "object_loss")
 TOKENIZER_TERMS = ("tokenizer_loss", "recon", "kl", "mse")

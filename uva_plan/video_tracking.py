@@ -161,7 +161,7 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
 
         return sample
 
-    planner = make_planner(settings, settings.prior_fraction)
+    planner = make_planner(settings, settings.prior_fraction, cost.name)
     result = run_mpc(planner, make_objective, batch.step, batch_size=b, horizon=horizon, action_dim=cfg.action_dim,
                      low=low, high=high, n_execute=execute_for(settings, env_name), budget_steps=t_len - 1,
                      proposals_fn=proposals_fn,

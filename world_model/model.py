@@ -540,8 +540,9 @@ class UVA(InputChecks, nn.Module):
         Returns ``ForwardResult(latents [B, n*Tf, h, w, c], frames if decode, distance and
         latent_distance [B, n*Tf] if a goal is given)``. ``sample_latents=False`` skips the video head
         where nothing needs the latents (only the joint-latent ``distance`` is then returned; earlier
-        chunks are still sampled to roll on); with no joint distance asked for either, the last chunk runs
-        the proprio MLPs alone (what a cost on the predicted poses reads). ``distance_heads`` names the distance heads to run when a
+        chunks are still sampled to roll on); with no joint distance asked for either, a proprio model runs
+        its proprio MLPs alone, chunk after chunk (what a cost on the predicted poses reads), unless they
+        read the latents (``proprio_glimpse``). ``distance_heads`` names the distance heads to run when a
         goal is given (a planner's cost reads one of them; the other is then left as None).
         ``history_proprio [B, Th, P]`` (env units; a batch of 1 is shared): the history's proprioception,
         required by a model built with ``proprio_dim > 0``; the predicted proprio is then returned as
@@ -571,14 +572,16 @@ class UVA(InputChecks, nn.Module):
             hist_p = self._broadcast(self._proprio(history_proprio, "history_proprio", cfg.n_history, b), b,
                                      "history_proprio")
         n_chunks = total // cfg.chunk_len
+        need_joint = goal_lat is not None and "joint" in distance_heads
+        # only the predicted proprio asked for, and its MLPs read no latents: no chunk needs its frames
+        proprio_only = hist_p is not None and not (sample_latents or decode or need_joint or cfg.proprio_glimpse)
         latents, distances, proprio = [], [], []
         for k in range(n_chunks):
-            need = sample_latents or decode or k < n_chunks - 1
+            need = (sample_latents or decode or k < n_chunks - 1) and not proprio_only
             chunk = acts[:, k * cfg.chunk_len : (k + 1) * cfg.chunk_len]
             fut, z, fut_p = self._generate(hist, goal_lat, chunk, num_iters, num_steps, temperature, generator, need,
-                                           hist_proprio=hist_p,
-                                           need_joint=goal_lat is not None and "joint" in distance_heads)
-            if goal_lat is not None and "joint" in distance_heads:
+                                           hist_proprio=hist_p, need_joint=need_joint)
+            if need_joint:
                 distances.append(self._distance_steps(z)[:, 1:])
             if fut_p is not None:
                 proprio.append(fut_p)

@@ -89,3 +89,30 @@ def test_imagination_reports_the_predicted_pose_beside_the_drawn_one():
     assert horizon.predicted_angle_error_deg == pytest.approx(horizon.angle_copy_last_error_deg, abs=1e-3)
     plain = measure_imagination(proprio_model(), episodes, SamplingSettings("planner"), every=16)[0].horizons[-1]
     assert math.isnan(plain.predicted_block_error)
+
+
+def test_pushts_default_cost_reads_the_predicted_poses_where_the_model_and_the_goal_carry_them():
+    from uva_plan.plan_settings import PlanSettings, cost_for
+
+    model = object_model()
+    assert cost_for(PlanSettings(), "pusht", model) == "predicted_pose_sum"
+    assert cost_for(PlanSettings(), "pusht", model, goal_states=False) == "multiscale_sum"  # a user's picture
+    assert cost_for(PlanSettings(), "pusht", proprio_model()) == "multiscale_sum+agent"
+    assert cost_for(PlanSettings(cost="pose_sum"), "pusht", model) == "pose_sum"
+
+
+def test_the_population_follows_the_cost_unless_asked_and_results_record_the_one_used(tmp_path):
+    import world_model
+    from uva_plan.plan_settings import PlanSettings, make_planner, population_for
+    from uva_plan.planning import run_planning
+
+    assert population_for(PlanSettings(), "predicted_pose_sum") == (512, 6)
+    assert population_for(PlanSettings(), "multiscale_sum+agent") == (64, 3)
+    assert population_for(PlanSettings(samples=8), "predicted_pose_sum") == (8, 6)
+    assert make_planner(PlanSettings(), 0.25, "predicted_pose_sum").population == 512
+    ckpt = tmp_path / "ckpt"
+    world_model.save_checkpoint(object_model(), ckpt)
+    payload = run_planning(env_name="pusht", checkpoint=str(ckpt), settings=PlanSettings(iters=1, budget_steps=8,
+                           denoise_steps=1), episodes=1, methods=["planner"], out=tmp_path / "out")
+    assert payload["settings"]["cost"] == "predicted_pose_sum"
+    assert (payload["settings"]["samples"], payload["settings"]["iters"]) == (512, 1)

@@ -154,3 +154,19 @@ def test_a_cost_on_the_predicted_poses_alone_runs_no_transformer():
                            goal_latents=torch.randn(1, 8, 8, 4), sample_latents=False, distance_heads=("joint",))
     handle.remove()
     assert calls == [1]  # the joint distance needs its pass
+
+
+def test_the_poses_alone_roll_over_several_chunks_without_a_frame_and_match_the_full_rollout():
+    model = _model().eval()
+    calls = []
+    handle = model.backbone.register_forward_hook(lambda *_: calls.append(1))
+    hist, hist_p = torch.randn(1, 4, 8, 8, 4), torch.rand(1, 4, 7) * 6
+    acts = torch.rand(2, 48, 2) * 2 - 1
+    alone = model.forward_dynamics(history_latents=hist, actions=acts, history_proprio=hist_p, sample_latents=False,
+                                   distance_heads=())
+    assert calls == [] and alone.proprio.shape == (2, 12, 7)
+    full = model.forward_dynamics(history_latents=hist, actions=acts, history_proprio=hist_p,
+                                  generator=torch.Generator().manual_seed(0))
+    handle.remove()
+    assert len(calls) == 3  # the full rollout samples each of the three chunks
+    assert torch.allclose(alone.proprio, full.proprio, atol=1e-5)  # the MLPs read states and actions only
