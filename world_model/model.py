@@ -339,8 +339,8 @@ class UVA(InputChecks, nn.Module):
         # where given (action-free videos have none); inverse dynamics and video prediction never do
         hist_p = fut_p = None
         # the proprio MLPs read only states and actions, which every window with states has: with an object
-        # pose they learn in every step (its MLP needs ~250k windows; README, "The block's pose"), else in
-        # the forward-dynamics steps only
+        # pose they learn in every step (in the forward-dynamics fifth alone its MLP misses the T's turn by 2
+        # degrees more; README, "The block's pose"), else in the forward-dynamics steps only
         learns_proprio = self.proprio_dynamics is not None and (mode.actions_given or (
             self.object_dynamics is not None and actions is not None and batch.get("future_proprio") is not None))
         if learns_proprio:
