@@ -29,8 +29,9 @@ from uva_plan.data.replay_buffer import load_replay_buffer
 from uva_plan.data.windows import WindowSpec, normalizer_for
 from uva_plan.envs import proprio_config
 from uva_plan.imagination import heldout_episodes
+from world_model import make_config
 from world_model.actions import ActionNormalizer
-from world_model.object_pose import ObjectPoseDynamics, unwrap_to
+from world_model.object_pose import ObjectPoseDynamics, proprio_loss, unwrap_to
 from world_model.proprio import ProprioDynamics
 
 HORIZONS = (4, 8, 12, 16)
@@ -61,7 +62,7 @@ def normalise(norm: ActionNormalizer, hist: np.ndarray, fut: np.ndarray, angle: 
 class Variant(torch.nn.Module):
     """The proprio MLP, with (``object``) or without the T's own MLP for its pose."""
 
-    def __init__(self, cfg: dict, spec: WindowSpec, action_dim: int, width: int, object_frame: bool):
+    def __init__(self, cfg: dict, spec: WindowSpec, action_dim: int, width: int, object_frame: bool, cells: float):
         super().__init__()
         p, pose = cfg["proprio_dim"], cfg["proprio_object_pose"]
         self.pose = pose
@@ -69,7 +70,7 @@ class Variant(torch.nn.Module):
         k = pose[2]
         self.obj = ObjectPoseDynamics(p, pose, cfg["proprio_image_xy"], spec.n_history, spec.chunk_len, action_dim,
                                       spec.n_future, width, cfg["actions_image_xy"], cfg["proprio_low"][k],
-                                      cfg["proprio_high"][k], 4.0)
+                                      cfg["proprio_high"][k], cells)
         self.object_frame = object_frame
 
     def forward(self, hist, acts):
@@ -79,12 +80,8 @@ class Variant(torch.nn.Module):
         return out
 
     def loss(self, pred, target):
-        """The world model's loss (``UVA._proprio_loss``): the T in cells and radians, the rest normalised."""
-        x, y, k = self.pose
-        rest = [i for i in range(pred.shape[-1]) if i not in self.pose]
-        position = ((pred[..., [x, y]] - target[..., [x, y]]) * self.obj.cells).pow(2).mean()
-        angle = (self.obj.angle(pred[..., k]) - self.obj.angle(target[..., k])).pow(2).mean()
-        return (pred[..., rest] - target[..., rest]).pow(2).mean() + position + angle
+        """The world model's loss (``object_pose.proprio_loss``): the T in cells and radians."""
+        return proprio_loss(pred, target, self.obj)[0]
 
 
 def train(variant: Variant, hist, acts, fut, steps: int, batch: int, lr: float, seed: int) -> float:
@@ -127,6 +124,8 @@ def main() -> None:
     norm = ActionNormalizer(cfg["proprio_low"], cfg["proprio_high"])
     spec = WindowSpec()
     buffer = load_replay_buffer(args.data)
+    # the world model's scale: half its latent grid (tiny at this image size: 8 cells)
+    half_grid = make_config("tiny", [0.0, 0.0], [1.0, 1.0], image_size=buffer.image_size).latent_size / 2.0
     actions_norm = normalizer_for(buffer)
     h, a, f = windows(np.asarray(buffer.state), np.asarray(buffer.action), np.asarray(buffer.episode_ends), spec, idx)
     hist, fut = normalise(norm, h, f, pose[2])
@@ -149,7 +148,8 @@ def main() -> None:
     for name, object_frame in rows.items():
         seconds = 0.0
         if object_frame is not None:
-            variant = Variant(cfg, spec, acts.shape[-1], args.width, object_frame)
+            torch.manual_seed(args.seed)  # the same initial weights whatever ran before
+            variant = Variant(cfg, spec, acts.shape[-1], args.width, object_frame, half_grid)
             seconds = train(variant, hist, acts, fut, args.steps, args.batch, args.lr, args.seed)
         cells = [name, f"{seconds:.0f}"]
         turning_cells = []

@@ -120,6 +120,12 @@ class Evaluator:
             settings.validate(1, env_name)  # every knob but the horizon's multiple, which needs the model's chunk
         self.cost_name = cost_for(settings, env_name, model)
         self.cost = make_cost(self.cost_name)
+        if self.cost.needs_block and model is not None:
+            from uva_plan.proprio import places_object
+
+            if not places_object(model):
+                raise UserInputError(f"the {self.cost_name} cost reads the pose the world model predicts for the pushed "
+                                     "object; expected a model trained with --proprio --object-pose")
         self._cost_with_states = self.cost_name  # what applies to goals that carry their state
 
     # ----------------------------------------------------------------------------------- helpers
@@ -207,7 +213,8 @@ class Evaluator:
         from planners import run_mpc
 
         prior = s.prior_fraction if method == "planner+prior" else 0.0
-        planner = make_planner(s, prior, self.cost_name)
+        # the population follows the cost that scores: the state oracle's own distance, or the goal cost
+        planner = make_planner(s, prior, "state" if method == "oracle-state" else self.cost_name)
         goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
         gen = self._generator(first)
         env = batch.envs[0]

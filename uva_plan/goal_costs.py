@@ -212,9 +212,9 @@ def pose_terms(block: torch.Tensor, want_block: torch.Tensor, agent: torch.Tenso
     given, the agent's position error; poses ``[..., 3]`` (x, y in state units, angle in radians) and
     agents ``[..., 2]`` in state units, broadcast against their targets. NaN where a pose is NaN."""
     from uva_plan.envs.pusht import ANGLE_SCALE
+    from world_model.object_pose import wrap
 
-    turn = torch.remainder(block[..., 2] - want_block[..., 2] + math.pi, 2.0 * math.pi) - math.pi
-    terms = [(block[..., :2] - want_block[..., :2]).norm(dim=-1), turn.abs() * ANGLE_SCALE]
+    terms = [(block[..., :2] - want_block[..., :2]).norm(dim=-1), wrap(block[..., 2] - want_block[..., 2]).abs() * ANGLE_SCALE]
     if agent is not None:
         terms.append((agent - want_agent).norm(dim=-1))
     return terms

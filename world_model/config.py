@@ -192,6 +192,9 @@ class UVAConfig:
     # lies) and a map of that pose (a bump of ``proprio_object_sigma`` cells telling each cell which part
     # of the object lies on it) joins the dynamics prior's input. PushT's T: README, "The block's pose".
     proprio_object_pose: list[int] = field(default_factory=list)
+    # The proprio MLPs learn in every step whose batch has the future proprio and actions, not only in the
+    # forward-dynamics ones (always so with an object pose).
+    proprio_every_step: bool = False
     proprio_object_sigma: float = 1.5
     # The actions are image positions normalised like the frame (PushT's targets): the object's MLP then
     # sees them from the object.
@@ -403,6 +406,8 @@ class UVAConfig:
                  "proprio_object_pose needs the dynamics prior (its pose map joins the prior's input); expected "
                  "dynamics_prior_width > 0")
         _number_in("proprio_object_sigma", self.proprio_object_sigma, 0.05, 16.0)
+        _require(isinstance(self.proprio_every_step, bool), f"proprio_every_step is {self.proprio_every_step!r}; "
+                 "expected true or false")
         _require(isinstance(self.actions_image_xy, bool), f"actions_image_xy is {self.actions_image_xy!r}; expected "
                  "true or false")
         _require(not self.actions_image_xy or self.action_dim == 2,

@@ -8,6 +8,7 @@ dataset's already normalised actions). ``L = chunk_len = n_future * frame_stride
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +31,7 @@ from world_model.modes import (
     random_orders,
     resolve_mode,
 )
-from world_model.object_pose import ObjectPoseDynamics, pose_maps, unwrap_to
+from world_model.object_pose import ObjectPoseDynamics, pose_maps, proprio_loss, unwrap_to
 from world_model.proprio import ProprioDynamics, glimpse, glimpse_size, position_maps
 from world_model.tokenizer import FrameTokenizer
 
@@ -213,8 +214,10 @@ class UVA(InputChecks, nn.Module):
         if not torch.isfinite(x).all():
             raise WorldModelError(f"{name} contains NaN or infinite values; expected finite proprio")
         if self.object_dynamics is not None:
+            # the newest angle in [0, 2 pi), as the env's states hold it in training; the rest within half a turn
             k = self.config.proprio_object_pose[2]
-            now = x[:, -1, k] if reference is None else self.object_dynamics.angle(reference[:, -1, k])
+            now = (torch.remainder(x[:, -1, k], 2.0 * math.pi) if reference is None
+                   else self.object_dynamics.angle(reference[:, -1, k]))
             if now.shape[0] != x.shape[0]:  # a batch of 1 on either side is shared
                 x, now = x.expand(max(x.shape[0], now.shape[0]), -1, -1), now.expand(max(x.shape[0], now.shape[0]))
             x = x.clone()
@@ -275,6 +278,27 @@ class UVA(InputChecks, nn.Module):
             return None
         return glimpse(hist_lat[:, -1], hist_proprio[:, -1, cfg.proprio_image_xy], cfg.proprio_glimpse)
 
+    def _wrapped(self, proprio: torch.Tensor) -> torch.Tensor:
+        """Env-unit proprio with the object's angle wrapped into [0, 2 pi), as the env's states hold it."""
+        if self.object_dynamics is None:
+            return proprio
+        k = self.config.proprio_object_pose[2]
+        out = proprio.clone()
+        out[..., k] = torch.remainder(proprio[..., k], 2.0 * math.pi)
+        return out
+
+    def _recentred(self, proprio_norm: torch.Tensor) -> torch.Tensor:
+        """Normalised proprio ``[B, T, P]`` whose object angle is moved by whole turns so that the newest lies
+        in [0, 2 pi), as in training (a rollout's predicted angles are unwrapped and may leave it)."""
+        if self.object_dynamics is None:
+            return proprio_norm
+        k, obj = self.config.proprio_object_pose[2], self.object_dynamics
+        angle = obj.angle(proprio_norm[..., k])
+        newest = angle[:, -1:]
+        out = proprio_norm.clone()
+        out[..., k] = obj.normalised_angle(angle + torch.remainder(newest, 2.0 * math.pi) - newest)
+        return out
+
     def _predict_proprio(self, hist_lat: torch.Tensor, hist_p: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The future proprio ``[B, Tf, P]`` (normalised) of a chunk; an object's pose comes from its own
         MLP (``object_pose``), which replaces what the proprio MLP says of it."""
@@ -286,18 +310,13 @@ class UVA(InputChecks, nn.Module):
         return predicted.index_copy(2, index, self.object_dynamics(recent, actions).to(predicted.dtype))
 
     def _proprio_loss(self, predicted: torch.Tensor, target: torch.Tensor, logs: dict) -> torch.Tensor:
-        """Mean squared error of the predicted future proprio (normalised); an object's pose is compared
-        in its MLP's own units, cells and radians, so its angle weighs like its position (normalised, a
-        radian would count 2.5x less than a cell)."""
+        """Mean squared error of the predicted future proprio (normalised); an object's pose in cells and
+        radians (``object_pose.proprio_loss``)."""
         if self.object_dynamics is None:
             return (predicted - target).pow(2).mean()
-        x, y, k = self.config.proprio_object_pose
-        rest = [i for i in range(predicted.shape[-1]) if i not in (x, y, k)]
-        obj = self.object_dynamics
-        position = ((predicted[..., [x, y]] - target[..., [x, y]]) * obj.cells).pow(2).mean()
-        angle = (obj.angle(predicted[..., k]) - obj.angle(target[..., k])).pow(2).mean()
-        logs["object_loss"] = (position + angle).item()
-        return (predicted[..., rest] - target[..., rest]).pow(2).mean() + position + angle
+        loss, object_part = proprio_loss(predicted, target, self.object_dynamics)
+        logs["object_loss"] = object_part.item()
+        return loss
 
     def _proprio_maps(self, proprio_norm: torch.Tensor | None) -> torch.Tensor | None:
         """Future proprio ``[B, Tf, P]`` (normalised) -> the dynamics prior's maps: where the body will
@@ -339,10 +358,10 @@ class UVA(InputChecks, nn.Module):
         # where given (action-free videos have none); inverse dynamics and video prediction never do
         hist_p = fut_p = None
         # the proprio MLPs read only states and actions, which every window with states has: with an object
-        # pose they learn in every step (in the forward-dynamics fifth alone its MLP misses the T's turn by 2
-        # degrees more; README, "The block's pose"), else in the forward-dynamics steps only
+        # pose (or proprio_every_step) they learn in every step (in the forward-dynamics half alone the T's
+        # MLP misses its turn by 0.7 degree more; README, "The block's pose"), else in forward-dynamics steps
         learns_proprio = self.proprio_dynamics is not None and (mode.actions_given or (
-            self.object_dynamics is not None and actions is not None and batch.get("future_proprio") is not None))
+            (self.object_dynamics is not None or cfg.proprio_every_step) and batch.get("future_proprio") is not None))
         if learns_proprio:
             hist_p, fut_p = self._batch_proprio(batch, b)
         elif self._reads_context(mode) and batch.get("history_proprio") is not None:
@@ -585,7 +604,7 @@ class UVA(InputChecks, nn.Module):
                 distances.append(self._distance_steps(z)[:, 1:])
             if fut_p is not None:
                 proprio.append(fut_p)
-                hist_p = torch.cat([hist_p, fut_p], dim=1)[:, -cfg.n_history :]
+                hist_p = self._recentred(torch.cat([hist_p, fut_p], dim=1)[:, -cfg.n_history :])
             if fut is not None:
                 latents.append(fut)
                 hist = fut[:, -cfg.n_history :]
@@ -596,7 +615,7 @@ class UVA(InputChecks, nn.Module):
             distance=torch.cat(distances, dim=1) if distances else None,
             latent_distance=(self._latent_distance_steps(lat, goal_lat)
                              if lat is not None and goal_lat is not None and "latent" in distance_heads else None),
-            proprio=self.proprio_normalizer.unnormalize(torch.cat(proprio, dim=1)) if proprio else None,
+            proprio=self._wrapped(self.proprio_normalizer.unnormalize(torch.cat(proprio, dim=1))) if proprio else None,
         )
 
     @torch.no_grad()

@@ -60,23 +60,32 @@ def test_the_predicted_pose_cost_plans_with_the_model_and_the_oracle_and_refuses
         Evaluator(proprio_model(), "pusht", settings).run("planner", goals)
 
 
-def test_the_oracle_scores_the_true_poses_so_the_plan_that_ends_on_the_goal_costs_nothing():
+def test_the_oracle_scores_the_true_poses_in_success_test_units_without_rendering_a_frame(monkeypatch):
     from uva_plan.envs import make_env
+    from uva_plan.envs.pusht import ANGLE_SCALE
     from uva_plan.goal_costs import make_cost
     from uva_plan.simulator_objective import SimulatorObjective
 
     env = make_env("pusht")
     start = np.array([100.0, 100.0, 256.0, 256.0, 0.3, 0, 0, 0, 0, 0])
+    goal = start.copy()
+    goal[4] = 0.5  # the T a fifth of a radian further round, the agent where it is
     still = torch.tensor([100.0, 100.0]).expand(1, 2, 16, 2).clone()  # hold the agent where it is
     away = still.clone()
     away[0, 1] = torch.tensor([60.0, 100.0])
-    goal = env.check_state(start.copy())
     model = object_model()
     goal_latents = model.encode(torch.from_numpy(env.render_state(goal)[None, None]))[:, 0]
     objective = SimulatorObjective("pusht", start[None], goal[None], cost=make_cost("predicted_pose_sum"),
                                    model=model, goal_latents=goal_latents)
+
+    def no_frames(*_args, **_kwargs):
+        raise AssertionError("a cost on poses rendered a frame")
+
+    monkeypatch.setattr(objective.env, "render_state", no_frames)
     costs = objective(torch.cat([still[:, :1], away[:, 1:]], dim=1))
-    assert costs.shape == (1, 2) and costs[0, 0] < 1.0 < costs[0, 1]
+    # holding still leaves only the T's 0.2 rad; moving the agent away adds its distance
+    assert costs[0, 0].item() == pytest.approx(0.2 * ANGLE_SCALE, abs=0.5)
+    assert costs[0, 1] > costs[0, 0] + 10
 
 
 def test_imagination_reports_the_predicted_pose_beside_the_drawn_one():
@@ -87,8 +96,9 @@ def test_imagination_reports_the_predicted_pose_beside_the_drawn_one():
     # an untrained object MLP says "the T stays": its error is copy-last's
     assert horizon.predicted_block_error == pytest.approx(horizon.block_copy_last_error, abs=1e-3)
     assert horizon.predicted_angle_error_deg == pytest.approx(horizon.angle_copy_last_error_deg, abs=1e-3)
+    assert math.isfinite(horizon.predicted_agent_error)
     plain = measure_imagination(proprio_model(), episodes, SamplingSettings("planner"), every=16)[0].horizons[-1]
-    assert math.isnan(plain.predicted_block_error)
+    assert math.isnan(plain.predicted_block_error) and math.isfinite(plain.predicted_agent_error)
 
 
 def test_pushts_default_cost_reads_the_predicted_poses_where_the_model_and_the_goal_carry_them():

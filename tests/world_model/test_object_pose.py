@@ -156,8 +156,17 @@ def test_a_cost_on_the_predicted_poses_alone_runs_no_transformer():
     assert calls == [1]  # the joint distance needs its pass
 
 
+def _moving(model):
+    """The model with its proprio MLPs' last layers drawn at random, so the poses move chunk by chunk."""
+    g = torch.Generator().manual_seed(1)
+    for net in (model.object_dynamics.net, model.proprio_dynamics.net):
+        with torch.no_grad():
+            net[-1].weight.copy_(torch.randn(net[-1].weight.shape, generator=g) * 0.05)
+    return model
+
+
 def test_the_poses_alone_roll_over_several_chunks_without_a_frame_and_match_the_full_rollout():
-    model = _model().eval()
+    model = _moving(_model().eval())
     calls = []
     handle = model.backbone.register_forward_hook(lambda *_: calls.append(1))
     hist, hist_p = torch.randn(1, 4, 8, 8, 4), torch.rand(1, 4, 7) * 6
@@ -170,3 +179,29 @@ def test_the_poses_alone_roll_over_several_chunks_without_a_frame_and_match_the_
     handle.remove()
     assert len(calls) == 3  # the full rollout samples each of the three chunks
     assert torch.allclose(alone.proprio, full.proprio, atol=1e-5)  # the MLPs read states and actions only
+
+
+def test_the_future_is_unwrapped_against_the_newest_history_frame_in_training():
+    model = _model()
+    batch = _batch(1)
+    batch["history_proprio"][0, :, 6] = torch.tensor([6.1, 6.15, 6.2, 6.25])
+    batch["future_proprio"][0, :, 6] = torch.tensor([6.28, 0.02, 0.05, 0.1])  # the T turned past the seam
+    _, future = model._batch_proprio(batch, 1)
+    angles = model.object_dynamics.angle(future[0, :, 6])
+    assert angles.tolist() == pytest.approx([6.28, 0.02 + 2 * math.pi, 0.05 + 2 * math.pi, 0.1 + 2 * math.pi], abs=1e-4)
+
+
+def test_a_long_rollout_feeds_its_mlps_angles_as_in_training_and_returns_them_as_the_env_does():
+    model = _moving(_model().eval())
+    seen = []
+    handle = model.object_dynamics.register_forward_hook(
+        lambda _m, args, _out: seen.append(model.object_dynamics.angle(args[0][:, -1, 6])))
+    hist_p = torch.tensor([[[10, 10, 0, 0, 30, 30, 6.2]] * 4])
+    out = model.forward_dynamics(history_latents=torch.randn(1, 4, 8, 8, 4), actions=torch.rand(3, 96, 2) * 64,
+                                 history_proprio=hist_p, sample_latents=False, distance_heads=())
+    handle.remove()
+    assert len(seen) == 6  # one per chunk
+    for newest in seen:  # every chunk's newest angle lies where the env's states put it in training
+        assert ((newest >= 0) & (newest < 2 * math.pi + 1e-5)).all()
+    angles = out.proprio[..., 6]
+    assert ((angles >= 0) & (angles < 2 * math.pi)).all()

@@ -301,3 +301,16 @@ def test_the_proprio_mlp_reads_only_the_newest_frames_it_is_told_to():
            for p in (a, b)]
     assert torch.allclose(out[0], out[1])
     assert model.proprio_dynamics.net[0].in_features == 1 * 4 + 16 * 2
+
+
+def test_proprio_every_step_trains_the_mlp_in_every_mode_with_states():
+    model = _model(proprio_every_step=True)
+    for mode in ("policy", "inverse_dynamics", "video_prediction"):
+        model.zero_grad()
+        loss, logs = model(_batch(), mode=mode)
+        loss.backward()
+        assert logs["proprio_loss"] > 0 and model.proprio_dynamics.net[0].weight.grad.abs().sum() > 0, mode
+    video_only = {k: v for k, v in _batch().items() if "proprio" not in k}
+    assert "proprio_loss" not in model(video_only, mode="policy")[1]  # action-free videos have no states
+    with pytest.raises(WorldModelError, match="proprio_every_step"):
+        tiny_config(**{**PROPRIO, "proprio_every_step": "yes"})
