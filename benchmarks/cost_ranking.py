@@ -8,6 +8,8 @@ cost, and compares them with the true state distance summed over the plan's fram
 state oracle minimises). Per cost and per goal: Spearman's rank correlation of the imagined cost with
 the true distance, of the same cost on the true frames with the true distance, and of the two costs
 with each other; and the true distance of the plan each one picks, above the best candidate's (regret).
+A cost on an object-pose model's predicted poses (`predicted_pose_sum`) is also scored with the true T in
+place of the predicted one, and with the true agent: which of the two predictions orders plans worse.
 Averaged over goals. The gap between the "true frames" and "imagined" columns is the world model's
 share of a cost's error; the "true frames" column is the cost's own.
 
@@ -26,6 +28,33 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(a, b).statistic)
+
+
+def split_pose_ranking(model, cost, env_name: str, encoded, starts, goal_states, plans, truth, stride: int) -> dict:
+    """For a cost on the predicted poses (``needs_block``): Spearman with the true distance when the
+    predicted T is replaced by the true one (``true_T``: what the agent's prediction costs) and when the
+    predicted agent is (``true_agent``: what the T's costs), per goal."""
+    from uva_plan.goal_costs import Trajectory
+    from uva_plan.proprio import agent_of_proprio, agent_of_states, object_of_proprio, object_of_states
+    from uva_plan.simulator_objective import SimulatorObjective
+
+    sim = SimulatorObjective(env_name, starts, goal_states, frame_stride=stride)
+    out = {"true_T": [], "true_agent": []}
+    for i in range(plans.shape[0]):
+        n = plans.shape[1]
+        with torch.no_grad():
+            predicted = model.forward_dynamics(history_latents=encoded.history[i:i + 1],
+                                               history_proprio=encoded.proprio[i:i + 1], actions=plans[i],
+                                               sample_latents=False, distance_heads=()).proprio.float().cpu()
+        states = np.stack([np.stack(sim.rollout(starts[i], plan)) for plan in plans[i].cpu().numpy()])
+        mixes = {"true_T": (agent_of_proprio(model, predicted), object_of_states(env_name, states)),
+                 "true_agent": (agent_of_states(env_name, states), object_of_proprio(model, predicted))}
+        for key, (agent, block) in mixes.items():
+            traj = Trajectory(latents=None, goal=encoded.goal[i:i + 1].cpu().expand(n, *encoded.goal.shape[1:]),
+                              agent=agent, goal_agent=encoded.goal_agent[i:i + 1].cpu().expand(n, 2), block=block,
+                              goal_block=encoded.goal_block[i:i + 1].cpu().expand(n, 3))
+            out[key].append(spearman(cost(traj).numpy(), truth[i]))
+    return out
 
 
 def rank_batch(model, env_name: str, goals, cost_names, candidates: int, settings, seed: int, first: int = 0) -> dict:
@@ -72,6 +101,9 @@ def rank_batch(model, env_name: str, goals, cost_names, candidates: int, setting
             "regret_imagined": list(truth[np.arange(b), imagined.argmin(axis=1)] - best),
             "regret_true_frames": list(truth[np.arange(b), true_frames.argmin(axis=1)] - best),
         }
+        if cost.needs_block:  # which predicted pose, the agent's or the T's, orders the plans worse
+            out[name].update(split_pose_ranking(model, cost, env_name, encoded, batch.states(), goal_states, plans,
+                                                truth, cfg.frame_stride))
     return out
 
 
@@ -118,13 +150,15 @@ def main() -> None:
                 rows[n].setdefault(k, []).extend(v)
     table = Table(title=f"{args.env}: plan ranking on {len(goals)} held-out goals, {args.candidates} plans each "
                         "(Spearman with the true distance, mean over goals; regret in the true distance's units)")
-    for col in ("cost", "imagined", "true frames", "imagined vs true frames", "regret imagined", "regret true frames"):
+    for col in ("cost", "imagined", "true frames", "imagined vs true frames", "regret imagined", "regret true frames",
+                "predicted poses: with the true T / the true agent"):
         table.add_column(col)
     for n in names:
         r = rows[n]
+        split = (f"{np.nanmean(r['true_T']):.2f} / {np.nanmean(r['true_agent']):.2f}" if "true_T" in r else "-")
         table.add_row(n, f"{np.nanmean(r['imagined']):.2f}", f"{np.nanmean(r['true_frames']):.2f}",
                       f"{np.nanmean(r['agree']):.2f}", f"{np.mean(r['regret_imagined']):.0f}",
-                      f"{np.mean(r['regret_true_frames']):.0f}")
+                      f"{np.mean(r['regret_true_frames']):.0f}", split)
     Console().print(table)
 
 

@@ -126,3 +126,23 @@ def test_the_population_follows_the_cost_unless_asked_and_results_record_the_one
                            denoise_steps=1), episodes=1, methods=["planner"], out=tmp_path / "out")
     assert payload["settings"]["cost"] == "predicted_pose_sum"
     assert (payload["settings"]["samples"], payload["settings"]["iters"]) == (512, 1)
+
+
+def test_plan_ranking_splits_the_predicted_poses_into_the_agents_and_the_ts_share():
+    """benchmarks/cost_ranking.py with the predicted-pose cost: with BOTH true poses swapped in the cost
+    would be the truth; with one, each share is a rank correlation."""
+    import importlib.util
+    from pathlib import Path
+
+    from uva_plan.envs.goals import protocol_goals
+    from uva_plan.plan_settings import PlanSettings
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cost_ranking.py"
+    spec = importlib.util.spec_from_file_location("cost_ranking", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.rank_batch(object_model(), "pusht", protocol_goals("pusht", 2, seed=0), ["predicted_pose_sum"], 8,
+                           PlanSettings(denoise_steps=1), seed=0)["predicted_pose_sum"]
+    assert min(out["true_frames"]) > 0.99  # the true poses order plans exactly as the true distance
+    assert len(out["true_T"]) == len(out["true_agent"]) == 2
+    assert all(-1 <= r <= 1 for r in out["true_T"] + out["true_agent"])
