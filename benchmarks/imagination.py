@@ -240,7 +240,7 @@ def _shared_measures(model, path: str, episodes, out: Path | None, summary: dict
 
 def _pooled(kinds: dict, key: str, h: int) -> float:
     """Mean over episode kinds of one per-horizon measure (kinds where it was measurable)."""
-    vals = [k[h].get(key, float("nan")) for k in kinds.values() if k[h].get(key, float("nan")) == k[h].get(key, float("nan"))]
+    vals = [v for k in kinds.values() if (v := k[h].get(key, float("nan"))) == v]  # NaN != NaN: unmeasured
     return float(np.mean(vals)) if vals else float("nan")
 
 

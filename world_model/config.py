@@ -192,10 +192,10 @@ class UVAConfig:
     # lies) and a map of that pose (a bump of ``proprio_object_sigma`` cells telling each cell which part
     # of the object lies on it) joins the dynamics prior's input. PushT's T: README, "The block's pose".
     proprio_object_pose: list[int] = field(default_factory=list)
-    # The proprio MLPs learn in every step whose batch has the future proprio and actions, not only in the
+    proprio_object_sigma: float = 1.5
+    # The proprio MLPs learn in every step whose batch has the future proprio, not only in the
     # forward-dynamics ones (always so with an object pose).
     proprio_every_step: bool = False
-    proprio_object_sigma: float = 1.5
     # The actions are image positions normalised like the frame (PushT's targets): the object's MLP then
     # sees them from the object.
     actions_image_xy: bool = False

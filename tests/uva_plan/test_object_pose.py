@@ -10,7 +10,7 @@ import torch
 from uva_plan.envs import proprio_config
 from uva_plan.errors import UserInputError
 
-from .test_proprio import proprio_model, pusht_data  # noqa: F401 (a fixture)
+from .test_proprio import plans_with_model_and_oracle, proprio_model, pusht_data  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,16 +46,9 @@ def test_train_with_object_pose_records_it_and_refuses_it_alone(pusht_data, tmp_
 
 
 def test_the_predicted_pose_cost_plans_with_the_model_and_the_oracle_and_refuses_without():
-    from uva_plan.envs.goals import protocol_goals
     from uva_plan.evaluation import Evaluator
-    from uva_plan.plan_settings import PlanSettings
 
-    goals = protocol_goals("pusht", 2, 0)
-    settings = PlanSettings(samples=4, iters=1, horizon=16, execute=16, budget_steps=16, denoise_steps=1,
-                            cost="predicted_pose_sum")
-    for method in ("planner", "oracle-image"):
-        out = Evaluator(object_model(), "pusht", settings).run(method, goals)
-        assert len(out.rows) == 2, method
+    goals, settings = plans_with_model_and_oracle(object_model(), "predicted_pose_sum")
     with pytest.raises(UserInputError, match="--object-pose"):
         Evaluator(proprio_model(), "pusht", settings).run("planner", goals)
 

@@ -157,17 +157,25 @@ def test_the_still_start_test_scores_the_predicted_proprio_beside_the_drawn_agen
     assert np.isnan(direction_test(plain, n_starts=1)[0].proprio_near)
 
 
-def test_the_agent_cost_plans_with_a_proprio_model_and_the_oracle_and_refuses_without():
+def plans_with_model_and_oracle(model, cost: str):
+    """Two protocol goals planned with ``model`` and with the image oracle under ``cost``, one tiny
+    replan each; returns the goals and the settings for the caller's refusal check."""
     from uva_plan.envs.goals import protocol_goals
     from uva_plan.evaluation import Evaluator
     from uva_plan.plan_settings import PlanSettings
 
     goals = protocol_goals("pusht", 2, 0)
-    settings = PlanSettings(samples=4, iters=1, horizon=16, execute=16, budget_steps=16, denoise_steps=1,
-                            cost="multiscale_sum+agent")
+    settings = PlanSettings(samples=4, iters=1, horizon=16, execute=16, budget_steps=16, denoise_steps=1, cost=cost)
     for method in ("planner", "oracle-image"):
-        out = Evaluator(proprio_model(), "pusht", settings).run(method, goals)
+        out = Evaluator(model, "pusht", settings).run(method, goals)
         assert len(out.rows) == 2, method
+    return goals, settings
+
+
+def test_the_agent_cost_plans_with_a_proprio_model_and_the_oracle_and_refuses_without():
+    from uva_plan.evaluation import Evaluator
+
+    goals, settings = plans_with_model_and_oracle(proprio_model(), "multiscale_sum+agent")
     from world_model import UVA, make_config
 
     plain = UVA(make_config("tiny", [0, 0], [512, 512], env_name="pusht")).eval()
