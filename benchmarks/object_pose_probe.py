@@ -31,7 +31,7 @@ from uva_plan.envs import proprio_config
 from uva_plan.imagination import heldout_episodes
 from world_model import make_config
 from world_model.actions import ActionNormalizer
-from world_model.object_pose import ObjectPoseDynamics, proprio_loss, unwrap_to
+from world_model.object_pose import ObjectPoseDynamics, StepwiseObjectDynamics, proprio_loss, unwrap_to
 from world_model.proprio import ProprioDynamics
 
 HORIZONS = (4, 8, 12, 16)
@@ -62,7 +62,8 @@ def normalise(norm: ActionNormalizer, hist: np.ndarray, fut: np.ndarray, angle: 
 class Variant(torch.nn.Module):
     """The proprio MLP, with (``object``) or without the T's own MLP for its pose."""
 
-    def __init__(self, cfg: dict, spec: WindowSpec, action_dim: int, width: int, object_frame: bool, cells: float):
+    def __init__(self, cfg: dict, spec: WindowSpec, action_dim: int, width: int, object_frame: bool | str,
+                 cells: float):
         super().__init__()
         p, pose = cfg["proprio_dim"], cfg["proprio_object_pose"]
         self.pose = pose
@@ -71,10 +72,16 @@ class Variant(torch.nn.Module):
         self.obj = ObjectPoseDynamics(p, pose, cfg["proprio_image_xy"], spec.n_history, spec.chunk_len, action_dim,
                                       spec.n_future, width, cfg["actions_image_xy"], cfg["proprio_low"][k],
                                       cfg["proprio_high"][k], cells)
+        if object_frame == "step":
+            self.obj = StepwiseObjectDynamics(p, pose, cfg["proprio_image_xy"], spec.chunk_len, action_dim,
+                                              spec.frame_stride, width, cfg["actions_image_xy"],
+                                              cfg["proprio_low"][k], cfg["proprio_high"][k], cells)
         self.object_frame = object_frame
 
     def forward(self, hist, acts):
         out = self.proprio(hist, acts)
+        if self.object_frame == "step":
+            return self.obj(hist, acts)
         if self.object_frame:
             out = out.index_copy(2, torch.tensor(self.pose), self.obj(hist, acts))
         return out
@@ -117,6 +124,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--episodes", type=int, default=12, help="held-out episodes per kind")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rows", nargs="*", default=[], help="only these rows (by name)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = proprio_config("pusht", object_pose=True)
@@ -142,9 +150,11 @@ def main() -> None:
     table = Table(title=f"The T's pose ahead: {args.steps} steps x {args.batch} windows, held-out episodes "
                         f"(state units / degrees at +{' / +'.join(map(str, HORIZONS))})")
     for col in ("predictor", "s", "pusher: position", "pusher: angle", "turning: position", "turning: angle",
-                "random: position", "random: angle"):
+                "random: position", "random: angle", "pusher: agent position"):
         table.add_column(col)
-    rows = {"copy the last pose": None, "board coordinates (proprio MLP)": False, "from the T (object MLP)": True}
+    rows = {"copy the last pose": None, "board coordinates (proprio MLP)": False, "from the T (object MLP)": True,
+            "from the T, one step at a time": "step"}
+    rows = {k: v for k, v in rows.items() if k in args.rows or not args.rows}
     for name, object_frame in rows.items():
         seconds = 0.0
         if object_frame is not None:
@@ -164,10 +174,12 @@ def main() -> None:
             fmt = lambda e: " / ".join(f"{np.median(e[:, j]):.1f}" for j in range(len(HORIZONS)))  # noqa: E731
             cells += [fmt(pos), fmt(ang)]
             if kind == "pusher":
+                bx, by = cfg["proprio_image_xy"]
+                agent_cell = fmt(np.hypot(pred[..., bx] - tf[..., bx], pred[..., by] - tf[..., by]))
                 _, true_turn = errors(np.repeat(th[:, -1:], len(HORIZONS), axis=1), tf, pose)
                 turning = true_turn[:, -1] > 5.0
                 turning_cells = [fmt(pos[turning]), fmt(ang[turning])]
-        table.add_row(*cells[:4], *turning_cells, *cells[4:])
+        table.add_row(*cells[:4], *turning_cells, *cells[4:], agent_cell)
     Console(width=220).print(table)
 
 

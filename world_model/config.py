@@ -193,6 +193,10 @@ class UVAConfig:
     # of the object lies on it) joins the dynamics prior's input. PushT's T: README, "The block's pose".
     proprio_object_pose: list[int] = field(default_factory=list)
     proprio_object_sigma: float = 1.5
+    # Roll the proprio out one env step at a time (``object_pose.StepwiseObjectDynamics``): the body by a
+    # linear map of its state and action, the object by an MLP of the body's move seen from the object.
+    # It then predicts the whole proprio (no proprio MLP is built); needs an object pose, no glimpse.
+    proprio_object_stepwise: bool = False
     # The proprio MLPs learn in every step whose batch has the future proprio, not only in the
     # forward-dynamics ones (always so with an object pose).
     proprio_every_step: bool = False
@@ -406,6 +410,11 @@ class UVAConfig:
                  "proprio_object_pose needs the dynamics prior (its pose map joins the prior's input); expected "
                  "dynamics_prior_width > 0")
         _number_in("proprio_object_sigma", self.proprio_object_sigma, 0.05, 16.0)
+        _require(isinstance(self.proprio_object_stepwise, bool), "proprio_object_stepwise is "
+                 f"{self.proprio_object_stepwise!r}; expected true or false")
+        _require(not self.proprio_object_stepwise or (pose and len(xy) == 2 and g == 0),
+                 "proprio_object_stepwise needs an object pose (proprio_object_pose), the body's image position "
+                 "(proprio_image_xy) and no glimpse (proprio_glimpse=0): it rolls the object out from the body")
         _require(isinstance(self.proprio_every_step, bool), f"proprio_every_step is {self.proprio_every_step!r}; "
                  "expected true or false")
         _require(isinstance(self.actions_image_xy, bool), f"actions_image_xy is {self.actions_image_xy!r}; expected "

@@ -31,7 +31,7 @@ from world_model.modes import (
     random_orders,
     resolve_mode,
 )
-from world_model.object_pose import ObjectPoseDynamics, pose_maps, proprio_loss, unwrap_to
+from world_model.object_pose import ObjectPoseDynamics, StepwiseObjectDynamics, pose_maps, proprio_loss, unwrap_to
 from world_model.proprio import ProprioDynamics, glimpse, glimpse_size, position_maps
 from world_model.tokenizer import FrameTokenizer
 
@@ -86,10 +86,17 @@ class UVA(InputChecks, nn.Module):
         self.proprio_dynamics = self.proprio_normalizer = self.object_dynamics = None
         if config.proprio_dim > 0:
             self.proprio_normalizer = ActionNormalizer(config.proprio_low, config.proprio_high)
+        if config.proprio_dim > 0 and not config.proprio_object_stepwise:
             self.proprio_dynamics = ProprioDynamics(config.proprio_dim, self._proprio_frames, config.chunk_len,
                                                     config.action_dim, config.n_future, config.proprio_width,
                                                     glimpse_size(config.proprio_glimpse, config.latent_channels))
-        if config.proprio_object_pose:
+        if config.proprio_object_stepwise:  # it predicts the whole proprio, the body's state too
+            angle = config.proprio_object_pose[2]
+            self.object_dynamics = StepwiseObjectDynamics(
+                config.proprio_dim, config.proprio_object_pose, config.proprio_image_xy, config.chunk_len,
+                config.action_dim, config.frame_stride, config.proprio_width, config.actions_image_xy,
+                config.proprio_low[angle], config.proprio_high[angle], config.latent_size / 2.0)
+        elif config.proprio_object_pose:
             angle = config.proprio_object_pose[2]
             self.object_dynamics = ObjectPoseDynamics(
                 config.proprio_dim, config.proprio_object_pose, config.proprio_image_xy, self._proprio_frames,
@@ -188,7 +195,7 @@ class UVA(InputChecks, nn.Module):
         """Normalised ``(history [B, Th, P], future [B, Tf, P])`` proprio of a training batch (env units
         in ``history_proprio`` / ``future_proprio``), or ``(None, None)`` for a model without proprio;
         the future may be absent (None)."""
-        if self.proprio_dynamics is None:
+        if self.proprio_normalizer is None:
             return None, None
         cfg = self.config
         out = []
@@ -303,6 +310,8 @@ class UVA(InputChecks, nn.Module):
         """The future proprio ``[B, Tf, P]`` (normalised) of a chunk; an object's pose comes from its own
         MLP (``object_pose``), which replaces what the proprio MLP says of it."""
         recent = hist_p[:, -self._proprio_frames:]
+        if self.config.proprio_object_stepwise:
+            return self.object_dynamics(recent, actions)
         predicted = self.proprio_dynamics(recent, actions, self._glimpse(hist_lat, hist_p))
         if self.object_dynamics is None:
             return predicted
@@ -360,7 +369,7 @@ class UVA(InputChecks, nn.Module):
         # the proprio MLPs read only states and actions, which every window with states has: with an object
         # pose (or proprio_every_step) they learn in every step (in the forward-dynamics half alone the T's
         # MLP misses its turn by 0.7 degree more; README, "The block's pose"), else in forward-dynamics steps
-        learns_proprio = self.proprio_dynamics is not None and (mode.actions_given or (
+        learns_proprio = self.proprio_normalizer is not None and (mode.actions_given or (
             (self.object_dynamics is not None or cfg.proprio_every_step) and batch.get("future_proprio") is not None))
         if learns_proprio:
             hist_p, fut_p = self._batch_proprio(batch, b)
@@ -584,7 +593,7 @@ class UVA(InputChecks, nn.Module):
         hist = self._broadcast(self._either(history, history_latents, "history", cfg.n_history), b, "history")
         goal_lat = self._either(goal, goal_latents, "goal", single=True, required=False)
         hist_p = None
-        if self.proprio_dynamics is not None:
+        if self.proprio_normalizer is not None:
             if history_proprio is None:
                 raise WorldModelError(f"history_proprio was not given; this model was built with proprioception, "
                                       f"expected [B, {cfg.n_history}, {cfg.proprio_dim}] in env units")

@@ -91,7 +91,10 @@ def proprio_loss(predicted: torch.Tensor, target: torch.Tensor, dynamics: Object
     rest = [i for i in range(predicted.shape[-1]) if i not in (x, y, k)]
     position = ((predicted[..., [x, y]] - target[..., [x, y]]) * dynamics.cells).pow(2).mean()
     angle = (dynamics.angle(predicted[..., k]) - dynamics.angle(target[..., k])).pow(2).mean()
-    return (predicted[..., rest] - target[..., rest]).pow(2).mean() + position + angle, position + angle
+    loss = (predicted[..., rest] - target[..., rest]).pow(2).mean()
+    if getattr(dynamics, "body_in_cells", False):  # the body it pushes with, in the object's units too
+        loss = loss + ((predicted[..., dynamics.body] - target[..., dynamics.body]) * dynamics.cells).pow(2).mean()
+    return loss + position + angle, position + angle
 
 
 def pose_maps(xy: torch.Tensor, angle: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
@@ -114,3 +117,64 @@ def unwrap_to(angles: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Angles ``[B, T]`` moved by whole turns to lie within half a turn of ``reference [B]`` (so a T that
     crosses 0 and 2 pi does not jump by a turn between frames)."""
     return reference[:, None] + wrap(angles - reference[:, None])
+
+
+class StepwiseObjectDynamics(nn.Module):
+    """The object's pose rolled out one env step at a time: ``(history proprio [B, Th, P], actions [B, L, A]),
+    normalised -> future proprio [B, Tf, P]``, normalised, every ``stride``-th step of the chunk.
+
+    Why: PushT's T moves only while the agent touches it and stops when the agent stops (a quasi-static
+    push), so its change in one step is a function of where the agent is, and where it goes, seen from the
+    T. A chunk MLP must learn that contact integrated over 16 steps at once; one step at a time it is the
+    same small function each step. Two learned parts, applied ``chunk_len`` times:
+    - the body (every proprio entry but the pose: PushT's agent position and velocity) follows its target
+      by a linear map, ``body' = body + W [body, action]`` (a PD controller is linear);
+    - the object moves by an MLP of the body's position now and next, and the action's target, in the
+      object's frame (cells), which returns the move in that frame and the turn (radians).
+    ``pose``, ``body``, ``actions_xy``, ``angle_low / high``, ``cells``: as ``ObjectPoseDynamics``."""
+
+    def __init__(self, proprio_dim: int, pose: list[int], body: list[int], chunk_len: int, action_dim: int,
+                 stride: int, width: int, actions_xy: bool, angle_low: float, angle_high: float, cells: float):
+        super().__init__()
+        if not body:
+            raise ValueError("a stepwise object model needs the pushing body's image position (proprio_image_xy)")
+        self.pose, self.body, self.actions_xy = list(pose), list(body), actions_xy
+        self.state = [i for i in range(proprio_dim) if i not in self.pose]  # what the linear map carries
+        self.xy_in_state = [self.state.index(i) for i in self.body]
+        self.chunk_len, self.stride, self.cells = chunk_len, stride, cells
+        self.body_in_cells = True  # the object's moves are read off the body's: its position weighs as much
+        self.angle_low, self.angle_high = angle_low, angle_high
+        self.body_step = nn.Linear(len(self.state) + action_dim, len(self.state))
+        nn.init.zeros_(self.body_step.weight)  # it starts as "the body stays where it is"
+        nn.init.zeros_(self.body_step.bias)
+        self.net = nn.Sequential(nn.Linear(6 if actions_xy else 4 + action_dim, width), nn.SiLU(),
+                                 nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 3))
+        nn.init.zeros_(self.net[-1].weight)  # it starts as "the object stays where it is"
+        nn.init.zeros_(self.net[-1].bias)
+
+    angle = ObjectPoseDynamics.angle
+    normalised_angle = ObjectPoseDynamics.normalised_angle
+
+    def forward(self, history: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        now = history[:, -1]
+        state = now[:, self.state]
+        xy, theta = now[:, self.pose[:2]], self.angle(now[:, self.pose[2]])
+        acts = actions.to(history.dtype)
+        frames = []
+        for k in range(self.chunk_len):
+            a = acts[:, k]
+            nxt = state + self.body_step(torch.cat([state, a], dim=1))
+            here, there = state[:, self.xy_in_state], nxt[:, self.xy_in_state]
+            parts = [to_frame((here - xy) * self.cells, theta), to_frame((there - xy) * self.cells, theta),
+                     to_frame((a - xy) * self.cells, theta) if self.actions_xy else a]
+            move = self.net(torch.cat(parts, dim=1))
+            xy = xy + from_frame(move[:, :2], theta) / self.cells
+            theta = theta + move[:, 2]
+            state = nxt
+            if (k + 1) % self.stride == 0:
+                out = torch.empty_like(now)
+                out[:, self.state] = state
+                out[:, self.pose[:2]] = xy
+                out[:, self.pose[2]] = self.normalised_angle(theta)
+                frames.append(out)
+        return torch.stack(frames, dim=1)

@@ -7,7 +7,8 @@ import torch
 
 from world_model.errors import WorldModelError
 from world_model.model import UVA
-from world_model.object_pose import ObjectPoseDynamics, from_frame, pose_maps, to_frame, unwrap_to, wrap
+from world_model.object_pose import (ObjectPoseDynamics, StepwiseObjectDynamics, from_frame, pose_maps, proprio_loss,
+                                     to_frame, unwrap_to, wrap)
 
 from .conftest import tiny_config
 
@@ -86,6 +87,58 @@ def test_the_object_mlp_learns_a_push_that_is_simple_in_the_objects_frame():
     assert err < 0.3 * copy_last
 
 
+def test_the_stepwise_model_learns_a_body_that_follows_its_targets_and_an_object_it_pushes():
+    """Each step the body goes halfway to its target (a linear controller) and the object slides along its
+    own axis by half the body's move along that axis: simple one step at a time, seen from the object."""
+    torch.manual_seed(0)
+    net = StepwiseObjectDynamics(5, [2, 3, 4], [0, 1], 16, 2, 4, 128, True, -math.pi, 3 * math.pi, 4.0)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+
+    def draw(n):
+        hist = torch.rand(n, 4, 5) * 1.6 - 0.8
+        theta = torch.rand(n) * 2 * math.pi
+        hist[:, :, 4] = net.normalised_angle(theta)[:, None]
+        acts = torch.rand(n, 16, 2) * 1.6 - 0.8
+        body, obj, frames = hist[:, -1, :2], hist[:, -1, 2:4], []
+        for k in range(16):
+            move = 0.5 * (acts[:, k] - body)
+            body = body + move
+            obj = obj + from_frame(torch.stack([0.5 * to_frame(move, theta)[:, 0], torch.zeros(n)], -1), theta)
+            if k % 4 == 3:
+                frames.append(torch.cat([body, obj, hist[:, -1, 4:]], dim=1))
+        return hist, acts, torch.stack(frames, dim=1)
+
+    for _ in range(300):
+        hist, acts, fut = draw(128)
+        loss = proprio_loss(net(hist, acts), fut, net)[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    hist, acts, fut = draw(512)
+    with torch.no_grad():
+        pred = net(hist, acts)
+    for part in (slice(0, 2), slice(2, 4)):  # the body, then the object
+        err = (pred[..., part] - fut[..., part]).norm(dim=-1).mean()
+        assert err < 0.3 * (hist[:, -1:, part] - fut[..., part]).norm(dim=-1).mean()
+
+
+def test_a_stepwise_model_predicts_the_whole_proprio_and_learns_in_every_mode():
+    model = _model(proprio_object_stepwise=True)
+    assert model.proprio_dynamics is None and isinstance(model.object_dynamics, StepwiseObjectDynamics)
+    for mode in ("forward_dynamics", "policy", "inverse_dynamics", "video_prediction"):
+        model.zero_grad()
+        loss, logs = model(_batch(), mode=mode)
+        loss.backward()
+        assert logs["object_loss"] > 0 and model.object_dynamics.net[-1].weight.grad.abs().sum() > 0, mode
+        assert model.object_dynamics.body_step.weight.grad.abs().sum() > 0, mode
+    model.eval()
+    hist_p = torch.tensor([[[10, 12, 0, 0, 30, 30, 6.2]] * 4])
+    out = model.forward_dynamics(history_latents=torch.randn(1, 4, 8, 8, 4), actions=torch.full((2, 32, 2), 30.0),
+                                 history_proprio=hist_p, sample_latents=False, distance_heads=())
+    # untrained, it says "everything stays": the body and the object where they are now, over two chunks
+    assert torch.allclose(out.proprio, hist_p[:, -1:].expand(2, 8, 7), atol=1e-4)
+
+
 def test_the_object_learns_in_every_mode_with_states_and_its_map_reaches_the_prior():
     model = _model()
     loss, logs = model(_batch(), mode="forward_dynamics")
@@ -125,6 +178,9 @@ def test_forward_dynamics_predicts_the_objects_pose_continuously_across_the_seam
     (dict(dynamics_prior_width=0, proprio_image_xy=[]), "proprio_object_pose needs the dynamics prior"),
     (dict(proprio_object_sigma=0.0), "proprio_object_sigma"),
     (dict(actions_image_xy="yes"), "actions_image_xy is 'yes'"),
+    (dict(proprio_object_stepwise=True, proprio_object_pose=[]), "proprio_object_stepwise needs an object pose"),
+    (dict(proprio_object_stepwise=True, proprio_glimpse=2), "no glimpse"),
+    (dict(proprio_object_stepwise=1), "proprio_object_stepwise is 1"),
 ])
 def test_bad_object_configs_say_what_was_expected(overrides, fragment):
     with pytest.raises(WorldModelError, match=fragment):
