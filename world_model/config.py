@@ -197,6 +197,10 @@ class UVAConfig:
     # linear map of its state and action, the object by an MLP of the body's move seen from the object.
     # It then predicts the whole proprio (no proprio MLP is built); needs an object pose, no glimpse.
     proprio_object_stepwise: bool = False
+    # The body alone rolled out one env step at a time (``proprio.StepwiseBodyDynamics``, no object): a
+    # linear map of its state and action plus a correction that reads a glimpse where the body is at each
+    # step (``proprio_glimpse`` cells). It replaces the proprio MLP; needs the body's image position.
+    proprio_body_stepwise: bool = False
     # The proprio MLPs learn in every step whose batch has the future proprio, not only in the
     # forward-dynamics ones (always so with an object pose).
     proprio_every_step: bool = False
@@ -415,6 +419,11 @@ class UVAConfig:
         _require(not self.proprio_object_stepwise or (pose and len(xy) == 2 and g == 0),
                  "proprio_object_stepwise needs an object pose (proprio_object_pose), the body's image position "
                  "(proprio_image_xy) and no glimpse (proprio_glimpse=0): it rolls the object out from the body")
+        _require(isinstance(self.proprio_body_stepwise, bool), "proprio_body_stepwise is "
+                 f"{self.proprio_body_stepwise!r}; expected true or false")
+        _require(not self.proprio_body_stepwise or (len(xy) == 2 and not pose),
+                 "proprio_body_stepwise needs the body's image position (proprio_image_xy) and no object pose "
+                 "(with one, use proprio_object_stepwise)")
         _require(isinstance(self.proprio_every_step, bool), f"proprio_every_step is {self.proprio_every_step!r}; "
                  "expected true or false")
         _require(isinstance(self.actions_image_xy, bool), f"actions_image_xy is {self.actions_image_xy!r}; expected "

@@ -31,8 +31,14 @@ from world_model.modes import (
     random_orders,
     resolve_mode,
 )
-from world_model.object_pose import ObjectPoseDynamics, StepwiseObjectDynamics, pose_maps, proprio_loss, unwrap_to
-from world_model.proprio import ProprioDynamics, glimpse, glimpse_size, position_maps
+from world_model.object_pose import (
+    ObjectPoseDynamics,
+    StepwiseObjectDynamics,
+    pose_maps,
+    proprio_loss,
+    unwrap_to,
+)
+from world_model.proprio import ProprioDynamics, StepwiseBodyDynamics, glimpse, glimpse_size, position_maps
 from world_model.tokenizer import FrameTokenizer
 
 ENCODE_BATCH = 256
@@ -86,7 +92,11 @@ class UVA(InputChecks, nn.Module):
         self.proprio_dynamics = self.proprio_normalizer = self.object_dynamics = None
         if config.proprio_dim > 0:
             self.proprio_normalizer = ActionNormalizer(config.proprio_low, config.proprio_high)
-        if config.proprio_dim > 0 and not config.proprio_object_stepwise:
+        if config.proprio_body_stepwise:
+            self.proprio_dynamics = StepwiseBodyDynamics(config.proprio_dim, config.proprio_image_xy, config.chunk_len,
+                                                         config.action_dim, config.frame_stride, config.proprio_width,
+                                                         config.proprio_glimpse, config.latent_channels)
+        elif config.proprio_dim > 0 and not config.proprio_object_stepwise:
             self.proprio_dynamics = ProprioDynamics(config.proprio_dim, self._proprio_frames, config.chunk_len,
                                                     config.action_dim, config.n_future, config.proprio_width,
                                                     glimpse_size(config.proprio_glimpse, config.latent_channels))
@@ -312,6 +322,8 @@ class UVA(InputChecks, nn.Module):
         recent = hist_p[:, -self._proprio_frames:]
         if self.config.proprio_object_stepwise:
             return self.object_dynamics(recent, actions)
+        if self.config.proprio_body_stepwise:
+            return self.proprio_dynamics(recent, actions, hist_lat[:, -1] if self.config.proprio_glimpse else None)
         predicted = self.proprio_dynamics(recent, actions, self._glimpse(hist_lat, hist_p))
         if self.object_dynamics is None:
             return predicted

@@ -81,3 +81,39 @@ def glimpse(latent: torch.Tensor, xy: torch.Tensor, radius: int) -> torch.Tensor
     inside = torch.ones(b, h, w, 1, device=latent.device, dtype=latent.dtype)
     img = torch.cat([latent, inside], dim=-1).permute(0, 3, 1, 2)
     return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False).flatten(1)
+
+
+class StepwiseBodyDynamics(nn.Module):
+    """The body rolled out one env step at a time: ``(history proprio [B, Th, P], actions [B, L, A],
+    newest latent [B, h, w, c]), normalised -> future proprio [B, Tf, P]``, every ``stride``-th step.
+
+    Why: on the Wall the agent moves by its action unless a wall stops it. A chunk MLP must learn a
+    16-step sum and every stop at once, and it undershot free full-speed runs from a standstill (README,
+    "Proprioception on the Wall"); one step at a time the free move is a linear map of the action, and a
+    stop is a correction read from a glimpse of the latent grid where the body is at that step
+    (``glimpse``, ``radius`` > 0), so the wall ahead is seen as the body nears it."""
+
+    def __init__(self, proprio_dim: int, body: list[int], chunk_len: int, action_dim: int, stride: int,
+                 width: int, radius: int, channels: int):
+        super().__init__()
+        self.body, self.chunk_len, self.stride, self.radius = list(body), chunk_len, stride, radius
+        self.free = nn.Linear(proprio_dim + action_dim, proprio_dim)
+        n_in = glimpse_size(radius, channels) + proprio_dim + action_dim
+        self.net = nn.Sequential(nn.Linear(n_in, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
+                                 nn.Linear(width, proprio_dim))
+        for layer in (self.free, self.net[-1]):  # it starts as "the body stays where it is"
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, history: torch.Tensor, actions: torch.Tensor, latent: torch.Tensor | None = None) -> torch.Tensor:
+        if (latent is None) != (self.radius == 0):
+            raise WorldModelError(f"stepwise body dynamics got {'no' if latent is None else 'an unexpected'} latent; "
+                                  f"it was built with glimpse radius {self.radius}")
+        state, acts, frames = history[:, -1], actions.to(history.dtype), []
+        for k in range(self.chunk_len):
+            inp = torch.cat([state, acts[:, k]], dim=1)
+            parts = [inp] if latent is None else [glimpse(latent, state[:, self.body], self.radius).to(inp.dtype), inp]
+            state = state + self.free(inp) + self.net(torch.cat(parts, dim=1))
+            if (k + 1) % self.stride == 0:
+                frames.append(state)
+        return torch.stack(frames, dim=1)

@@ -7,8 +7,16 @@ import torch
 
 from world_model.errors import WorldModelError
 from world_model.model import UVA
-from world_model.object_pose import (ObjectPoseDynamics, StepwiseObjectDynamics, from_frame, pose_maps, proprio_loss,
-                                     to_frame, unwrap_to, wrap)
+from world_model.object_pose import (
+    ObjectPoseDynamics,
+    StepwiseObjectDynamics,
+    from_frame,
+    pose_maps,
+    proprio_loss,
+    to_frame,
+    unwrap_to,
+    wrap,
+)
 
 from .conftest import tiny_config
 

@@ -5,7 +5,7 @@ import torch
 
 from world_model.errors import WorldModelError
 from world_model.model import UVA
-from world_model.proprio import ProprioDynamics, glimpse, glimpse_size, position_maps
+from world_model.proprio import ProprioDynamics, StepwiseBodyDynamics, glimpse, glimpse_size, position_maps
 
 from .conftest import tiny_config
 
@@ -314,3 +314,74 @@ def test_proprio_every_step_trains_the_mlp_in_every_mode_with_states():
     assert "proprio_loss" not in model(video_only, mode="policy")[1]  # action-free videos have no states
     with pytest.raises(WorldModelError, match="proprio_every_step"):
         tiny_config(**{**PROPRIO, "proprio_every_step": "yes"})
+
+
+def test_the_stepwise_body_moves_by_its_actions_and_stops_at_a_wall_it_sees():
+    """Each step the body moves by its action, but never past a wall whose column the latent marks (a
+    random column per sample): free moves are linear, the stop needs the glimpse at each step's place."""
+    torch.manual_seed(0)
+    net = StepwiseBodyDynamics(2, [0, 1], 16, 2, 4, 128, 2, 4)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    centres = (torch.arange(8) + 0.5) / 4 - 1  # cell centres in [-1, 1]
+
+    def draw(n):
+        wall = torch.randint(4, 8, (n,))
+        latent = torch.zeros(n, 8, 8, 4)
+        latent[..., 0] = (torch.arange(8)[None, None, :] >= wall[:, None, None]).float()
+        limit = centres[wall] - 0.25  # the body's x stays half a cell short of the wall's cells
+        hist = torch.rand(n, 4, 2) * 0.8 - 0.5
+        hist[..., 0] = torch.minimum(hist[..., 0], limit[:, None])
+        acts = torch.rand(n, 16, 2) * 0.15
+        pos, frames = hist[:, -1], []
+        for k in range(16):
+            pos = pos + 0.5 * acts[:, k]
+            pos = torch.stack([torch.minimum(pos[:, 0], limit), pos[:, 1]], dim=1)
+            if k % 4 == 3:
+                frames.append(pos)
+        return latent, hist, acts, torch.stack(frames, dim=1)
+
+    for _ in range(400):
+        latent, hist, acts, fut = draw(128)
+        loss = (net(hist, acts, latent) - fut).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    latent, hist, acts, fut = draw(512)
+    with torch.no_grad():
+        err = (net(hist, acts, latent) - fut).norm(dim=-1)[:, -1]
+    free_err = (hist[:, -1] + 0.5 * acts.sum(1) - fut[:, -1]).norm(dim=-1)  # ignoring the wall
+    stopped = free_err > 0.1
+    assert stopped.float().mean() > 0.2
+    assert err.mean() < 0.2 * (hist[:, -1] - fut[:, -1]).norm(dim=-1).mean()
+    assert err[stopped].mean() < 0.3 * free_err[stopped].mean()  # it sees the wall
+    with pytest.raises(WorldModelError, match="no latent"):
+        net(hist, acts)
+
+
+def test_a_body_stepwise_model_replaces_the_proprio_mlp_and_trains_and_imagines():
+    model = _model(proprio_body_stepwise=True, proprio_glimpse=2)
+    assert isinstance(model.proprio_dynamics, StepwiseBodyDynamics)
+    with torch.no_grad():  # past its "it stays" start, so the gradient reaches the glimpse
+        model.proprio_dynamics.net[-1].weight.normal_(0.0, 0.01)
+    loss, logs = model(_batch(), mode="forward_dynamics")
+    loss.backward()
+    assert logs["proprio_loss"] > 0
+    assert model.proprio_dynamics.free.weight.grad.abs().sum() > 0
+    assert model.proprio_dynamics.net[0].weight.grad[:, :glimpse_size(2, 4)].abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        model.proprio_dynamics.net[-1].weight.zero_()
+    hist_p = torch.tensor([[[20.0, 30.0, 1.0, -1.0]] * 4])
+    out = model.forward_dynamics(history_latents=torch.randn(1, 4, 8, 8, 4), actions=torch.rand(5, 32, 2) * 4 - 2,
+                                 history_proprio=hist_p)
+    assert out.proprio.shape == (5, 8, 4)
+    assert torch.allclose(out.proprio, hist_p[:, -1:].expand(5, 8, 4), atol=1e-4)  # untrained: it stays
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (dict(proprio_body_stepwise=True, proprio_image_xy=[]), "proprio_body_stepwise needs the body's image"),
+    (dict(proprio_body_stepwise="on"), "proprio_body_stepwise is 'on'"),
+])
+def test_bad_stepwise_body_configs_say_what_was_expected(overrides, fragment):
+    with pytest.raises(WorldModelError, match=fragment):
+        tiny_config(**{**PROPRIO, **overrides})
