@@ -83,6 +83,9 @@ def glimpse(latent: torch.Tensor, xy: torch.Tensor, radius: int) -> torch.Tensor
     return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False).flatten(1)
 
 
+GATE_OPEN = 5.0  # an untrained gate passes 99.3% of the free move
+
+
 class StepwiseBodyDynamics(nn.Module):
     """The body rolled out one env step at a time: ``(history proprio [B, Th, P], actions [B, L, A],
     newest latent [B, h, w, c]), normalised -> future proprio [B, Tf, P]``, every ``stride``-th step.
@@ -90,8 +93,10 @@ class StepwiseBodyDynamics(nn.Module):
     Why: on the Wall the agent moves by its action unless a wall stops it. A chunk MLP must learn a
     16-step sum and every stop at once, and it undershot free full-speed runs from a standstill (README,
     "Proprioception on the Wall"); one step at a time the free move is a linear map of the action, and a
-    stop is a correction read from a glimpse of the latent grid where the body is at that step
-    (``glimpse``, ``radius`` > 0), so the wall ahead is seen as the body nears it."""
+    stop is a gate per axis on that move, read from a glimpse of the latent grid where the body is at
+    that step (``glimpse``, ``radius`` > 0), so the wall ahead is seen as the body nears it. A gate can
+    only shorten the free move: an additive correction instead (measured, README) learnt to slow the
+    rare full-speed runs away from any wall too, as its inputs there lay outside the data's usual speeds."""
 
     def __init__(self, proprio_dim: int, body: list[int], chunk_len: int, action_dim: int, stride: int,
                  width: int, radius: int, channels: int):
@@ -101,7 +106,7 @@ class StepwiseBodyDynamics(nn.Module):
         n_in = glimpse_size(radius, channels) + proprio_dim + action_dim
         self.net = nn.Sequential(nn.Linear(n_in, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
                                  nn.Linear(width, proprio_dim))
-        for layer in (self.free, self.net[-1]):  # it starts as "the body stays where it is"
+        for layer in (self.free, self.net[-1]):  # it starts as "the body stays where it is", the gates open
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -113,7 +118,8 @@ class StepwiseBodyDynamics(nn.Module):
         for k in range(self.chunk_len):
             inp = torch.cat([state, acts[:, k]], dim=1)
             parts = [inp] if latent is None else [glimpse(latent, state[:, self.body], self.radius).to(inp.dtype), inp]
-            state = state + self.free(inp) + self.net(torch.cat(parts, dim=1))
+            gate = torch.sigmoid(self.net(torch.cat(parts, dim=1)) + GATE_OPEN)
+            state = state + self.free(inp) * gate
             if (k + 1) % self.stride == 0:
                 frames.append(state)
         return torch.stack(frames, dim=1)

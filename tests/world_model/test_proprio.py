@@ -363,6 +363,7 @@ def test_a_body_stepwise_model_replaces_the_proprio_mlp_and_trains_and_imagines(
     assert isinstance(model.proprio_dynamics, StepwiseBodyDynamics)
     with torch.no_grad():  # past its "it stays" start, so the gradient reaches the glimpse
         model.proprio_dynamics.net[-1].weight.normal_(0.0, 0.01)
+        model.proprio_dynamics.free.weight.normal_(0.0, 0.01)
     loss, logs = model(_batch(), mode="forward_dynamics")
     loss.backward()
     assert logs["proprio_loss"] > 0
@@ -370,7 +371,7 @@ def test_a_body_stepwise_model_replaces_the_proprio_mlp_and_trains_and_imagines(
     assert model.proprio_dynamics.net[0].weight.grad[:, :glimpse_size(2, 4)].abs().sum() > 0
     model.eval()
     with torch.no_grad():
-        model.proprio_dynamics.net[-1].weight.zero_()
+        model.proprio_dynamics.free.weight.zero_()
     hist_p = torch.tensor([[[20.0, 30.0, 1.0, -1.0]] * 4])
     out = model.forward_dynamics(history_latents=torch.randn(1, 4, 8, 8, 4), actions=torch.rand(5, 32, 2) * 4 - 2,
                                  history_proprio=hist_p)
