@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument("--execute", type=int, default=None,
                         help="env steps per replan (default: the env's, plan_settings.EXECUTE_STEPS)")
     parser.add_argument("--prior-fraction", type=float, default=PlanSettings.prior_fraction)
+    parser.add_argument("--hold-weight", type=float, default=None,
+                        help="price of leaving the plan that holds the agent still (default: the cost's, "
+                             "plan_settings.HOLD_WEIGHTS)")
     parser.add_argument("--prior-weight", type=float, default=None,
                         help="price of leaving the policy's own plan (planner + prior; default: the env's PRIOR_WEIGHTS)")
     parser.add_argument("--model-passes", type=int, default=None,
@@ -109,7 +112,7 @@ def main() -> None:
     model = load_model_for_env(args.checkpoint, args.env)
     base = PlanSettings(seed=args.seed, budget_steps=BUDGET_STEPS[args.env], samples=args.samples, iters=args.iters,
                         cost=args.cost, planner=args.planner, horizon=args.horizon, execute=args.execute,
-                        prior_fraction=args.prior_fraction, prior_weight=args.prior_weight,
+                        prior_fraction=args.prior_fraction, prior_weight=args.prior_weight, hold_weight=args.hold_weight,
                         model_passes=args.model_passes, first_plan=args.first_plan)
     goals = protocol_goals(args.env, args.goals, args.seed)
 

@@ -267,6 +267,10 @@ def _plan_options(fn):
                      help="Price of leaving the policy's own plan, added to the goal cost (planner + prior; 0 = none) "
                           "[default: the env's measured price with the default cost (plan_settings.PRIOR_WEIGHTS: 0 "
                           "on Wall and PushT), else 0]."),
+        click.option("--hold-weight", type=click.FloatRange(min=0.0), default=None,
+                     help="Price of leaving the plan that holds the agent still, added to the goal cost (0 = none) "
+                          "[default: the cost's measured price (plan_settings.HOLD_WEIGHTS: 300 with PushT's "
+                          "predicted-pose cost), else 0]."),
         click.option("--budget-steps", type=click.IntRange(min=1), default=None,
                      help="Env steps per episode [default: 64 on Wall, 50 on PushT]."),
         click.option("--time-budget", type=click.FloatRange(min=0.0, min_open=True), default=None,
@@ -296,12 +300,12 @@ def _plan_options(fn):
     return fn
 
 
-def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget,
-              cost, denoise_steps, policy_temperature, model_samples, model_passes, first_plan, seed):
+def _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, hold_weight, budget_steps,
+              time_budget, cost, denoise_steps, policy_temperature, model_samples, model_passes, first_plan, seed):
     from uva_plan.plan_settings import BUDGET_STEPS, PlanSettings, passes_for, prior_weight_for
 
     settings = PlanSettings(planner=planner, samples=samples, iters=iters, horizon=horizon, execute=execute,
-                            prior_fraction=prior_fraction, prior_weight=prior_weight,
+                            prior_fraction=prior_fraction, prior_weight=prior_weight, hold_weight=hold_weight,
                             budget_steps=budget_steps or BUDGET_STEPS[env_name],
                             time_budget=time_budget, cost=cost, denoise_steps=denoise_steps,
                             policy_temperature=policy_temperature, model_samples=model_samples,
@@ -328,14 +332,14 @@ def _settings(env_name, planner, samples, iters, horizon, execute, prior_fractio
 @_plan_options
 @user_errors
 def plan(checkpoint, env_name, episodes, goals_file, goal_image, start_state, baselines, out, planner, samples, iters,
-         horizon, execute, prior_fraction, prior_weight, budget_steps, time_budget, cost, denoise_steps, policy_temperature,
-         model_samples, model_passes, first_plan, seed, device):
+         horizon, execute, prior_fraction, prior_weight, hold_weight, budget_steps, time_budget, cost, denoise_steps,
+         policy_temperature, model_samples, model_passes, first_plan, seed, device):
     """Goal-image MPC: UVA imagines each candidate's future, the planner picks the best, replans."""
     from uva_plan.errors import UserInputError
     from uva_plan.planning import run_planning
 
-    settings = _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, budget_steps,
-                         time_budget, cost, denoise_steps, policy_temperature, model_samples, model_passes, first_plan,
+    settings = _settings(env_name, planner, samples, iters, horizon, execute, prior_fraction, prior_weight, hold_weight,
+                         budget_steps, time_budget, cost, denoise_steps, policy_temperature, model_samples, model_passes, first_plan,
                          seed)
     state = None
     if start_state is not None:

@@ -34,6 +34,7 @@ from uva_plan.plan_settings import (  # noqa: F401  (PLANNER_NAMES, make_planner
     batch_seed,
     cost_for,
     execute_for,
+    hold_weight_for,
     make_planner,
     model_generator,
     passes_for,
@@ -246,6 +247,11 @@ class Evaluator:
                 from uva_plan.objective import PolicyAnchoredObjective
 
                 obj = PolicyAnchoredObjective(obj, policy_plan, env.action_low, env.action_high, weight)
+            hold_weight = hold_weight_for(s, "state" if method == "oracle-state" else self.cost_name)
+            if hold_weight > 0.0:
+                from uva_plan.objective import PolicyAnchoredObjective
+
+                obj = PolicyAnchoredObjective(obj, hold_plan(), env.action_low, env.action_high, hold_weight)
             objectives.append(obj)
             return obj
 
@@ -260,6 +266,13 @@ class Evaluator:
                 drawn.setdefault(batch.steps, out[:, 0])  # the first proposal is the policy's own plan
                 return out
             return draw
+
+        def hold_plan():
+            """This replan's plan of holding the agent still, ``[B, H, A]``."""
+            from uva_plan.envs import hold_actions
+
+            hold = torch.as_tensor(hold_actions(self.env_name, batch.states()), dtype=torch.float32)
+            return hold[:, None].expand(len(goals), s.horizon, hold.shape[-1])
 
         def policy_plan():
             """This replan's policy plan: the first proposal the planner drew, or one drawn now."""

@@ -66,6 +66,11 @@ BUDGET_STEPS = {"wall": 64, "pusht": 50}
 # a world model that carried the agent through walls needed 100, README "Why the planning defaults").
 # PushT: not measured with a price, so none. Applied with the default costs only (see prior_weight_for).
 PRIOR_WEIGHTS = {"wall": 0.0, "pusht": 0.0}
+# Price of leaving the plan that holds the agent still (see hold_weight_for), per goal cost (its scale is
+# the cost's). PushT's predicted-pose cost: near the goal the imagined gain of a small push is below the
+# world model's error, and without a price the planner takes it and pushes a placed T off its goal (in
+# half the episodes that reached the goal). README "Why the planning defaults".
+HOLD_WEIGHTS = {"predicted_pose_sum": 300.0}
 # MAR passes of the world model per imagined chunk, per env. Wall: 2 keep the imagined agent in every
 # frame but plan no better at 1.4x the time. PushT (the shipped --proprio checkpoint, 50 goals, planner
 # + prior): 2 passes 22% at 4.3 s per replan against 1 pass 18% at 2.6 s, where 128 samples (the same
@@ -100,7 +105,7 @@ def model_generator(seed: int, first: int):
 # The knobs `uva-plan plan` / `demo` set from an option of the same name: messages name both, so a CLI
 # user and a Python caller each recognise theirs.
 CLI_FLAGS = ("samples", "iters", "horizon", "execute", "budget_steps", "denoise_steps", "model_samples", "model_passes",
-             "first_plan", "prior_fraction", "prior_weight", "policy_temperature", "time_budget")
+             "first_plan", "prior_fraction", "prior_weight", "hold_weight", "policy_temperature", "time_budget")
 
 
 def _flag(name: str) -> str:
@@ -133,6 +138,9 @@ class PlanSettings:
     policy_temperature: float = 0.0
     # Price of leaving the policy's own plan (planner + prior only); None = the env's PRIOR_WEIGHTS.
     prior_weight: float | None = None
+    # Price of moving at all: of leaving the plan that holds the agent still (``envs.hold_actions``),
+    # in the same units as prior_weight; None = the cost's measured HOLD_WEIGHTS (see hold_weight_for).
+    hold_weight: float | None = None
     model_samples: int = 1
     # MAR passes of the world model per imagined chunk; None = the env's MODEL_PASSES.
     model_passes: int | None = None
@@ -175,6 +183,10 @@ class PlanSettings:
         if self.prior_weight is not None and (isinstance(self.prior_weight, bool) or not (
                 isinstance(self.prior_weight, (int, float)) and 0.0 <= self.prior_weight < float("inf"))):
             raise UserInputError(f"prior_weight{_flag('prior_weight')} is {self.prior_weight!r}; expected a finite number >= 0, or None for the env's default")
+        if self.hold_weight is not None and (isinstance(self.hold_weight, bool) or not (
+                isinstance(self.hold_weight, (int, float)) and 0.0 <= self.hold_weight < float("inf"))):
+            raise UserInputError(f"hold_weight{_flag('hold_weight')} is {self.hold_weight!r}; expected a finite number "
+                                 ">= 0, or None for the cost's default")
         if not (isinstance(self.policy_temperature, (int, float)) and 0.0 <= self.policy_temperature <= 10.0):
             raise UserInputError(f"policy_temperature{_flag('policy_temperature')} must be in [0, 10], got {self.policy_temperature}")
         if self.time_budget is not None and not self.time_budget > 0:
@@ -189,6 +201,12 @@ def prior_weight_for(settings: PlanSettings, env_name: str) -> float:
         return settings.prior_weight
     name = _short_env(env_name)
     return PRIOR_WEIGHTS[name] if settings.cost in (None, DEFAULT_COSTS[name], IMAGE_ONLY_COSTS[name]) else 0.0
+
+
+def hold_weight_for(settings: PlanSettings, cost_name: str | None) -> float:
+    """The settings' price of moving, or the one measured with the goal cost applied (0 for the others:
+    the price is added to the cost, so its scale is the cost's)."""
+    return settings.hold_weight if settings.hold_weight is not None else HOLD_WEIGHTS.get(cost_name, 0.0)
 
 
 def execute_for(settings: PlanSettings, env_name: str) -> int:

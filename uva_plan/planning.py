@@ -53,7 +53,13 @@ def run_planning(
 
     from uva_plan.envs.goals import GoalPair, load_goals, protocol_goals
     from uva_plan.evaluation import Evaluator
-    from uva_plan.plan_settings import execute_for, passes_for, population_for, prior_weight_for
+    from uva_plan.plan_settings import (
+        execute_for,
+        hold_weight_for,
+        passes_for,
+        population_for,
+        prior_weight_for,
+    )
     from uva_plan.progress import progress_bar
     from uva_plan.viz import cost_plot, planning_gif
 
@@ -117,6 +123,7 @@ def run_planning(
         # the price and the cost applied (the env's defaults where the settings left them to it)
         "settings": {**asdict(settings), **dict(zip(("samples", "iters"), population_for(settings, evaluator.cost_name))),
                      "prior_weight": prior_weight_for(settings, env_name),
+                     "hold_weight": hold_weight_for(settings, evaluator.cost_name),
                      "cost": evaluator.cost_name, "model_passes": passes_for(settings, env_name),
                      "execute": execute_for(settings, env_name)},
         "n_goals": len(goals),

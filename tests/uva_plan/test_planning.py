@@ -598,3 +598,29 @@ def test_the_plan_ranking_benchmark_lines_up_each_plans_costs_with_its_true_outc
     assert min(out["true_frames"]) > 0.8
     assert all(-1 <= r <= 1 for r in out["imagined"]) and min(out["regret_imagined"]) >= 0
     assert 0 <= min(out["regret_true_frames"]) and max(out["regret_true_frames"]) < 15  # it picks the best plan, near enough
+
+
+def test_the_price_of_moving_anchors_the_plan_that_holds_still_and_is_recorded(wall_ckpt, tmp_path, monkeypatch):
+    from uva_plan import objective
+    from uva_plan.plan_settings import HOLD_WEIGHTS, PlanSettings, hold_weight_for
+
+    assert hold_weight_for(PlanSettings(), "predicted_pose_sum") == HOLD_WEIGHTS["predicted_pose_sum"] > 0
+    assert hold_weight_for(PlanSettings(), "latent_distance_sum") == 0.0  # measured with one cost only
+    assert hold_weight_for(PlanSettings(hold_weight=2.0), "latent_distance_sum") == 2.0
+    seen = []
+    original = objective.PolicyAnchoredObjective.__init__
+
+    def record(self, obj, anchor, low, high, weight):
+        seen.append((anchor() if callable(anchor) else anchor, weight))
+        original(self, obj, anchor, low, high, weight)
+
+    monkeypatch.setattr(objective.PolicyAnchoredObjective, "__init__", record)
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1", "--hold-weight", "7",
+                                    "--out", str(tmp_path / "out"), *FAST])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["hold_weight"] == 7.0
+    anchor, weight = seen[0]
+    assert weight == 7.0 and anchor.shape[1:] == (16, 2) and torch.all(anchor == 0)  # the Wall holds at zero velocity
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--hold-weight", "-1",
+                                    "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "--hold-weight" in res.output
