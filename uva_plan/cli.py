@@ -269,8 +269,7 @@ def _plan_options(fn):
                           "on Wall and PushT), else 0]."),
         click.option("--hold-weight", type=click.FloatRange(min=0.0), default=None,
                      help="Price of leaving the plan that holds the agent still, added to the goal cost (0 = none) "
-                          "[default: the cost's measured price (plan_settings.HOLD_WEIGHTS: 300 with PushT's "
-                          "predicted-pose cost), else 0]."),
+                          "[default: the cost's measured price (plan_settings.HOLD_WEIGHTS: none so far), else 0]."),
         click.option("--budget-steps", type=click.IntRange(min=1), default=None,
                      help="Env steps per episode [default: 64 on Wall, 50 on PushT]."),
         click.option("--time-budget", type=click.FloatRange(min=0.0, min_open=True), default=None,

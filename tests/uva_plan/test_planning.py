@@ -604,8 +604,9 @@ def test_the_price_of_moving_anchors_the_plan_that_holds_still_and_is_recorded(w
     from uva_plan import objective
     from uva_plan.plan_settings import HOLD_WEIGHTS, PlanSettings, hold_weight_for
 
-    assert hold_weight_for(PlanSettings(), "predicted_pose_sum") == HOLD_WEIGHTS["predicted_pose_sum"] > 0
-    assert hold_weight_for(PlanSettings(), "latent_distance_sum") == 0.0  # measured with one cost only
+    monkeypatch.setitem(HOLD_WEIGHTS, "predicted_pose_sum", 300.0)  # a cost whose planner needs a price
+    assert hold_weight_for(PlanSettings(), "predicted_pose_sum") == 300.0
+    assert hold_weight_for(PlanSettings(), "latent_distance_sum") == 0.0  # measured per cost
     assert hold_weight_for(PlanSettings(hold_weight=2.0), "latent_distance_sum") == 2.0
     seen = []
     original = objective.PolicyAnchoredObjective.__init__
