@@ -201,6 +201,10 @@ class UVAConfig:
     # linear map of its state and action plus a correction that reads a glimpse where the body is at each
     # step (``proprio_glimpse`` cells). It replaces the proprio MLP; needs the body's image position.
     proprio_body_stepwise: bool = False
+    # The stepwise body's glimpse reads the newest history frame, decoded from its latents, at points one
+    # pixel apart (``proprio_glimpse`` pixels) instead of the latent grid one cell apart: where a wall's
+    # edge lies to the pixel, which an 8-pixel cell blurs.
+    proprio_glimpse_pixels: bool = False
     # The proprio MLPs learn in every step whose batch has the future proprio, not only in the
     # forward-dynamics ones (always so with an object pose).
     proprio_every_step: bool = False
@@ -424,6 +428,11 @@ class UVAConfig:
         _require(not self.proprio_body_stepwise or (len(xy) == 2 and not pose),
                  "proprio_body_stepwise needs the body's image position (proprio_image_xy) and no object pose "
                  "(with one, use proprio_object_stepwise)")
+        _require(isinstance(self.proprio_glimpse_pixels, bool), "proprio_glimpse_pixels is "
+                 f"{self.proprio_glimpse_pixels!r}; expected true or false")
+        _require(not self.proprio_glimpse_pixels or (self.proprio_body_stepwise and g > 0),
+                 "proprio_glimpse_pixels needs the stepwise body (proprio_body_stepwise) and a glimpse "
+                 "(proprio_glimpse > 0, in pixels then)")
         _require(isinstance(self.proprio_every_step, bool), f"proprio_every_step is {self.proprio_every_step!r}; "
                  "expected true or false")
         _require(isinstance(self.actions_image_xy, bool), f"actions_image_xy is {self.actions_image_xy!r}; expected "

@@ -95,7 +95,8 @@ class UVA(InputChecks, nn.Module):
         if config.proprio_body_stepwise:
             self.proprio_dynamics = StepwiseBodyDynamics(config.proprio_dim, config.proprio_image_xy, config.chunk_len,
                                                          config.action_dim, config.frame_stride, config.proprio_width,
-                                                         config.proprio_glimpse, config.latent_channels)
+                                                         config.proprio_glimpse,
+                                                         3 if config.proprio_glimpse_pixels else config.latent_channels)
         elif config.proprio_dim > 0 and not config.proprio_object_stepwise:
             self.proprio_dynamics = ProprioDynamics(config.proprio_dim, self._proprio_frames, config.chunk_len,
                                                     config.action_dim, config.n_future, config.proprio_width,
@@ -323,7 +324,13 @@ class UVA(InputChecks, nn.Module):
         if self.config.proprio_object_stepwise:
             return self.object_dynamics(recent, actions)
         if self.config.proprio_body_stepwise:
-            return self.proprio_dynamics(recent, actions, hist_lat[:, -1] if self.config.proprio_glimpse else None)
+            view = None
+            if self.config.proprio_glimpse_pixels:
+                with torch.no_grad():  # the frozen tokenizer's picture of the newest frame
+                    view = self.tokenizer.decode(hist_lat[:, -1]).to(hist_lat.dtype)
+            elif self.config.proprio_glimpse:
+                view = hist_lat[:, -1]
+            return self.proprio_dynamics(recent, actions, view)
         predicted = self.proprio_dynamics(recent, actions, self._glimpse(hist_lat, hist_p))
         if self.object_dynamics is None:
             return predicted

@@ -386,3 +386,17 @@ def test_a_body_stepwise_model_replaces_the_proprio_mlp_and_trains_and_imagines(
 def test_bad_stepwise_body_configs_say_what_was_expected(overrides, fragment):
     with pytest.raises(WorldModelError, match=fragment):
         tiny_config(**{**PROPRIO, **overrides})
+
+
+def test_a_pixel_glimpse_reads_the_decoded_frame_one_pixel_apart():
+    model = _model(proprio_body_stepwise=True, proprio_glimpse=2, proprio_glimpse_pixels=True)
+    assert model.proprio_dynamics.net[0].in_features == glimpse_size(2, 3) + 4 + 2
+    with torch.no_grad():
+        model.proprio_dynamics.net[-1].weight.normal_(0.0, 0.01)
+        model.proprio_dynamics.free.weight.normal_(0.0, 0.01)
+    loss, logs = model(_batch(), mode="forward_dynamics")
+    loss.backward()
+    assert model.proprio_dynamics.net[0].weight.grad[:, :glimpse_size(2, 3)].abs().sum() > 0
+    assert all(p.grad is None for p in model.tokenizer.parameters())  # the tokenizer stays frozen
+    with pytest.raises(WorldModelError, match="proprio_glimpse_pixels needs the stepwise body"):
+        tiny_config(**{**PROPRIO, "proprio_glimpse": 2, "proprio_glimpse_pixels": True})
