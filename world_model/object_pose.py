@@ -17,6 +17,8 @@ import math
 import torch
 from torch import nn
 
+from world_model.errors import WorldModelError
+
 
 def wrap(angle: torch.Tensor) -> torch.Tensor:
     """Angles (radians) wrapped to [-pi, pi)."""
@@ -137,7 +139,7 @@ class StepwiseObjectDynamics(nn.Module):
                  stride: int, width: int, actions_xy: bool, angle_low: float, angle_high: float, cells: float):
         super().__init__()
         if not body:
-            raise ValueError("a stepwise object model needs the pushing body's image position (proprio_image_xy)")
+            raise WorldModelError("a stepwise object model needs the pushing body's image position (proprio_image_xy)")
         self.pose, self.body, self.actions_xy = list(pose), list(body), actions_xy
         self.state = [i for i in range(proprio_dim) if i not in self.pose]  # what the linear map carries
         self.xy_in_state = [self.state.index(i) for i in self.body]

@@ -88,7 +88,8 @@ GATE_OPEN = 5.0  # an untrained gate passes 99.3% of the free move
 
 class StepwiseBodyDynamics(nn.Module):
     """The body rolled out one env step at a time: ``(history proprio [B, Th, P], actions [B, L, A],
-    newest latent [B, h, w, c]), normalised -> future proprio [B, Tf, P]``, every ``stride``-th step.
+    view [B, h, w, c]), normalised -> future proprio [B, Tf, P]``, every ``stride``-th step; the view is
+    the newest latent grid, or with ``proprio_glimpse_pixels`` its decoded frame (then ``radius`` pixels).
 
     Why: on the Wall the agent moves by its action unless a wall stops it. A chunk MLP must learn a
     16-step sum and every stop at once, and it undershot free full-speed runs from a standstill (README,
