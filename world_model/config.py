@@ -175,7 +175,7 @@ class UVAConfig:
     # How many of the newest history frames' proprio the MLP reads (0 = all n_history). 1 = the current
     # state only: on the Wall (no momentum) an MLP reading the whole history learnt to carry the
     # history's motion on and undershot every full-speed chunk from a still start (README,
-    # "Proprioception on the Wall: measured, not adopted"); PushT's proprio holds the velocity.
+    # "Proprioception on the Wall"); PushT's proprio holds the velocity.
     proprio_history_frames: int = 0
     # Proprio as CONTEXT of the transformer (not only of the forward prediction): the current proprio (and,
     # in the policy mode, the goal's) joins every token, as a vector and as a map of where the body is.
