@@ -291,8 +291,11 @@ class PolicyAnchoredObjective:
         leave = ((actions - self.anchor[:, None].to(actions)) / self.span.to(actions)).pow(2).mean(dim=(-1, -2))
         return self.objective(actions) + self.weight * leave.to(torch.float32).cpu()
 
-    def imagine(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.objective.imagine(actions)
+    @property
+    def imagine(self):
+        """The wrapped objective's ``imagine(actions)``; an AttributeError (so ``hasattr`` says no) where it
+        imagines nothing (the simulator's)."""
+        return self.objective.imagine
 
 
 def imagine_subgoals(model, history_latents: torch.Tensor, goal_latents: torch.Tensor, horizon: int, *,

@@ -198,8 +198,10 @@ class UVAConfig:
     # It then predicts the whole proprio (no proprio MLP is built); needs an object pose, no glimpse.
     proprio_object_stepwise: bool = False
     # The body alone rolled out one env step at a time (``proprio.StepwiseBodyDynamics``, no object): a
-    # linear map of its state and action plus a correction that reads a glimpse where the body is at each
-    # step (``proprio_glimpse`` cells). It replaces the proprio MLP; needs the body's image position.
+    # linear map of its state and action times a gate per proprio entry read from a glimpse where the body
+    # is at each step (``proprio_glimpse`` cells, or pixels with ``proprio_glimpse_pixels``). It replaces
+    # the proprio MLP and reads the newest state only (``proprio_history_frames`` does not apply); needs
+    # the body's image position.
     proprio_body_stepwise: bool = False
     # The stepwise body's glimpse reads the newest history frame, decoded from its latents, at points one
     # pixel apart (``proprio_glimpse`` pixels) instead of the latent grid one cell apart: where a wall's
@@ -406,7 +408,8 @@ class UVAConfig:
                  f"proprio_history_frames is {k!r}; expected an integer in [0, n_history={self.n_history}] (0 = all)")
         g = self.proprio_glimpse
         _require(isinstance(g, int) and not isinstance(g, bool) and 0 <= g <= 8,
-                 f"proprio_glimpse is {g!r}; expected an integer in [0, 8] (latent cells; 0 = off)")
+                 f"proprio_glimpse is {g!r}; expected an integer in [0, 8] (latent cells, or pixels with "
+                 "proprio_glimpse_pixels; 0 = off)")
         _require(g == 0 or len(xy) == 2, "proprio_glimpse needs proprio_image_xy (the glimpse is centred on the "
                  "body's image position); expected proprio_glimpse=0 or a proprio with an image position")
         pose = self.proprio_object_pose

@@ -149,7 +149,7 @@ class StepwiseObjectDynamics(nn.Module):
         self.body_step = nn.Linear(len(self.state) + action_dim, len(self.state))
         nn.init.zeros_(self.body_step.weight)  # it starts as "the body stays where it is"
         nn.init.zeros_(self.body_step.bias)
-        self.net = nn.Sequential(nn.Linear(6 if actions_xy else 4 + action_dim, width), nn.SiLU(),
+        self.net = nn.Sequential(nn.Linear(6 if actions_xy else (4 + action_dim), width), nn.SiLU(),
                                  nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 3))
         nn.init.zeros_(self.net[-1].weight)  # it starts as "the object stays where it is"
         nn.init.zeros_(self.net[-1].bias)

@@ -94,8 +94,9 @@ class StepwiseBodyDynamics(nn.Module):
     Why: on the Wall the agent moves by its action unless a wall stops it. A chunk MLP must learn a
     16-step sum and every stop at once, and it undershot free full-speed runs from a standstill (README,
     "Proprioception on the Wall"); one step at a time the free move is a linear map of the action, and a
-    stop is a gate per axis on that move, read from a glimpse of the latent grid where the body is at
-    that step (``glimpse``, ``radius`` > 0), so the wall ahead is seen as the body nears it. A gate can
+    stop is a gate per proprio entry (per axis on the Wall) on that move, read from a glimpse of the latent
+    grid where the body is at that step (``glimpse``, ``radius`` > 0), so the wall ahead is seen as the body
+    nears it. A gate can
     only shorten the free move: an additive correction instead (measured, README) learnt to slow the
     rare full-speed runs away from any wall too, as its inputs there lay outside the data's usual speeds."""
 

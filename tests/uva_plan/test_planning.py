@@ -622,6 +622,11 @@ def test_the_price_of_moving_anchors_the_plan_that_holds_still_and_is_recorded(w
     assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["hold_weight"] == 7.0
     anchor, weight = seen[0]
     assert weight == 7.0 and anchor.shape[1:] == (16, 2) and torch.all(anchor == 0)  # the Wall holds at zero velocity
+    seen.clear()  # every planning method pays it, the simulator oracles too (which imagine nothing)
+    res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--episodes", "1", "--hold-weight", "7",
+                                    "--baselines", "--out", str(tmp_path / "all"), *FAST])
+    assert res.exit_code == 0, res.output
+    assert len(seen) >= 4 and all(w == 7.0 for _, w in seen)
     res = CliRunner().invoke(main, ["plan", "--checkpoint", str(wall_ckpt), "--hold-weight", "-1",
                                     "--out", str(tmp_path / "bad")])
     assert res.exit_code == 2 and "--hold-weight" in res.output

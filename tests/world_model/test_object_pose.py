@@ -269,3 +269,16 @@ def test_a_long_rollout_feeds_its_mlps_angles_as_in_training_and_returns_them_as
         assert ((newest >= 0) & (newest < 2 * math.pi + 1e-5)).all()
     angles = out.proprio[..., 6]
     assert ((angles >= 0) & (angles < 2 * math.pi)).all()
+
+
+def test_a_stepwise_rollout_turns_on_across_the_seam_over_several_chunks():
+    """A T that turns 0.1 rad every env step from 6.0 rad: three chunks later it has turned 4.8 rad, the
+    angles returned wrapped into [0, 2 pi) and continuous across 2 pi and across the chunks' seams."""
+    model = _model(proprio_object_stepwise=True).eval()
+    with torch.no_grad():
+        model.object_dynamics.net[-1].bias[2] = 0.1
+    hist_p = torch.tensor([[[10, 12, 0, 0, 30, 30, 6.0]] * 4])
+    out = model.forward_dynamics(history_latents=torch.randn(1, 4, 8, 8, 4), actions=torch.full((1, 48, 2), 10.0),
+                                 history_proprio=hist_p, sample_latents=False, distance_heads=())
+    expected = torch.remainder(6.0 + 0.4 * torch.arange(1, 13), 2 * math.pi)
+    assert torch.allclose(out.proprio[0, :, 6], expected, atol=1e-3)
