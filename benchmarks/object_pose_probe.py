@@ -60,28 +60,30 @@ def normalise(norm: ActionNormalizer, hist: np.ndarray, fut: np.ndarray, angle: 
 
 
 class Variant(torch.nn.Module):
-    """The proprio MLP, with (``object``) or without the T's own MLP for its pose."""
+    """The proprio MLP, with (``object``) or without the T's own MLP for its pose; or (``"step"``) the
+    stepwise model alone."""
 
     def __init__(self, cfg: dict, spec: WindowSpec, action_dim: int, width: int, object_frame: bool | str,
                  cells: float):
         super().__init__()
         p, pose = cfg["proprio_dim"], cfg["proprio_object_pose"]
         self.pose = pose
-        self.proprio = ProprioDynamics(p, spec.n_history, spec.chunk_len, action_dim, spec.n_future, width)
         k = pose[2]
-        self.obj = ObjectPoseDynamics(p, pose, cfg["proprio_image_xy"], spec.n_history, spec.chunk_len, action_dim,
-                                      spec.n_future, width, cfg["actions_image_xy"], cfg["proprio_low"][k],
-                                      cfg["proprio_high"][k], cells)
-        if object_frame == "step":
+        if object_frame == "step":  # it predicts the whole proprio: no proprio MLP
             self.obj = StepwiseObjectDynamics(p, pose, cfg["proprio_image_xy"], spec.chunk_len, action_dim,
                                               spec.frame_stride, width, cfg["actions_image_xy"],
                                               cfg["proprio_low"][k], cfg["proprio_high"][k], cells)
+        else:
+            self.proprio = ProprioDynamics(p, spec.n_history, spec.chunk_len, action_dim, spec.n_future, width)
+            self.obj = ObjectPoseDynamics(p, pose, cfg["proprio_image_xy"], spec.n_history, spec.chunk_len,
+                                          action_dim, spec.n_future, width, cfg["actions_image_xy"],
+                                          cfg["proprio_low"][k], cfg["proprio_high"][k], cells)
         self.object_frame = object_frame
 
     def forward(self, hist, acts):
-        out = self.proprio(hist, acts)
         if self.object_frame == "step":
             return self.obj(hist, acts)
+        out = self.proprio(hist, acts)
         if self.object_frame:
             out = out.index_copy(2, torch.tensor(self.pose), self.obj(hist, acts))
         return out

@@ -214,8 +214,11 @@ class Evaluator:
         from planners import run_mpc
 
         prior = s.prior_fraction if method == "planner+prior" else 0.0
-        # the population follows the cost that scores: the state oracle's own distance, or the goal cost
-        planner = make_planner(s, prior, "state" if method == "oracle-state" else self.cost_name)
+        # the population and the price of moving follow the cost that scores: the state oracle's own
+        # distance, or the goal cost
+        scoring = "state" if method == "oracle-state" else self.cost_name
+        planner = make_planner(s, prior, scoring)
+        hold_weight = hold_weight_for(s, scoring)
         goal_tensor = torch.from_numpy(np.ascontiguousarray(goal_frames))
         gen = self._generator(first)
         env = batch.envs[0]
@@ -242,15 +245,12 @@ class Evaluator:
                 obj = UVAObjective(self.model, None, None, self.cost, num_steps=s.denoise_steps,
                                    model_samples=s.model_samples, num_iters=passes_for(s, self.env_name), generator=gen,
                                    encoded=replan_problems())
+            from uva_plan.objective import PolicyAnchoredObjective
+
             weight = prior_weight_for(s, self.env_name)
             if prior > 0.0 and weight > 0.0:
-                from uva_plan.objective import PolicyAnchoredObjective
-
                 obj = PolicyAnchoredObjective(obj, policy_plan, env.action_low, env.action_high, weight)
-            hold_weight = hold_weight_for(s, "state" if method == "oracle-state" else self.cost_name)
             if hold_weight > 0.0:
-                from uva_plan.objective import PolicyAnchoredObjective
-
                 obj = PolicyAnchoredObjective(obj, hold_plan(), env.action_low, env.action_high, hold_weight)
             objectives.append(obj)
             return obj

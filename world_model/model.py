@@ -319,15 +319,19 @@ class UVA(InputChecks, nn.Module):
 
     def _predict_proprio(self, hist_lat: torch.Tensor, hist_p: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The future proprio ``[B, Tf, P]`` (normalised) of a chunk; an object's pose comes from its own
-        MLP (``object_pose``), which replaces what the proprio MLP says of it."""
+        MLP (``object_pose``), which replaces what the proprio MLP says of it. A stepwise model (object or
+        body) predicts the whole proprio, one env step at a time."""
         recent = hist_p[:, -self._proprio_frames:]
         if self.config.proprio_object_stepwise:
             return self.object_dynamics(recent, actions)
         if self.config.proprio_body_stepwise:
             view = None
             if self.config.proprio_glimpse_pixels:
-                with torch.no_grad():  # the frozen tokenizer's picture of the newest frame
-                    view = self.tokenizer.decode(hist_lat[:, -1]).to(hist_lat.dtype)
+                newest = hist_lat[:, -1]
+                shared = newest.shape[0] > 1 and newest.stride(0) == 0  # one history broadcast to the candidates
+                with torch.no_grad():  # the frozen tokenizer's picture of the newest frame, decoded once if shared
+                    view = self.tokenizer.decode(newest[:1] if shared else newest).to(hist_lat.dtype)
+                view = view.expand(newest.shape[0], *view.shape[1:]) if shared else view
             elif self.config.proprio_glimpse:
                 view = hist_lat[:, -1]
             return self.proprio_dynamics(recent, actions, view)

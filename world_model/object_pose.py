@@ -48,6 +48,8 @@ class ObjectPoseDynamics(nn.Module):
     The MLP also reads the world-frame current proprio and the angle's cos / sin (where the board's
     edges are)."""
 
+    body_in_cells = False  # its loss weighs the body's position as the rest of the proprio (normalised)
+
     def __init__(self, proprio_dim: int, pose: list[int], body: list[int], n_history: int, chunk_len: int,
                  action_dim: int, n_future: int, width: int, actions_xy: bool, angle_low: float, angle_high: float,
                  cells: float):
@@ -94,7 +96,7 @@ def proprio_loss(predicted: torch.Tensor, target: torch.Tensor, dynamics: Object
     position = ((predicted[..., [x, y]] - target[..., [x, y]]) * dynamics.cells).pow(2).mean()
     angle = (dynamics.angle(predicted[..., k]) - dynamics.angle(target[..., k])).pow(2).mean()
     loss = (predicted[..., rest] - target[..., rest]).pow(2).mean()
-    if getattr(dynamics, "body_in_cells", False):  # the body it pushes with, in the object's units too
+    if dynamics.body_in_cells:  # the body it pushes with, in the object's units too
         loss = loss + ((predicted[..., dynamics.body] - target[..., dynamics.body]) * dynamics.cells).pow(2).mean()
     return loss + position + angle, position + angle
 
@@ -135,6 +137,8 @@ class StepwiseObjectDynamics(nn.Module):
       object's frame (cells), which returns the move in that frame and the turn (radians).
     ``pose``, ``body``, ``actions_xy``, ``angle_low / high``, ``cells``: as ``ObjectPoseDynamics``."""
 
+    body_in_cells = True  # the object's moves are read off the body's: its position weighs as much
+
     def __init__(self, proprio_dim: int, pose: list[int], body: list[int], chunk_len: int, action_dim: int,
                  stride: int, width: int, actions_xy: bool, angle_low: float, angle_high: float, cells: float):
         super().__init__()
@@ -144,7 +148,6 @@ class StepwiseObjectDynamics(nn.Module):
         self.state = [i for i in range(proprio_dim) if i not in self.pose]  # what the linear map carries
         self.xy_in_state = [self.state.index(i) for i in self.body]
         self.chunk_len, self.stride, self.cells = chunk_len, stride, cells
-        self.body_in_cells = True  # the object's moves are read off the body's: its position weighs as much
         self.angle_low, self.angle_high = angle_low, angle_high
         self.body_step = nn.Linear(len(self.state) + action_dim, len(self.state))
         nn.init.zeros_(self.body_step.weight)  # it starts as "the body stays where it is"

@@ -398,5 +398,13 @@ def test_a_pixel_glimpse_reads_the_decoded_frame_one_pixel_apart():
     loss.backward()
     assert model.proprio_dynamics.net[0].weight.grad[:, :glimpse_size(2, 3)].abs().sum() > 0
     assert all(p.grad is None for p in model.tokenizer.parameters())  # the tokenizer stays frozen
+    model.eval()  # one history shared by the candidates is decoded once, with the same prediction
+    hist_lat, hist_p, acts = torch.randn(1, 4, 8, 8, 4), torch.rand(1, 4, 4) * 10, torch.rand(3, 16, 2) * 4 - 2
+    shared = model.forward_dynamics(history_latents=hist_lat, actions=acts, history_proprio=hist_p,
+                                    sample_latents=False, distance_heads=()).proprio
+    copied = model.forward_dynamics(history_latents=hist_lat.repeat(3, 1, 1, 1, 1), actions=acts,
+                                    history_proprio=hist_p.repeat(3, 1, 1), sample_latents=False,
+                                    distance_heads=()).proprio
+    assert torch.allclose(shared, copied, atol=1e-5) and not torch.allclose(shared[0], shared[1])
     with pytest.raises(WorldModelError, match="proprio_glimpse_pixels needs the stepwise body"):
         tiny_config(**{**PROPRIO, "proprio_glimpse": 2, "proprio_glimpse_pixels": True})
