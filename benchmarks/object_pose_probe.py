@@ -7,6 +7,8 @@ and random; seeds disjoint from the data's):
 - board: the proprio MLP (`world_model.proprio.ProprioDynamics`) on the normalised proprio, the T's pose
   among it (its angle unwrapped to the current one);
 - object: `world_model.object_pose.ObjectPoseDynamics`, everything seen from the T;
+- ``StepwiseObjectDynamics``, one env step at a time: its body map learned by gradient, or solved by
+  least squares on the data's consecutive states and frozen (``proprio_body_fit``);
 - copy the last pose.
 Both are trained on the world model's loss for the T (cells and radians). State units (8 = 1 px) and
 degrees; "turning": windows whose T turns by more than 5 degrees by +16 steps.
@@ -69,10 +71,11 @@ class Variant(torch.nn.Module):
         p, pose = cfg["proprio_dim"], cfg["proprio_object_pose"]
         self.pose = pose
         k = pose[2]
-        if object_frame == "step":  # it predicts the whole proprio: no proprio MLP
+        if object_frame in ("step", "step, body solved"):  # it predicts the whole proprio: no proprio MLP
             self.obj = StepwiseObjectDynamics(p, pose, cfg["proprio_image_xy"], spec.chunk_len, action_dim,
                                               spec.frame_stride, width, cfg["actions_image_xy"],
-                                              cfg["proprio_low"][k], cfg["proprio_high"][k], cells)
+                                              cfg["proprio_low"][k], cfg["proprio_high"][k], cells,
+                                              body_fitted=object_frame != "step")
         else:
             self.proprio = ProprioDynamics(p, spec.n_history, spec.chunk_len, action_dim, spec.n_future, width)
             self.obj = ObjectPoseDynamics(p, pose, cfg["proprio_image_xy"], spec.n_history, spec.chunk_len,
@@ -81,7 +84,7 @@ class Variant(torch.nn.Module):
         self.object_frame = object_frame
 
     def forward(self, hist, acts):
-        if self.object_frame == "step":
+        if isinstance(self.object_frame, str):
             return self.obj(hist, acts)
         out = self.proprio(hist, acts)
         if self.object_frame:
@@ -95,7 +98,7 @@ class Variant(torch.nn.Module):
 
 def train(variant: Variant, hist, acts, fut, steps: int, batch: int, lr: float, seed: int) -> float:
     torch.manual_seed(seed)
-    opt = torch.optim.AdamW(variant.parameters(), lr=lr)
+    opt = torch.optim.AdamW([p for p in variant.parameters() if p.requires_grad], lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     g = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -155,13 +158,18 @@ def main() -> None:
                 "random: position", "random: angle", "pusher: agent position"):
         table.add_column(col)
     rows = {"copy the last pose": None, "board coordinates (proprio MLP)": False, "from the T (object MLP)": True,
-            "from the T, one step at a time": "step"}
+            "from the T, one step at a time": "step", "one step at a time, body solved": "step, body solved"}
     rows = {k: v for k, v in rows.items() if k in args.rows or not args.rows}
     for name, object_frame in rows.items():
         seconds = 0.0
         if object_frame is not None:
             torch.manual_seed(args.seed)  # the same initial weights whatever ran before
             variant = Variant(cfg, spec, acts.shape[-1], args.width, object_frame, half_grid)
+            if object_frame == "step, body solved":
+                from uva_plan.proprio import one_step_transitions
+
+                now, act, nxt = (torch.from_numpy(x) for x in one_step_transitions(buffer, range(buffer.n_episodes), idx))
+                variant.obj.fit_body(norm.normalize(now), actions_norm.normalize(act), norm.normalize(nxt))
             seconds = train(variant, hist, acts, fut, args.steps, args.batch, args.lr, args.seed)
         cells = [name, f"{seconds:.0f}"]
         turning_cells = []

@@ -79,7 +79,8 @@ def main() -> None:
     run_mpc(
         HillClimber(),
         lambda: UVAObjective(model, batch.history(cfg.n_history, cfg.frame_stride), goal_images,
-                             DistanceWithLatentTieBreak(), num_steps=2),
+                             DistanceWithLatentTieBreak(), num_steps=2,
+                             history_states=batch.history_states(cfg.n_history, cfg.frame_stride)),
         batch.step,
         batch_size=len(goals), horizon=cfg.chunk_len, action_dim=2,
         low=torch.as_tensor(env.action_low), high=torch.as_tensor(env.action_high),

@@ -40,11 +40,13 @@ def main() -> None:
 
     def make_objective():  # called before every replan with the current observations
         history = batch.history(cfg.n_history, cfg.frame_stride)  # [B, 4, 64, 64, 3] uint8
-        return UVAObjective(model, history, goal_images, cost, num_steps=2, generator=generator)
+        states = batch.history_states(cfg.n_history, cfg.frame_stride)  # [B, 4, D]: the agent's proprioception
+        return UVAObjective(model, history, goal_images, cost, num_steps=2, generator=generator, history_states=states)
 
     def proposals_fn():  # the policy head's candidates for the current observations
         sampler = PolicyProposals(model, batch.history(cfg.n_history, cfg.frame_stride), goal_images,
-                                  num_steps=2, generator=generator)
+                                  num_steps=2, generator=generator,
+                                  history_states=batch.history_states(cfg.n_history, cfg.frame_stride))
         return lambda b, m: sampler(b, m, cfg.chunk_len)
 
     env = batch.envs[0]

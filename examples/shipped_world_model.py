@@ -17,6 +17,7 @@ import world_model
 from uva_plan.envs import make_env
 from uva_plan.envs.wall_locate import locate_agent
 from uva_plan.model_loading import default_checkpoint
+from uva_plan.proprio import history_proprio
 
 
 def main() -> None:
@@ -32,7 +33,9 @@ def main() -> None:
 
     chunks = model.policy(history, goal=goal, num_samples=8)  # [1, 8, 16, 2] env units; no video generated
     actions = chunks[:, 0]  # [1, 16, 2]
-    future = model.forward_dynamics(history, actions, goal=goal, decode=True, temperature=0.0)
+    # the agent's own position at the history frames (the model was trained with --proprio)
+    states = history_proprio(model, np.repeat(np.asarray(info["state"])[None, None], model.config.n_history, axis=1))
+    future = model.forward_dynamics(history, actions, goal=goal, history_proprio=states, decode=True, temperature=0.0)
     imagined_xy, present, _ = locate_agent(future.frames[0].numpy())  # [4, 2] world units
 
     true_xy, frames = [], [obs]

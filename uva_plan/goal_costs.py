@@ -52,6 +52,8 @@ class Trajectory:
     proprioception), and goal_agent ``[M, 2]`` its position at the goal, or None;
     block: ``[M, T, 3]`` the pushed object's pose at each frame (x, y in env units, angle in radians; from
     an object-pose model's prediction, or the true states), and goal_block ``[M, 3]`` its goal pose, or None;
+    agent_steps ``[M, L, 2]`` and block_steps ``[M, L, 3]``: the same after EVERY env step of the plan (a
+    model that rolls them out one step at a time, or the simulator), or None;
     frames: ``[M, T, S, S, 3]`` the frames (decoded imagined latents, or the true frames) in [0, 1], and
     goal_frames ``[M, S, S, 3]`` the goal image and subgoal_frames ``[M, T, S, S, 3]`` the frames aligned
     with ``frames`` that tracking follows, for a cost that reads objects from pixels, or None.
@@ -66,6 +68,8 @@ class Trajectory:
     goal_agent: torch.Tensor | None = None
     block: torch.Tensor | None = None
     goal_block: torch.Tensor | None = None
+    agent_steps: torch.Tensor | None = None
+    block_steps: torch.Tensor | None = None
     frames: torch.Tensor | None = None
     goal_frames: torch.Tensor | None = None
     subgoal_frames: torch.Tensor | None = None
@@ -94,6 +98,7 @@ class GoalCost:
     needs_subgoals = False
     needs_agent = False
     needs_block = False  # the pushed object's pose (Trajectory.block / goal_block)
+    needs_steps = False  # the poses after every env step (Trajectory.agent_steps / block_steps)
     needs_frames = False
     # Which distance heads a cost that needs_distance reads ("joint" needs a transformer pass over the
     # frames, "latent" only the light comparison head); callers compute just these.
@@ -275,23 +280,32 @@ class PredictedPose(GoalCost):
     the block's position and angle errors and the agent's position error against the goal's, in state
     units (``pose_terms``), reduced over frames. Reads no frames: the model's own prediction of where the T
     lies, predicted in the T's frame, is what it compares (README, "The block's pose"). Needs the goal's
-    state, as the agent cost does (DINO-WM's goals carry their proprio)."""
+    state, as the agent cost does (DINO-WM's goals carry their proprio).
+
+    ``every_step=True`` (``predicted_pose_steps``) scores the poses after every env step of the plan, not
+    every ``frame_stride``-th: a plan scored only at the frames may leave the goal between them and come
+    back, and an episode's end can fall between two frames (PushT's 50-step budget, replans every 4 steps).
+    Needs a model that rolls the poses out one step at a time (``proprio_object_stepwise``)."""
 
     needs_latents = False
     needs_agent = True
     needs_block = True
 
-    def __init__(self, reduce: str = "sum"):
+    def __init__(self, reduce: str = "sum", every_step: bool = False):
         _reduce(torch.zeros(1, 1), reduce)
         self.reduce = reduce
-        self.name = f"predicted_pose_{reduce}"
+        self.needs_steps = every_step
+        self.name = "predicted_pose_steps" if every_step else f"predicted_pose_{reduce}"
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
-        if traj.block is None or traj.goal_block is None or traj.agent is None or traj.goal_agent is None:
-            raise UserInputError("the predicted pose cost reads the block's and the agent's predicted poses: a world "
-                                 "model trained with --proprio --object-pose, and goals that carry their state")
+        block, agent = (traj.block_steps, traj.agent_steps) if self.needs_steps else (traj.block, traj.agent)
+        if block is None or traj.goal_block is None or agent is None or traj.goal_agent is None:
+            raise UserInputError(f"the {self.name} cost reads the block's and the agent's predicted poses"
+                                 f"{' after every env step' if self.needs_steps else ''}: a world model trained with "
+                                 f"--proprio --object-pose{' and proprio_object_stepwise' if self.needs_steps else ''}, "
+                                 "and goals that carry their state")
         board = _board_units()
-        terms = pose_terms(traj.block, traj.goal_block[:, None], traj.agent * board, traj.goal_agent[:, None] * board)
+        terms = pose_terms(block, traj.goal_block[:, None], agent * board, traj.goal_agent[:, None] * board)
         return _reduce(sum(terms), self.reduce)
 
 
@@ -308,6 +322,7 @@ class WeightedSum(GoalCost):
         self.needs_subgoals = any(c.needs_subgoals for _, c in terms)
         self.needs_agent = any(c.needs_agent for _, c in terms)
         self.needs_block = any(c.needs_block for _, c in terms)
+        self.needs_steps = any(c.needs_steps for _, c in terms)
         self.needs_frames = any(c.needs_frames for _, c in terms)
         self.name = "+".join(f"{w:g}*{c.name}" for w, c in terms)
 
@@ -368,6 +383,7 @@ def make_cost(name: str) -> GoalCost:
         ),
         "agent_sum": lambda: AgentDistance("sum"),
         "predicted_pose_sum": lambda: PredictedPose("sum"),
+        "predicted_pose_steps": lambda: PredictedPose("sum", every_step=True),
         # The image's block and the agent's own position; AGENT_WEIGHT is measured (README, "Proprioception").
         "multiscale_sum+agent": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
                                                      (AGENT_WEIGHT, AgentDistance("sum"))]),

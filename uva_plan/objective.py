@@ -84,7 +84,8 @@ needs subgoals gets ``subgoals`` or, when none are given, the way the goal-condi
 imagines from this history (``imagine_subgoals``, on the first call).
 
     history: ``[B, Th, H, W, 3]`` uint8 frames; goal: ``[B, H, W, 3]`` uint8 goal images; or both None
-    and ``encoded`` their latents (``encode_problems``).
+    and ``encoded`` their latents (``encode_problems``). ``history_states [B, Th, D]`` / ``goal_states
+    [B, D]``: the env states there, which a model trained with proprioception needs (``encode_problems``).
     """
 
     def __init__(
@@ -101,8 +102,10 @@ imagines from this history (``imagine_subgoals``, on the first call).
         max_batch: int = 1024,
         generator: torch.Generator | None = None,
         encoded: EncodedProblems | None = None,
+        history_states=None,
+        goal_states=None,
     ):
-        encoded = encoded or encode_problems(model, history, goal)
+        encoded = encoded or encode_problems(model, history, goal, history_states=history_states, goal_states=goal_states)
         if model_samples < 1:
             raise UserInputError(f"model_samples must be >= 1, got {model_samples}")
         self.model = model
@@ -173,6 +176,8 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 goal_agent=None if self.goal_agent is None else self.goal_agent[idx],
                 block=object_of_proprio(self.model, result.proprio),
                 goal_block=None if self.goal_block is None else self.goal_block[idx],
+                agent_steps=agent_of_proprio(self.model, result.proprio_steps),
+                block_steps=object_of_proprio(self.model, result.proprio_steps),
                 frames=result.frames,
                 goal_frames=None if self.goal_frames is None else self.goal_frames[idx],
                 subgoal_frames=None if self._subgoal_frames is None else self._subgoal_frames[idx],
@@ -204,13 +209,14 @@ class PolicyProposals:
     forward-dynamics mode, so every proposal is a whole ``[H, A]`` sequence.
     history: ``[B, Th, H, W, 3]`` uint8; goal: ``[B, H, W, 3]`` uint8 (or both None and ``encoded``). ``first_temperature``: the first
     proposal of each problem is sampled at this temperature (0: the policy's own deterministic choice, so
-    the planner always sees it), the rest at the checkpoint's (spread).
+    the planner always sees it), the rest at the checkpoint's (spread). ``history_states`` / ``goal_states``:
+    as ``UVAObjective``.
     """
 
     def __init__(self, model, history: torch.Tensor | None, goal: torch.Tensor | None, *, num_steps: int | None = None,
                  generator: torch.Generator | None = None, first_temperature: float | None = None,
-                 encoded: EncodedProblems | None = None):
-        encoded = encoded or encode_problems(model, history, goal)
+                 encoded: EncodedProblems | None = None, history_states=None, goal_states=None):
+        encoded = encoded or encode_problems(model, history, goal, history_states=history_states, goal_states=goal_states)
         self.model = model
         self.history_latents = encoded.history
         self.history_proprio = encoded.proprio

@@ -96,3 +96,12 @@ def object_of_states(env_name: str, states) -> torch.Tensor:
     if not idx:
         raise UserInputError(f"the {env_name} env has no object to push; expected an env with one (pusht)")
     return torch.as_tensor(np.asarray(states, dtype=np.float32)[..., idx])
+
+
+def one_step_transitions(buffer, episodes, state_indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The replay buffer's consecutive steps within ``episodes``: the proprio (``state_indices`` of the
+    states) ``[N, P]``, the action taken ``[N, A]`` and the proprio after it ``[N, P]``, float32."""
+    states = np.asarray(buffer.state, dtype=np.float32)[:, list(state_indices)]
+    actions = np.asarray(buffer.action, dtype=np.float32)
+    now = np.concatenate([np.arange(buffer.episode_starts[e], buffer.episode_ends[e] - 1) for e in episodes])
+    return states[now], actions[now], states[now + 1]

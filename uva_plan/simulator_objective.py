@@ -58,16 +58,21 @@ class SimulatorObjective:
                 np.stack([self.env.render_state(g) for g in self.goal_states])).float().div(255.0)
         return self._goal_image_cache
 
-    def rollout(self, start_state, actions: np.ndarray) -> list[np.ndarray]:
-        """States after each ``frame_stride`` steps of ``actions [H, A]`` from ``start_state``."""
+    def rollout(self, start_state, actions: np.ndarray, every_step: bool = False) -> list[np.ndarray]:
+        """States after each ``frame_stride`` steps (``every_step``: after each step) of ``actions [H, A]``
+        from ``start_state``."""
         self.env.set_state(start_state)
         states = []
         advance = getattr(self.env, "step_state", self.env.step)  # dynamics only: no image per step
         for t, a in enumerate(actions, start=1):
             advance(a)
-            if t % self.frame_stride == 0 or t == len(actions):
+            if every_step or t % self.frame_stride == 0 or t == len(actions):
                 states.append(self.env.get_state())
         return states
+
+    def _at_frames(self, steps: list[np.ndarray]) -> list[np.ndarray]:
+        """The states of an every-step rollout at the frames ``rollout`` keeps."""
+        return [x for t, x in enumerate(steps, start=1) if t % self.frame_stride == 0 or t == len(steps)]
 
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
         self.n_calls += 1
@@ -82,7 +87,8 @@ class SimulatorObjective:
                         states = states[-1:]
                     costs[i, j] = sum(self._distance(x, self.goal_states[i]) for x in states)
             return torch.as_tensor(costs, dtype=torch.float32)
-        rollouts = [self.rollout(self.start_states[i], acts[i, j]) for i in range(b) for j in range(n)]
+        every = [self.rollout(self.start_states[i], acts[i, j], every_step=True) for i in range(b) for j in range(n)]
+        rollouts = [self._at_frames(steps) for steps in every]
         goal = self.goal_latents.repeat_interleave(n, dim=0)
         # a cost on poses alone (the true ones here) needs no frame rendered or encoded
         pictures = self.cost.needs_latents or self.cost.needs_distance or self.cost.needs_frames
@@ -104,11 +110,18 @@ class SimulatorObjective:
 
             block = object_of_states(self.env.name, np.stack([np.stack(states) for states in rollouts])).to(goal.device)
             goal_block = object_of_states(self.env.name, self.goal_states).repeat_interleave(n, dim=0).to(goal.device)
+        steps = {}
+        if self.cost.needs_steps:  # the true poses after every step, as a stepwise object model predicts them
+            from uva_plan.proprio import agent_of_states, object_of_states
+
+            all_states = np.stack([np.stack(states) for states in every])
+            steps = {"agent_steps": agent_of_states(self.env.name, all_states).to(goal.device),
+                     "block_steps": object_of_states(self.env.name, all_states).to(goal.device)}
         seen = goal_seen = None
         if self.cost.needs_frames:  # the true frames themselves, and the goal image the planner is given
             seen = torch.from_numpy(frames).float().div(255.0).to(goal.device)
             goal_seen = self._goal_images().repeat_interleave(n, dim=0).to(goal.device)
         traj = Trajectory(latents=latents, goal=goal, agent=agent, goal_agent=goal_agent, block=block,
                           goal_block=goal_block, frames=seen,
-                          goal_frames=goal_seen, **distances)
+                          goal_frames=goal_seen, **distances, **steps)
         return self.cost(traj).float().reshape(b, n).cpu()

@@ -197,6 +197,10 @@ class UVAConfig:
     # linear map of its state and action, the object by an MLP of the body's move seen from the object.
     # It then predicts the whole proprio (no proprio MLP is built); needs an object pose, no glimpse.
     proprio_object_stepwise: bool = False
+    # The stepwise body's linear map solved by least squares on the data's consecutive states before the
+    # world model trains, and then frozen (``StepwiseObjectDynamics.fit_body``): PushT's agent is exactly
+    # linear per step.
+    proprio_body_fit: bool = False
     # The body alone rolled out one env step at a time (``proprio.StepwiseBodyDynamics``, no object): a
     # linear map of its state and action times a gate per proprio entry read from a glimpse where the body
     # is at each step (``proprio_glimpse`` cells, or pixels with ``proprio_glimpse_pixels``). It replaces
@@ -426,6 +430,10 @@ class UVAConfig:
         _require(not self.proprio_object_stepwise or (pose and len(xy) == 2 and g == 0),
                  "proprio_object_stepwise needs an object pose (proprio_object_pose), the body's image position "
                  "(proprio_image_xy) and no glimpse (proprio_glimpse=0): it rolls the object out from the body")
+        _require(isinstance(self.proprio_body_fit, bool), f"proprio_body_fit is {self.proprio_body_fit!r}; expected "
+                 "true or false")
+        _require(not self.proprio_body_fit or self.proprio_object_stepwise,
+                 "proprio_body_fit solves the stepwise object model's body map; expected proprio_object_stepwise=true")
         _require(isinstance(self.proprio_body_stepwise, bool), "proprio_body_stepwise is "
                  f"{self.proprio_body_stepwise!r}; expected true or false")
         _require(not self.proprio_body_stepwise or (len(xy) == 2 and not pose),

@@ -56,6 +56,9 @@ class ForwardResult:
     distance: torch.Tensor | None = None
     latent_distance: torch.Tensor | None = None
     proprio: torch.Tensor | None = None  # [B, T, P] env units, with a proprio model
+    # [B, n*L, P] env units: the proprio after every env step, from a model that rolls it out one step
+    # at a time (``proprio_object_stepwise``), else None
+    proprio_steps: torch.Tensor | None = None
 
 
 def expectile_loss(pred: torch.Tensor, target: torch.Tensor, tau: float) -> torch.Tensor:
@@ -106,7 +109,8 @@ class UVA(InputChecks, nn.Module):
             self.object_dynamics = StepwiseObjectDynamics(
                 config.proprio_dim, config.proprio_object_pose, config.proprio_image_xy, config.chunk_len,
                 config.action_dim, config.frame_stride, config.proprio_width, config.actions_image_xy,
-                config.proprio_low[angle], config.proprio_high[angle], config.latent_size / 2.0)
+                config.proprio_low[angle], config.proprio_high[angle], config.latent_size / 2.0,
+                body_fitted=config.proprio_body_fit)
         elif config.proprio_object_pose:
             angle = config.proprio_object_pose[2]
             self.object_dynamics = ObjectPoseDynamics(
@@ -128,6 +132,17 @@ class UVA(InputChecks, nn.Module):
         """End of the tokenizer stage: its weights stop training (UVA keeps its VAE frozen)."""
         self.tokenizer.requires_grad_(False)
         self.tokenizer.eval()
+
+    def fit_body_dynamics(self, proprio: torch.Tensor, actions: torch.Tensor, next_proprio: torch.Tensor) -> float:
+        """Solve the stepwise body map (``proprio_body_fit``) from one-step transitions in env units:
+        ``proprio [N, P]``, ``actions [N, A]``, ``next_proprio [N, P]``. Returns the largest residual of a
+        body entry, normalised (near zero: the body is linear per step)."""
+        if not self.config.proprio_body_fit:
+            raise WorldModelError("fit_body_dynamics needs a model built with proprio_body_fit=true")
+        device = self.device
+        norm = lambda x: self.proprio_normalizer.normalize(torch.as_tensor(x, dtype=torch.float32, device=device))  # noqa: E731
+        return self.object_dynamics.fit_body(norm(proprio), self.normalizer.normalize(
+            torch.as_tensor(actions, dtype=torch.float32, device=device)), norm(next_proprio))
 
     def world_parameters(self) -> list[nn.Parameter]:
         """Parameters trained by ``forward`` (everything but the tokenizer)."""
@@ -512,19 +527,24 @@ class UVA(InputChecks, nn.Module):
         """One chunk of MAR-style generation: ``num_iters`` passes, each revealing spatial positions
         (the same in every future frame) in a random order on a cosine schedule. Returns
         (future latents ``[B, Tf, h, w, c]`` or None, joint latent of the last pass, predicted future
-        proprio ``[B, Tf, P]`` normalised or None). Neither latents nor the joint latent asked for
+        proprio ``[B, Tf, P]`` normalised or None, the proprio after every env step ``[B, L, P]`` normalised
+        from a stepwise object model, else None). Neither latents nor the joint latent asked for
         (``need_joint=False``): only the proprio MLPs run."""
         cfg, tok = self.config, self.tokenizer
         b, tf, s, d = hist_lat.shape[0], cfg.n_future, cfg.tokens_per_frame, cfg.token_dim
         hist_t = tok.patchify(hist_lat)
         goal_t, goal_given = self._goal_inputs(goal_lat, b)
         given = None if actions_norm is None else torch.ones(b, dtype=torch.bool, device=self.device)
-        prior_t = fut_p = None
+        prior_t = fut_p = steps_p = None
         context = {"proprio": self._context_tokens(hist_proprio[:, -1])} if hist_proprio is not None else {}
         if hist_proprio is not None and actions_norm is not None:
-            fut_p = self._predict_proprio(hist_lat, hist_proprio, actions_norm)
+            if cfg.proprio_object_stepwise:  # every step is rolled out anyway: keep them, the frames among them
+                steps_p = self.object_dynamics(hist_proprio, actions_norm, every_step=True)
+                fut_p = steps_p[:, cfg.frame_stride - 1 :: cfg.frame_stride]
+            else:
+                fut_p = self._predict_proprio(hist_lat, hist_proprio, actions_norm)
         if not sample_latents and not need_joint:
-            return None, None, fut_p
+            return None, None, fut_p, steps_p
         if self.dynamics_prior is not None and actions_norm is not None:
             prior_t = tok.patchify(self.dynamics_prior(hist_lat[:, -self.dynamics_prior.frames:], actions_norm,
                                                        self._proprio_maps(fut_p)))
@@ -534,7 +554,7 @@ class UVA(InputChecks, nn.Module):
             z = self.backbone(future=fut, history=hist_t, future_mask=spatial.unsqueeze(1).expand(b, tf, s),
                               actions=actions_norm, actions_given=given, goal=goal_t, goal_given=goal_given,
                               prior=prior_t, **context)
-            return None, z, fut_p
+            return None, z, fut_p, steps_p
         orders = random_orders(b, s, generator, self.device)
         offset = self._video_offset(hist_t).expand(b, tf, s, d)
         for keep in cosine_mask_counts(num_iters, s):
@@ -546,7 +566,7 @@ class UVA(InputChecks, nn.Module):
             fut = fut.clone()
             fut[sel] = self.video_head.sample(z[sel], num_steps, temperature, generator) + offset[sel]
             spatial = nxt
-        return tok.unpatchify(fut), z, fut_p
+        return tok.unpatchify(fut), z, fut_p, steps_p
 
     # ---- public inference ---------------------------------------------------------------------
     @torch.no_grad()
@@ -626,12 +646,14 @@ class UVA(InputChecks, nn.Module):
         need_joint = goal_lat is not None and "joint" in distance_heads
         # only the predicted proprio asked for, and its MLPs read no latents: no chunk needs its frames
         proprio_only = hist_p is not None and not (sample_latents or decode or need_joint or cfg.proprio_glimpse)
-        latents, distances, proprio = [], [], []
+        latents, distances, proprio, steps = [], [], [], []
         for k in range(n_chunks):
             need = (sample_latents or decode or k < n_chunks - 1) and not proprio_only
             chunk = acts[:, k * cfg.chunk_len : (k + 1) * cfg.chunk_len]
-            fut, z, fut_p = self._generate(hist, goal_lat, chunk, num_iters, num_steps, temperature, generator, need,
-                                           hist_proprio=hist_p, need_joint=need_joint)
+            fut, z, fut_p, steps_p = self._generate(hist, goal_lat, chunk, num_iters, num_steps, temperature, generator,
+                                                    need, hist_proprio=hist_p, need_joint=need_joint)
+            if steps_p is not None:
+                steps.append(steps_p)
             if need_joint:
                 distances.append(self._distance_steps(z)[:, 1:])
             if fut_p is not None:
@@ -648,6 +670,7 @@ class UVA(InputChecks, nn.Module):
             latent_distance=(self._latent_distance_steps(lat, goal_lat)
                              if lat is not None and goal_lat is not None and "latent" in distance_heads else None),
             proprio=self._wrapped(self.proprio_normalizer.unnormalize(torch.cat(proprio, dim=1))) if proprio else None,
+            proprio_steps=self._wrapped(self.proprio_normalizer.unnormalize(torch.cat(steps, dim=1))) if steps else None,
         )
 
     @torch.no_grad()
@@ -661,7 +684,7 @@ class UVA(InputChecks, nn.Module):
         self._check_sampling(num_steps, temperature)
         hist = self._either(history, history_latents, "history", cfg.n_history)
         goal_lat = self._either(goal, goal_latents, "goal", single=True, required=False)
-        fut, z, _ = self._generate(hist, goal_lat, None, num_iters, num_steps, temperature, generator)
+        fut, z, *_ = self._generate(hist, goal_lat, None, num_iters, num_steps, temperature, generator)
         return ForwardResult(
             latents=fut,
             frames=self.decode(fut) if decode else None,

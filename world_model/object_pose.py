@@ -135,12 +135,16 @@ class StepwiseObjectDynamics(nn.Module):
       by a linear map, ``body' = body + W [body, action]`` (a PD controller is linear);
     - the object moves by an MLP of the body's position now and next, and the action's target, in the
       object's frame (cells), which returns the move in that frame and the turn (radians).
-    ``pose``, ``body``, ``actions_xy``, ``angle_low / high``, ``cells``: as ``ObjectPoseDynamics``."""
+    ``pose``, ``body``, ``actions_xy``, ``angle_low / high``, ``cells``: as ``ObjectPoseDynamics``.
+    ``body_fitted``: the linear map is not trained by gradient but solved once from the data's consecutive
+    states (``fit_body``): a PD-controlled body is exactly linear per step, which least squares finds to
+    1e-5 while gradient through 16 steps leaves units of error (README, "The block's pose")."""
 
     body_in_cells = True  # the object's moves are read off the body's: its position weighs as much
 
     def __init__(self, proprio_dim: int, pose: list[int], body: list[int], chunk_len: int, action_dim: int,
-                 stride: int, width: int, actions_xy: bool, angle_low: float, angle_high: float, cells: float):
+                 stride: int, width: int, actions_xy: bool, angle_low: float, angle_high: float, cells: float,
+                 body_fitted: bool = False):
         super().__init__()
         if not body:
             raise WorldModelError("a stepwise object model needs the pushing body's image position (proprio_image_xy)")
@@ -152,6 +156,7 @@ class StepwiseObjectDynamics(nn.Module):
         self.body_step = nn.Linear(len(self.state) + action_dim, len(self.state))
         nn.init.zeros_(self.body_step.weight)  # it starts as "the body stays where it is"
         nn.init.zeros_(self.body_step.bias)
+        self.body_step.requires_grad_(not body_fitted)
         self.net = nn.Sequential(nn.Linear(6 if actions_xy else (4 + action_dim), width), nn.SiLU(),
                                  nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 3))
         nn.init.zeros_(self.net[-1].weight)  # it starts as "the object stays where it is"
@@ -160,7 +165,27 @@ class StepwiseObjectDynamics(nn.Module):
     angle = ObjectPoseDynamics.angle
     normalised_angle = ObjectPoseDynamics.normalised_angle
 
-    def forward(self, history: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def fit_body(self, proprio: torch.Tensor, actions: torch.Tensor, next_proprio: torch.Tensor) -> float:
+        """Solve the body's linear step by least squares from one-step transitions: ``proprio [N, P]``,
+        ``actions [N, A]`` and ``next_proprio [N, P]``, normalised as the model sees them. Returns the
+        largest residual of a body entry (normalised units): near zero when the body is linear per step."""
+        if proprio.ndim != 2 or proprio.shape != next_proprio.shape or actions.ndim != 2 or len(actions) != len(proprio):
+            raise WorldModelError(f"fit_body got proprio {tuple(proprio.shape)}, actions {tuple(actions.shape)}, next "
+                                  f"{tuple(next_proprio.shape)}; expected [N, P], [N, A], [N, P] one-step transitions")
+        inputs = torch.cat([proprio[:, self.state], actions.to(proprio.dtype)], dim=1).double()
+        if len(inputs) <= inputs.shape[1] or not torch.isfinite(inputs).all() or not torch.isfinite(next_proprio).all():
+            raise WorldModelError(f"fit_body got {len(inputs)} transitions (NaN-free: {bool(torch.isfinite(inputs).all())}); "
+                                  f"expected more than {inputs.shape[1]} finite ones")
+        design = torch.cat([inputs, torch.ones(len(inputs), 1, dtype=inputs.dtype)], dim=1)
+        change = (next_proprio[:, self.state] - proprio[:, self.state]).double()
+        solution = torch.linalg.lstsq(design, change).solution  # [S + A + 1, S]
+        self.body_step.weight.copy_(solution[:-1].T.to(self.body_step.weight))
+        self.body_step.bias.copy_(solution[-1].to(self.body_step.bias))
+        return float((design @ solution - change).abs().max())
+
+    def forward(self, history: torch.Tensor, actions: torch.Tensor, every_step: bool = False) -> torch.Tensor:
+        """``every_step``: the proprio after each env step ``[B, L, P]`` instead of every ``stride``-th."""
         now = history[:, -1]
         state = now[:, self.state]
         xy, theta = now[:, self.pose[:2]], self.angle(now[:, self.pose[2]])
@@ -176,7 +201,7 @@ class StepwiseObjectDynamics(nn.Module):
             xy = xy + from_frame(move[:, :2], theta) / self.cells
             theta = theta + move[:, 2]
             state = nxt
-            if (k + 1) % self.stride == 0:
+            if every_step or (k + 1) % self.stride == 0:
                 out = torch.empty_like(now)
                 out[:, self.state] = state
                 out[:, self.pose[:2]] = xy

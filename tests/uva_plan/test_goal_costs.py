@@ -77,7 +77,8 @@ def test_every_named_cost_builds(name):
     traj = Trajectory(latents=z, goal=z[:, -1], distance=torch.rand(3, 4), subgoals=z, latent_distance=torch.rand(3, 4),
                       agent=torch.rand(3, 4, 2), goal_agent=torch.rand(3, 2), block=torch.rand(3, 4, 3),
                       goal_block=torch.rand(3, 3), frames=torch.rand(3, 4, 16, 16, 3),
-                      goal_frames=torch.rand(3, 16, 16, 3), subgoal_frames=torch.rand(3, 4, 16, 16, 3))
+                      goal_frames=torch.rand(3, 16, 16, 3), subgoal_frames=torch.rand(3, 4, 16, 16, 3),
+                      agent_steps=torch.rand(3, 16, 2), block_steps=torch.rand(3, 16, 3))
     out = cost(traj)
     assert out.shape == (3,) and torch.isfinite(out).all()
 
@@ -99,6 +100,14 @@ def test_the_predicted_pose_cost_is_the_success_tests_terms_in_state_units_acros
     assert torch.allclose(cost(traj), torch.tensor([(frame1 + frame2) / 2]), atol=1e-3)
     with pytest.raises(UserInputError, match="--object-pose"):
         cost(Trajectory(latents=None, goal=torch.zeros(1, 8, 8, 4), agent=agent, goal_agent=agent[:, 0]))
+    # the every-step cost is the same terms on the every-step poses, and only those
+    steps = make_cost("predicted_pose_steps")
+    assert steps.needs_steps and not cost.needs_steps
+    every = Trajectory(latents=None, goal=torch.zeros(1, 8, 8, 4), agent=agent, goal_agent=torch.tensor([[0.5, 0.5]]),
+                       block=block, goal_block=goal_block, agent_steps=agent[:, :1], block_steps=block[:, :1])
+    assert torch.allclose(steps(every), torch.tensor([frame1]), atol=1e-3)
+    with pytest.raises(UserInputError, match="after every env step.*proprio_object_stepwise"):
+        steps(traj)
 
 
 def test_the_agent_cost_is_the_agents_distance_to_its_goal_position_and_says_what_it_needs():

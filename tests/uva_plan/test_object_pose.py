@@ -45,6 +45,35 @@ def test_train_with_object_pose_records_it_and_refuses_it_alone(pusht_data, tmp_
     assert not (tmp_path / "bad").exists()
 
 
+def test_train_solves_the_agents_step_from_the_data_and_keeps_it_through_training_and_resume(pusht_data, tmp_path):  # noqa: F811
+    from click.testing import CliRunner
+
+    import world_model
+    from uva_plan.cli import main
+    from uva_plan.data import load_replay_buffer
+    from uva_plan.proprio import one_step_transitions
+
+    args = ["train", "--data", str(pusht_data), "--config", "tiny", "--tokenizer-steps", "1", "--batch-size", "2",
+            "--save-every", "2", "--proprio", "--object-pose", "--out", str(tmp_path / "run")]
+    for name in ("dynamics_prior_width=8", "proprio_object_stepwise=true", "proprio_body_fit=true"):
+        args += ["--model-option", name]
+    res = CliRunner().invoke(main, [*args, "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, [*args, "--steps", "4", "--resume"])
+    assert res.exit_code == 0, res.output
+    model = world_model.load(tmp_path / "run")
+    buffer = load_replay_buffer(pusht_data)
+    now, act, nxt = one_step_transitions(buffer, range(buffer.n_episodes), model.config.proprio_state_indices)
+    assert now.shape == (3 * 29, 7) and act.shape == (3 * 29, 2)   # no step across an episode's end
+    with torch.no_grad():
+        norm = model.proprio_normalizer.normalize
+        body = model.object_dynamics.state
+        state = norm(torch.from_numpy(now))[:, body]
+        stepped = state + model.object_dynamics.body_step(torch.cat([state, model.normalizer.normalize(torch.from_numpy(act))], 1))
+    # PushT's agent is linear per step: the solved map steps the held-out episodes' agent too, to float error
+    assert torch.allclose(stepped, norm(torch.from_numpy(nxt))[:, body], atol=1e-4)
+
+
 def test_the_predicted_pose_cost_plans_with_the_model_and_the_oracle_and_refuses_without():
     from uva_plan.evaluation import Evaluator
 
@@ -81,6 +110,42 @@ def test_the_oracle_scores_the_true_poses_in_success_test_units_without_renderin
     assert costs[0, 1] > costs[0, 0] + 10
 
 
+def test_the_every_step_pose_cost_sees_a_plan_that_leaves_between_frames_and_needs_a_stepwise_model():
+    from uva_plan.envs import make_env
+    from uva_plan.evaluation import Evaluator
+    from uva_plan.goal_costs import make_cost
+    from uva_plan.simulator_objective import SimulatorObjective
+
+    env = make_env("pusht")
+    start = np.array([100.0, 100.0, 256.0, 256.0, 0.3, 0, 0, 0, 0, 0])
+    hold = torch.tensor([100.0, 100.0]).expand(1, 1, 16, 2).clone()
+    # a step towards (40, 100), then three back, in every 4-step stretch: the agent is 18-21 units out in
+    # between, and back to within 6 at the frames
+    wander = hold.clone()
+    wander[0, 0, 0::4] = torch.tensor([40.0, 100.0])
+    plans = torch.cat([hold, wander], dim=1)
+    model = object_model()
+    goal_latents = model.encode(torch.from_numpy(env.render_state(start)[None, None]))[:, 0]
+    costs = {}
+    for name in ("predicted_pose_sum", "predicted_pose_steps"):
+        objective = SimulatorObjective("pusht", start[None], start[None], cost=make_cost(name), model=model,
+                                       goal_latents=goal_latents)
+        costs[name] = objective(plans)[0]
+    frames, steps = costs["predicted_pose_sum"], costs["predicted_pose_steps"]
+    assert frames[0] < 1 and steps[0] < 1                   # holding at the goal costs nothing either way
+    assert steps[1] > 2 * frames[1] and steps[1] > 10        # the excursions between the frames are seen
+    # the model's own every-step poses: a stepwise object model plans with it, another is refused
+    plans_with_model_and_oracle(proprio_model(object_pose=True, proprio_object_stepwise=True), "predicted_pose_steps")
+    with pytest.raises(UserInputError, match="proprio_object_stepwise=true"):
+        Evaluator(object_model(), "pusht", replace_cost("predicted_pose_steps"))
+
+
+def replace_cost(cost):
+    from uva_plan.plan_settings import PlanSettings
+
+    return PlanSettings(samples=4, iters=1, budget_steps=16, cost=cost)
+
+
 def test_imagination_reports_the_predicted_pose_beside_the_drawn_one():
     from uva_plan.imagination import SamplingSettings, heldout_episodes, measure_imagination
 
@@ -99,6 +164,9 @@ def test_pushts_default_cost_reads_the_predicted_poses_where_the_model_and_the_g
 
     model = object_model()
     assert cost_for(PlanSettings(), "pusht", model) == "predicted_pose_sum"
+    stepwise = proprio_model(object_pose=True, proprio_object_stepwise=True)
+    assert cost_for(PlanSettings(), "pusht", stepwise) == "predicted_pose_steps"  # the poses after every step
+    assert cost_for(PlanSettings(), "pusht", stepwise, goal_states=False) == "multiscale_sum"
     assert cost_for(PlanSettings(), "pusht", model, goal_states=False) == "multiscale_sum"  # a user's picture
     assert cost_for(PlanSettings(), "pusht", proprio_model()) == "multiscale_sum+agent"
     assert cost_for(PlanSettings(cost="pose_sum"), "pusht", model) == "pose_sum"

@@ -13,6 +13,7 @@ import torch
 from uva_plan.envs.wall_locate import locate_agent
 from uva_plan.imagination import heldout_episodes
 from uva_plan.model_loading import DEFAULT_CHECKPOINTS, load_model_for_env
+from uva_plan.proprio import history_proprio
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,19 +40,24 @@ def test_shipped_model_imagines_the_agent_where_the_simulator_puts_it(model):
     frames and near the simulator's (the old checkpoint had it in 0% of these frames)."""
     episodes = heldout_episodes(kinds=("expert",), n_per_kind=4, steps=40)
     stride = model.config.frame_stride
-    hist, acts, true_xy = [], [], []
+    hist, hist_states, acts, true_xy = [], [], [], []
     for ep in episodes:
         for t in (12, 20):
             hist.append(ep.frames[t - stride * np.arange(3, -1, -1)])
+            hist_states.append(ep.states[t - stride * np.arange(3, -1, -1)])
             acts.append(ep.actions[t : t + model.config.chunk_len])
             true_xy.append(ep.states[t + stride * np.arange(1, 5), :2])
     gen = torch.Generator().manual_seed(0)
     res = model.forward_dynamics(torch.from_numpy(np.stack(hist)), torch.from_numpy(np.stack(acts)), decode=True,
-                                 num_steps=2, temperature=0.0, generator=gen)
+                                 num_steps=2, temperature=0.0, generator=gen,
+                                 history_proprio=history_proprio(model, np.stack(hist_states)))
     xy, present, _ = locate_agent(res.frames.numpy())
-    assert present.mean() >= 0.85
+    assert present.mean() >= 0.95
     err = np.hypot(*(xy - np.stack(true_xy)).transpose(2, 0, 1))
     assert np.nanmedian(err) <= 2.5
+    # the agent's own predicted position (the model was trained with --proprio) agrees with the drawn one
+    predicted = np.hypot(*(res.proprio.numpy() - np.stack(true_xy)).transpose(2, 0, 1))
+    assert np.median(predicted) <= 2.5
 
 
 def test_the_shipped_model_example_runs(capsys):

@@ -145,6 +145,54 @@ def test_a_stepwise_model_predicts_the_whole_proprio_and_learns_in_every_mode():
                                  history_proprio=hist_p, sample_latents=False, distance_heads=())
     # untrained, it says "everything stays": the body and the object where they are now, over two chunks
     assert torch.allclose(out.proprio, hist_p[:, -1:].expand(2, 8, 7), atol=1e-4)
+    # every env step of both chunks, the frames' proprio among them
+    assert out.proprio_steps.shape == (2, 32, 7) and torch.equal(out.proprio_steps[:, 3::4], out.proprio)
+    assert model.forward_dynamics(history_latents=torch.randn(1, 4, 8, 8, 4), actions=torch.full((2, 16, 2), 30.0),
+                                  history_proprio=hist_p, sample_latents=False, distance_heads=()).proprio_steps.shape == (2, 16, 7)
+    assert _model().eval().forward_dynamics(history_latents=torch.randn(1, 4, 8, 8, 4), actions=torch.zeros(1, 16, 2),
+                                            history_proprio=hist_p).proprio_steps is None  # the chunk MLP has none
+
+
+def test_a_solved_body_map_is_exact_for_a_linear_body_frozen_and_kept_on_load(tmp_path):
+    import world_model
+
+    g = torch.Generator().manual_seed(0)
+    lo, hi = torch.tensor(OBJECT["proprio_low"]), torch.tensor(OBJECT["proprio_high"])
+    now = lo + torch.rand(400, 7, generator=g) * (hi - lo) * 0.5 + (hi - lo) * 0.25
+    act = torch.rand(400, 2, generator=g) * 2 - 1                      # the model's action limits: [-1, 1]
+    nxt = now.clone()                                                  # a PD body: v' = 0.5 v + 2 (a - x), x' = x + v'
+    nxt[:, 2:4] = 0.5 * now[:, 2:4] + 2.0 * (act - now[:, :2] / 64)
+    nxt[:, :2] = now[:, :2] + nxt[:, 2:4]
+    model = _model(proprio_object_stepwise=True, proprio_body_fit=True)
+    assert not model.object_dynamics.body_step.weight.requires_grad
+    assert model.fit_body_dynamics(now, act, nxt) < 1e-4
+    model.eval()
+    hist = now[:5, None].expand(5, 4, 7).clone()
+    acts = act[:5, None].expand(5, 16, 2)
+    out = model.forward_dynamics(history_latents=torch.randn(5, 4, 8, 8, 4), actions=acts, history_proprio=hist,
+                                 sample_latents=False, distance_heads=())
+    body = hist[:, -1, :4]
+    for k in range(16):                                                # the same body, stepped by hand
+        v = 0.5 * body[:, 2:4] + 2.0 * (acts[:, k] - body[:, :2] / 64)
+        body = torch.cat([body[:, :2] + v, v], dim=1)
+        if (k + 1) % 4 == 0:
+            assert torch.allclose(out.proprio[:, k // 4, :4], body, atol=1e-3), k
+    model.zero_grad()
+    model(_batch(), mode="forward_dynamics")[0].backward()
+    assert model.object_dynamics.body_step.weight.grad is None          # frozen: training leaves it as solved
+    world_model.save_checkpoint(model, tmp_path / "m")
+    loaded = world_model.load(tmp_path / "m").object_dynamics.body_step
+    assert torch.equal(loaded.weight, model.object_dynamics.body_step.weight) and not loaded.weight.requires_grad
+
+
+def test_solving_the_body_map_says_what_it_needs():
+    with pytest.raises(WorldModelError, match="proprio_body_fit=true"):
+        _model(proprio_object_stepwise=True).fit_body_dynamics(torch.zeros(9, 7), torch.zeros(9, 2), torch.zeros(9, 7))
+    model = _model(proprio_object_stepwise=True, proprio_body_fit=True)
+    with pytest.raises(WorldModelError, match=r"expected \[N, P\], \[N, A\], \[N, P\]"):
+        model.fit_body_dynamics(torch.zeros(9, 7), torch.zeros(8, 2), torch.zeros(9, 7))
+    with pytest.raises(WorldModelError, match="expected more than 6 finite"):
+        model.fit_body_dynamics(torch.full((9, 7), float("nan")), torch.zeros(9, 2), torch.zeros(9, 7))
 
 
 def test_the_object_learns_in_every_mode_with_states_and_its_map_reaches_the_prior():
@@ -189,6 +237,8 @@ def test_forward_dynamics_predicts_the_objects_pose_continuously_across_the_seam
     (dict(proprio_object_stepwise=True, proprio_object_pose=[]), "proprio_object_stepwise needs an object pose"),
     (dict(proprio_object_stepwise=True, proprio_glimpse=2), "no glimpse"),
     (dict(proprio_object_stepwise=1), "proprio_object_stepwise is 1"),
+    (dict(proprio_body_fit=True), "expected proprio_object_stepwise=true"),
+    (dict(proprio_object_stepwise=True, proprio_body_fit="yes"), "proprio_body_fit is 'yes'"),
 ])
 def test_bad_object_configs_say_what_was_expected(overrides, fragment):
     with pytest.raises(WorldModelError, match=fragment):
