@@ -332,6 +332,18 @@ class UVA(InputChecks, nn.Module):
         out[..., k] = obj.normalised_angle(angle + torch.remainder(newest, 2.0 * math.pi) - newest)
         return out
 
+    @torch.no_grad()
+    def _decoded_once(self, latents: torch.Tensor) -> torch.Tensor:
+        """The frozen tokenizer's pictures of frame ``latents [B, h, w, c]``, each distinct frame decoded once:
+        a planner's candidates share their problem's history, so B rows hold a few frames."""
+        if latents.shape[0] > 1 and latents.stride(0) == 0:  # one frame broadcast to every row
+            one = self.tokenizer.decode(latents[:1])
+            return one.expand(latents.shape[0], *one.shape[1:])
+        distinct, which = torch.unique(latents.reshape(latents.shape[0], -1), dim=0, return_inverse=True)
+        if len(distinct) == latents.shape[0]:
+            return self.tokenizer.decode(latents)
+        return self.tokenizer.decode(distinct.reshape(-1, *latents.shape[1:]))[which]
+
     def _predict_proprio(self, hist_lat: torch.Tensor, hist_p: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The future proprio ``[B, Tf, P]`` (normalised) of a chunk; an object's pose comes from its own
         MLP (``object_pose``), which replaces what the proprio MLP says of it. A stepwise model (object or
@@ -342,11 +354,7 @@ class UVA(InputChecks, nn.Module):
         if self.config.proprio_body_stepwise:
             view = None
             if self.config.proprio_glimpse_pixels:
-                newest = hist_lat[:, -1]
-                shared = newest.shape[0] > 1 and newest.stride(0) == 0  # one history broadcast to the candidates
-                with torch.no_grad():  # the frozen tokenizer's picture of the newest frame, decoded once if shared
-                    view = self.tokenizer.decode(newest[:1] if shared else newest).to(hist_lat.dtype)
-                view = view.expand(newest.shape[0], *view.shape[1:]) if shared else view
+                view = self._decoded_once(hist_lat[:, -1]).to(hist_lat.dtype)
             elif self.config.proprio_glimpse:
                 view = hist_lat[:, -1]
             return self.proprio_dynamics(recent, actions, view)

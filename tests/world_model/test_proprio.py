@@ -406,5 +406,12 @@ def test_a_pixel_glimpse_reads_the_decoded_frame_one_pixel_apart():
                                     history_proprio=hist_p.repeat(3, 1, 1), sample_latents=False,
                                     distance_heads=()).proprio
     assert torch.allclose(shared, copied, atol=1e-5) and not torch.allclose(shared[0], shared[1])
+    # a planner's rows repeat each problem's history (gathered, not broadcast): each distinct frame is
+    # decoded once, to the same pictures
+    frames = torch.randn(2, 8, 8, 4)[torch.tensor([0, 1, 1, 0, 1])]
+    sizes = []
+    decode = model.tokenizer.decode
+    model.tokenizer.decode = lambda z: sizes.append(len(z)) or decode(z)
+    assert torch.equal(model._decoded_once(frames), decode(frames)) and sizes == [2]
     with pytest.raises(WorldModelError, match="proprio_glimpse_pixels needs the stepwise body"):
         tiny_config(**{**PROPRIO, "proprio_glimpse": 2, "proprio_glimpse_pixels": True})
