@@ -137,10 +137,10 @@ def test_the_every_step_pose_cost_sees_a_plan_that_leaves_between_frames_and_nee
     # the model's own every-step poses: a stepwise object model plans with it, another is refused
     plans_with_model_and_oracle(proprio_model(object_pose=True, proprio_object_stepwise=True), "predicted_pose_steps")
     with pytest.raises(UserInputError, match="proprio_object_stepwise=true"):
-        Evaluator(object_model(), "pusht", replace_cost("predicted_pose_steps"))
+        Evaluator(object_model(), "pusht", settings_with_cost("predicted_pose_steps"))
 
 
-def replace_cost(cost):
+def settings_with_cost(cost):
     from uva_plan.plan_settings import PlanSettings
 
     return PlanSettings(samples=4, iters=1, budget_steps=16, cost=cost)
