@@ -33,26 +33,30 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def split_pose_ranking(model, cost, env_name: str, encoded, starts, goal_states, plans, truth, stride: int) -> dict:
     """For a cost on the predicted poses (``needs_block``): Spearman with the true distance when the
     predicted T is replaced by the true one (``true_T``: what the agent's prediction costs) and when the
-    predicted agent is (``true_agent``: what the T's costs), per goal."""
+    predicted agent is (``true_agent``: what the T's costs), per goal; after every env step for a cost
+    that reads them (``needs_steps``)."""
     from uva_plan.goal_costs import Trajectory
     from uva_plan.proprio import agent_of_proprio, agent_of_states, object_of_proprio, object_of_states
     from uva_plan.simulator_objective import SimulatorObjective
 
     sim = SimulatorObjective(env_name, starts, goal_states, frame_stride=stride)
     out = {"true_T": [], "true_agent": []}
+    every = cost.needs_steps
+    agent_key, block_key = ("agent_steps", "block_steps") if every else ("agent", "block")
     for i in range(plans.shape[0]):
         n = plans.shape[1]
         with torch.no_grad():
-            predicted = model.forward_dynamics(history_latents=encoded.history[i:i + 1],
-                                               history_proprio=encoded.proprio[i:i + 1], actions=plans[i],
-                                               sample_latents=False, distance_heads=()).proprio.float().cpu()
-        states = np.stack([np.stack(sim.rollout(starts[i], plan)) for plan in plans[i].cpu().numpy()])
+            result = model.forward_dynamics(history_latents=encoded.history[i:i + 1],
+                                            history_proprio=encoded.proprio[i:i + 1], actions=plans[i],
+                                            sample_latents=False, distance_heads=())
+        predicted = (result.proprio_steps if every else result.proprio).float().cpu()
+        states = np.stack([np.stack(sim.rollout(starts[i], plan, every_step=every)) for plan in plans[i].cpu().numpy()])
         mixes = {"true_T": (agent_of_proprio(model, predicted), object_of_states(env_name, states)),
                  "true_agent": (agent_of_states(env_name, states), object_of_proprio(model, predicted))}
         for key, (agent, block) in mixes.items():
             traj = Trajectory(latents=None, goal=encoded.goal[i:i + 1].cpu().expand(n, *encoded.goal.shape[1:]),
-                              agent=agent, goal_agent=encoded.goal_agent[i:i + 1].cpu().expand(n, 2), block=block,
-                              goal_block=encoded.goal_block[i:i + 1].cpu().expand(n, 3))
+                              goal_agent=encoded.goal_agent[i:i + 1].cpu().expand(n, 2),
+                              goal_block=encoded.goal_block[i:i + 1].cpu().expand(n, 3), **{agent_key: agent, block_key: block})
             out[key].append(spearman(cost(traj).numpy(), truth[i]))
     return out
 

@@ -264,13 +264,19 @@ def train(config: TrainConfig) -> TrainResult:
         frames = latents.numpy()
         train_set = WindowDataset(buffer, spec, episodes=train_eps, seed=cfg.seed, frames=frames)
         val_set = WindowDataset(buffer, spec, episodes=val_eps, seed=cfg.seed + 1, frames=frames)
-        if state is None and model_config.proprio_body_fit:  # solved once; a resumed run keeps its solution
-            from uva_plan.proprio import one_step_transitions
+        if model_config.proprio_body_fit:
+            # solved once, before the world model's first step; a state saved after the solve keeps it (one saved
+            # at the tokenizer's end or by --init-from, before the solve, does not: solve then)
+            if state is not None and "body_fit_residual" in state.info:
+                run.info["body_fit_residual"] = state.info["body_fit_residual"]
+            else:
+                from uva_plan.proprio import one_step_transitions
 
-            residual = model.fit_body_dynamics(*one_step_transitions(buffer, train_eps, model_config.proprio_state_indices))
-            run.info["body_fit_residual"] = residual
-            run.progress.print(f"the body's step solved by least squares on the training episodes: largest residual "
-                               f"{residual:.2g} (normalised)")
+                residual = model.fit_body_dynamics(*one_step_transitions(buffer, train_eps,
+                                                                         model_config.proprio_state_indices))
+                run.info["body_fit_residual"] = residual
+                run.progress.print(f"the body's step solved by least squares on the training episodes: largest "
+                                   f"residual {residual:.2g} (normalised)")
         result = _train_world_model(run, model, train_set, val_set, state)
     finally:
         run.progress.stop()

@@ -177,7 +177,7 @@ class StepwiseObjectDynamics(nn.Module):
         if len(inputs) <= inputs.shape[1] or not torch.isfinite(inputs).all() or not torch.isfinite(next_proprio).all():
             raise WorldModelError(f"fit_body got {len(inputs)} transitions (NaN-free: {bool(torch.isfinite(inputs).all())}); "
                                   f"expected more than {inputs.shape[1]} finite ones")
-        design = torch.cat([inputs, torch.ones(len(inputs), 1, dtype=inputs.dtype)], dim=1)
+        design = torch.cat([inputs, torch.ones(len(inputs), 1, dtype=inputs.dtype, device=inputs.device)], dim=1)
         change = (next_proprio[:, self.state] - proprio[:, self.state]).double()
         solution = torch.linalg.lstsq(design, change).solution  # [S + A + 1, S]
         self.body_step.weight.copy_(solution[:-1].T.to(self.body_step.weight))
