@@ -62,16 +62,15 @@ class SimulatorObjective:
         """States after each ``frame_stride`` steps (``every_step``: after each step) of ``actions [H, A]``
         from ``start_state``."""
         self.env.set_state(start_state)
-        states = []
         advance = getattr(self.env, "step_state", self.env.step)  # dynamics only: no image per step
-        for t, a in enumerate(actions, start=1):
+        steps = []
+        for a in actions:
             advance(a)
-            if every_step or t % self.frame_stride == 0 or t == len(actions):
-                states.append(self.env.get_state())
-        return states
+            steps.append(self.env.get_state())
+        return steps if every_step else self._at_frames(steps)
 
     def _at_frames(self, steps: list[np.ndarray]) -> list[np.ndarray]:
-        """The states of an every-step rollout at the frames ``rollout`` keeps."""
+        """The states of an every-step rollout after each ``frame_stride`` steps and at its end."""
         return [x for t, x in enumerate(steps, start=1) if t % self.frame_stride == 0 or t == len(steps)]
 
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:

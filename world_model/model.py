@@ -335,13 +335,8 @@ class UVA(InputChecks, nn.Module):
     @torch.no_grad()
     def _decoded_once(self, latents: torch.Tensor) -> torch.Tensor:
         """The frozen tokenizer's pictures of frame ``latents [B, h, w, c]``, each distinct frame decoded once:
-        a planner's candidates share their problem's history, so B rows hold a few frames."""
-        if latents.shape[0] > 1 and latents.stride(0) == 0:  # one frame broadcast to every row
-            one = self.tokenizer.decode(latents[:1])
-            return one.expand(latents.shape[0], *one.shape[1:])
+        a planner's candidates share their problem's history (broadcast or gathered), so B rows hold a few frames."""
         distinct, which = torch.unique(latents.reshape(latents.shape[0], -1), dim=0, return_inverse=True)
-        if len(distinct) == latents.shape[0]:
-            return self.tokenizer.decode(latents)
         return self.tokenizer.decode(distinct.reshape(-1, *latents.shape[1:]))[which]
 
     def _predict_proprio(self, hist_lat: torch.Tensor, hist_p: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
