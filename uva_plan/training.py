@@ -268,15 +268,17 @@ def train(config: TrainConfig) -> TrainResult:
             # solved once, before the world model's first step; a state saved after the solve keeps it (one saved
             # at the tokenizer's end or by --init-from, before the solve, does not: solve then)
             if state is not None and "body_fit_residual" in state.info:
-                run.info["body_fit_residual"] = state.info["body_fit_residual"]
+                for key in ("body_fit_residual", "body_fit_kept"):
+                    if key in state.info:
+                        run.info[key] = state.info[key]
             else:
                 from uva_plan.proprio import one_step_transitions
 
-                residual = model.fit_body_dynamics(*one_step_transitions(buffer, train_eps,
-                                                                         model_config.proprio_state_indices))
-                run.info["body_fit_residual"] = residual
-                run.progress.print(f"the body's step solved by least squares on the training episodes: largest "
-                                   f"residual {residual:.2g} (normalised)")
+                fit = model.fit_body_dynamics(*one_step_transitions(buffer, train_eps,
+                                                                    model_config.proprio_state_indices))
+                run.info["body_fit_residual"], run.info["body_fit_kept"] = fit.residual, fit.kept
+                run.progress.print(f"the body's step solved by least squares on {fit.kept:.0%} of the training "
+                                   f"episodes' transitions: largest residual there {fit.residual:.2g} (normalised)")
         result = _train_world_model(run, model, train_set, val_set, state)
     finally:
         run.progress.stop()

@@ -198,8 +198,9 @@ class UVAConfig:
     # It then predicts the whole proprio (no proprio MLP is built); needs an object pose, no glimpse.
     proprio_object_stepwise: bool = False
     # The stepwise body's linear map solved by least squares on the data's consecutive states before the
-    # world model trains, and then frozen (``StepwiseObjectDynamics.fit_body``): PushT's agent is exactly
-    # linear per step.
+    # world model trains, and then frozen: PushT's agent is exactly linear per step
+    # (``StepwiseObjectDynamics.fit_body``), the Wall's agent wherever no wall stops it
+    # (``StepwiseBodyDynamics.fit_free``, on the transitions that follow the linear step).
     proprio_body_fit: bool = False
     # The body alone rolled out one env step at a time (``proprio.StepwiseBodyDynamics``, no object): a
     # linear map of its state and action times a gate per proprio entry read from a glimpse where the body
@@ -432,8 +433,9 @@ class UVAConfig:
                  "(proprio_image_xy) and no glimpse (proprio_glimpse=0): it rolls the object out from the body")
         _require(isinstance(self.proprio_body_fit, bool), f"proprio_body_fit is {self.proprio_body_fit!r}; expected "
                  "true or false")
-        _require(not self.proprio_body_fit or self.proprio_object_stepwise,
-                 "proprio_body_fit solves the stepwise object model's body map; expected proprio_object_stepwise=true")
+        _require(not self.proprio_body_fit or self.proprio_object_stepwise or self.proprio_body_stepwise,
+                 "proprio_body_fit solves a stepwise body's linear step; expected proprio_object_stepwise=true or "
+                 "proprio_body_stepwise=true")
         _require(isinstance(self.proprio_body_stepwise, bool), "proprio_body_stepwise is "
                  f"{self.proprio_body_stepwise!r}; expected true or false")
         _require(not self.proprio_body_stepwise or (len(xy) == 2 and not pose),

@@ -38,7 +38,14 @@ from world_model.object_pose import (
     proprio_loss,
     unwrap_to,
 )
-from world_model.proprio import ProprioDynamics, StepwiseBodyDynamics, glimpse, glimpse_size, position_maps
+from world_model.proprio import (
+    LinearStepFit,
+    ProprioDynamics,
+    StepwiseBodyDynamics,
+    glimpse,
+    glimpse_size,
+    position_maps,
+)
 from world_model.tokenizer import FrameTokenizer
 
 ENCODE_BATCH = 256
@@ -99,7 +106,8 @@ class UVA(InputChecks, nn.Module):
             self.proprio_dynamics = StepwiseBodyDynamics(config.proprio_dim, config.proprio_image_xy, config.chunk_len,
                                                          config.action_dim, config.frame_stride, config.proprio_width,
                                                          config.proprio_glimpse,
-                                                         3 if config.proprio_glimpse_pixels else config.latent_channels)
+                                                         3 if config.proprio_glimpse_pixels else config.latent_channels,
+                                                         free_fitted=config.proprio_body_fit)
         elif config.proprio_dim > 0 and not config.proprio_object_stepwise:
             self.proprio_dynamics = ProprioDynamics(config.proprio_dim, self._proprio_frames, config.chunk_len,
                                                     config.action_dim, config.n_future, config.proprio_width,
@@ -133,16 +141,19 @@ class UVA(InputChecks, nn.Module):
         self.tokenizer.requires_grad_(False)
         self.tokenizer.eval()
 
-    def fit_body_dynamics(self, proprio: torch.Tensor, actions: torch.Tensor, next_proprio: torch.Tensor) -> float:
-        """Solve the stepwise body map (``proprio_body_fit``) from one-step transitions in env units:
-        ``proprio [N, P]``, ``actions [N, A]``, ``next_proprio [N, P]``. Returns the largest residual of a
-        body entry, normalised (near zero: the body is linear per step)."""
+    def fit_body_dynamics(self, proprio: torch.Tensor, actions: torch.Tensor, next_proprio: torch.Tensor) -> LinearStepFit:
+        """Solve the stepwise body's linear step (``proprio_body_fit``) from one-step transitions in env
+        units: ``proprio [N, P]``, ``actions [N, A]``, ``next_proprio [N, P]``. PushT's PD body: every
+        transition; the Wall's free move: the transitions no wall changed. Returns the largest residual
+        on those (normalised; near zero: the body is linear per step) and the fraction they make."""
         if not self.config.proprio_body_fit:
             raise WorldModelError("fit_body_dynamics needs a model built with proprio_body_fit=true")
         device = self.device
         norm = lambda x: self.proprio_normalizer.normalize(torch.as_tensor(x, dtype=torch.float32, device=device))  # noqa: E731
-        return self.object_dynamics.fit_body(norm(proprio), self.normalizer.normalize(
-            torch.as_tensor(actions, dtype=torch.float32, device=device)), norm(next_proprio))
+        acts = self.normalizer.normalize(torch.as_tensor(actions, dtype=torch.float32, device=device))
+        if self.config.proprio_object_stepwise:
+            return self.object_dynamics.fit_body(norm(proprio), acts, norm(next_proprio))
+        return self.proprio_dynamics.fit_free(norm(proprio), acts, norm(next_proprio))
 
     def world_parameters(self) -> list[nn.Parameter]:
         """Parameters trained by ``forward`` (everything but the tokenizer)."""

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from world_model.errors import WorldModelError
+from world_model.proprio import LinearStepFit, check_transitions, solve_linear_step
 
 
 def wrap(angle: torch.Tensor) -> torch.Tensor:
@@ -165,24 +166,13 @@ class StepwiseObjectDynamics(nn.Module):
     angle = ObjectPoseDynamics.angle
     normalised_angle = ObjectPoseDynamics.normalised_angle
 
-    @torch.no_grad()
-    def fit_body(self, proprio: torch.Tensor, actions: torch.Tensor, next_proprio: torch.Tensor) -> float:
+    def fit_body(self, proprio: torch.Tensor, actions: torch.Tensor, next_proprio: torch.Tensor) -> LinearStepFit:
         """Solve the body's linear step by least squares from one-step transitions: ``proprio [N, P]``,
-        ``actions [N, A]`` and ``next_proprio [N, P]``, normalised as the model sees them. Returns the
-        largest residual of a body entry (normalised units): near zero when the body is linear per step."""
-        if proprio.ndim != 2 or proprio.shape != next_proprio.shape or actions.ndim != 2 or len(actions) != len(proprio):
-            raise WorldModelError(f"fit_body got proprio {tuple(proprio.shape)}, actions {tuple(actions.shape)}, next "
-                                  f"{tuple(next_proprio.shape)}; expected [N, P], [N, A], [N, P] one-step transitions")
-        inputs = torch.cat([proprio[:, self.state], actions.to(proprio.dtype)], dim=1).double()
-        if len(inputs) <= inputs.shape[1] or not torch.isfinite(inputs).all() or not torch.isfinite(next_proprio).all():
-            raise WorldModelError(f"fit_body got {len(inputs)} transitions (NaN-free: {bool(torch.isfinite(inputs).all())}); "
-                                  f"expected more than {inputs.shape[1]} finite ones")
-        design = torch.cat([inputs, torch.ones(len(inputs), 1, dtype=inputs.dtype, device=inputs.device)], dim=1)
-        change = (next_proprio[:, self.state] - proprio[:, self.state]).double()
-        solution = torch.linalg.lstsq(design, change).solution  # [S + A + 1, S]
-        self.body_step.weight.copy_(solution[:-1].T.to(self.body_step.weight))
-        self.body_step.bias.copy_(solution[-1].to(self.body_step.bias))
-        return float((design @ solution - change).abs().max())
+        ``actions [N, A]`` and ``next_proprio [N, P]``, normalised as the model sees them. Every transition
+        counts (a PD body has no stops), so the residual says whether the body is linear per step."""
+        check_transitions(proprio, actions, next_proprio)
+        inputs = torch.cat([proprio[:, self.state], actions.to(proprio.dtype)], dim=1)
+        return solve_linear_step(self.body_step, inputs, next_proprio[:, self.state] - proprio[:, self.state], trim=False)
 
     def forward(self, history: torch.Tensor, actions: torch.Tensor, every_step: bool = False) -> torch.Tensor:
         """``every_step``: the proprio after each env step ``[B, L, P]`` instead of every ``stride``-th."""

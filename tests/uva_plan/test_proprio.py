@@ -65,6 +65,32 @@ def test_train_with_proprio_records_it_in_the_checkpoint(pusht_data, tmp_path):
     assert res.exit_code == 2 and "dynamics_prior_width=64" in res.output and len(res.output.splitlines()) == 1
 
 
+def test_train_solves_the_wall_agent_s_free_move_from_the_data(tmp_path):
+    """`uva-plan train` on Wall data with the stepwise body and proprio_body_fit: the free move is solved
+    on the transitions no wall changed (the Wall moves the agent by its action, so 1 / 16 per normalised
+    action unit: x / 32 for proprio, a / 2 for actions) and the run records how many it kept."""
+    from click.testing import CliRunner
+
+    import world_model
+    from uva_plan.cli import main
+    from uva_plan.collection import collect_dataset
+    from uva_plan.train_state import load_train_state
+
+    data = tmp_path / "wall.zarr"
+    collect_dataset(env_name="wall", episodes=3, max_steps=30, policy="mixed", image_size=64, seed=0, out=str(data))
+    out = tmp_path / "run"
+    args = ["train", "--data", str(data), "--config", "tiny", "--steps", "2", "--tokenizer-steps", "1",
+            "--batch-size", "2", "--out", str(out), "--proprio"]
+    for option in ("dynamics_prior_width=8", "proprio_body_stepwise=true", "proprio_glimpse=1", "proprio_body_fit=true"):
+        args += ["--model-option", option]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    free = world_model.load(out).proprio_dynamics.free
+    assert torch.allclose(free.weight, torch.tensor([[0.0, 0.0, 1 / 16, 0.0], [0.0, 0.0, 0.0, 1 / 16]]), atol=1e-5)
+    info = load_train_state(out).info
+    assert 0.5 < info["body_fit_kept"] <= 1.0 and info["body_fit_residual"] < 1e-5
+
+
 def test_history_states_follow_the_history_frames():
     from uva_plan.env_batch import EnvBatch
     from uva_plan.envs.goals import protocol_goals

@@ -165,7 +165,8 @@ def test_a_solved_body_map_is_exact_for_a_linear_body_frozen_and_kept_on_load(tm
     nxt[:, :2] = now[:, :2] + nxt[:, 2:4]
     model = _model(proprio_object_stepwise=True, proprio_body_fit=True)
     assert not model.object_dynamics.body_step.weight.requires_grad
-    assert model.fit_body_dynamics(now, act, nxt) < 1e-4
+    fit = model.fit_body_dynamics(now, act, nxt)
+    assert fit.residual < 1e-4 and fit.kept == 1.0
     model.eval()
     hist = now[:5, None].expand(5, 4, 7).clone()
     acts = act[:5, None].expand(5, 16, 2)

@@ -358,6 +358,50 @@ def test_the_stepwise_body_moves_by_its_actions_and_stops_at_a_wall_it_sees():
         net(hist, acts)
 
 
+def _walled_transitions(n, seed=0):
+    """A body that moves by 0.5 x its action (env units) unless a wall at x = 10 stops it (a fifth of the
+    moves hit it): the free move is linear, the stopped ones are not."""
+    g = torch.Generator().manual_seed(seed)
+    now = torch.rand(n, 4, generator=g) * 20
+    now[:, 0] = torch.where(torch.rand(n, generator=g) < 0.8, 9.0 + torch.rand(n, generator=g), now[:, 0] * 0.45)
+    act = torch.rand(n, 2, generator=g) * 4 - 2
+    nxt = now.clone()
+    nxt[:, :2] = now[:, :2] + 0.5 * act
+    nxt[:, 0] = torch.minimum(nxt[:, 0], torch.tensor(10.0))
+    return now, act, nxt
+
+
+def test_the_wall_body_s_free_move_is_solved_from_the_transitions_no_wall_changed_and_frozen(tmp_path):
+    import world_model
+
+    model = _model(proprio_body_stepwise=True, proprio_glimpse=2, proprio_body_fit=True)
+    free = model.proprio_dynamics.free
+    assert not free.weight.requires_grad
+    now, act, nxt = _walled_transitions(600)
+    fit = model.fit_body_dynamics(now, act, nxt)
+    stopped = (nxt[:, 0] < now[:, 0] + 0.5 * act[:, 0] - 1e-6).float().mean()
+    assert 0.1 < stopped < 0.4 and abs(fit.kept - (1 - stopped)) < 0.02 and fit.residual < 1e-5
+    # normalised units: proprio (0, 64) -> [-1, 1] is x / 32, actions (-2, 2) -> [-1, 1] is a / 2, so the
+    # free move 0.5 a is (1 / 32) x the normalised action on its own axis, and nothing else
+    want = torch.zeros(4, 6)
+    want[0, 4] = want[1, 5] = 1 / 32
+    assert torch.allclose(free.weight, want, atol=1e-5) and free.bias.abs().max() < 1e-5
+    everything = StepwiseBodyDynamics(4, [0, 1], 16, 2, 4, 16, 0, 4)  # no trim: the stops bend the solution
+    inputs = torch.cat([now / 32 - 1, act / 2], dim=1)
+    from world_model.proprio import solve_linear_step
+
+    assert solve_linear_step(everything.free, inputs, (nxt - now) / 32, trim=False).residual > 1e-2
+    model.zero_grad()
+    model(_batch(), mode="forward_dynamics")[0].backward()
+    assert free.weight.grad is None  # training leaves it as solved
+    world_model.save_checkpoint(model, tmp_path / "m")
+    assert torch.equal(world_model.load(tmp_path / "m").proprio_dynamics.free.weight, free.weight)
+    with pytest.raises(WorldModelError, match=r"expected \[N, P\], \[N, A\], \[N, P\]"):
+        model.fit_body_dynamics(now, act[:5], nxt)
+    with pytest.raises(WorldModelError, match="proprio_body_fit solves a stepwise body"):
+        tiny_config(**{**PROPRIO, "proprio_body_fit": True})
+
+
 def test_a_body_stepwise_model_replaces_the_proprio_mlp_and_trains_and_imagines():
     model = _model(proprio_body_stepwise=True, proprio_glimpse=2)
     assert isinstance(model.proprio_dynamics, StepwiseBodyDynamics)
