@@ -164,10 +164,12 @@ def main() -> None:
     parser.add_argument("--subgoal-every", type=int, default=None)
     parser.add_argument("--label-weight", type=float, nargs="+", default=[0.0],
                         help="tracking rows: cost of leaving the inferred actions (one row per value)")
-    parser.add_argument("--track-samples", type=int, default=64)
-    parser.add_argument("--track-cost", default=im.TRACK_COST,
-                        help="tracking's cost against the video's frames (PushT: also subgoal_pose_sum)")
-    parser.add_argument("--track-iters", type=int, default=3)
+    parser.add_argument("--track-samples", type=int, default=None,
+                        help="planner candidates per iteration (default: the cost's, plan_settings.POPULATIONS)")
+    parser.add_argument("--track-cost", default=None,
+                        help="tracking's cost against the video (default: subgoal_pose_steps for a stepwise PushT "
+                             "object-pose model, else subgoal; PushT: also subgoal_pose_sum)")
+    parser.add_argument("--track-iters", type=int, default=None, help="planner iterations (default: the cost's)")
     parser.add_argument("--bc-videos", type=int, default=32, help="other demos the policy is fine-tuned on")
     parser.add_argument("--bc-steps", type=int, default=200)
     parser.add_argument("--bc-lr", type=float, default=im.BC_LR)
@@ -279,8 +281,9 @@ def main() -> None:
         execute(f"replay {name} labels, specialised (open loop)",
                 lambda lab=lab: im.replay_actions(env, starts, lab.actions, cfg.image_size))
     if "track" not in args.skip:
+        track_cost = args.track_cost or im.default_track_cost(model, env)
         settings = PlanSettings(
-            cost=args.track_cost,
+            cost=track_cost,
             samples=args.track_samples,
             iters=args.track_iters,
             denoise_steps=args.denoise_steps,
@@ -288,7 +291,7 @@ def main() -> None:
         )
         for weight in args.label_weight:
             name = ("track video (closed loop, UVA labels)" + (f", label weight {weight:g}" if weight else "")
-                    + ("" if args.track_cost == im.TRACK_COST else f", cost {args.track_cost}"))
+                    + ("" if track_cost == im.TRACK_COST else f", cost {track_cost}"))
             execute(name, lambda weight=weight: im.track_video(
                 model, env, starts, frames, uva_labels.actions, settings=settings,
                 subgoal_every=args.subgoal_every, label_weight=weight, seed=args.seed))

@@ -436,18 +436,22 @@ def demo_caption(payload: dict) -> str:
               help="Tracking: cost of leaving the inferred actions (0: pure goal-image MPC).")
 @click.option("--bc-steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Fine-tuning steps of the policy in bc mode.")
+@click.option("--track-cost", type=click.Choice(["subgoal", "subgoal_pose_steps"]), default=None,
+              help="Tracking: subgoal = latent distance to the video's frames; subgoal_pose_steps = the poses a "
+                   "stepwise PushT object-pose model predicts after every step against those read from the video "
+                   "[default: subgoal_pose_steps where the model can, else subgoal].")
 @seed_option("Seed of labelling, planning and fine-tuning.")
 @device_option("Where the model runs.")
 @user_errors
 def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoal_every, samples, label_weight,
-            bc_steps, seed, device):
+            bc_steps, track_cost, seed, device):
     """Imitate an action-free video: infer its actions with UVA's inverse dynamics, then replay them,
     track the video with goal-image MPC, or clone them into the policy. Writes actions.npz/.csv,
     results.json and a demo|executed GIF to --out."""
     from uva_plan.imitation import ImitationOptions, parse_state, run_imitation
 
     options = ImitationOptions(label_samples=samples, subgoal_every=subgoal_every, label_weight=label_weight,
-                               bc_steps=bc_steps, seed=seed)
+                               bc_steps=bc_steps, track_cost=track_cost, seed=seed)
     run_imitation(checkpoint=checkpoint, video=video, mode=mode, env_name=env_name, out=out,
                   start_state=parse_state(start_state), episode=episode, options=options, device=device)
 

@@ -56,7 +56,9 @@ class Trajectory:
     model that rolls them out one step at a time, or the simulator), or None;
     frames: ``[M, T, S, S, 3]`` the frames (decoded imagined latents, or the true frames) in [0, 1], and
     goal_frames ``[M, S, S, 3]`` the goal image and subgoal_frames ``[M, T, S, S, 3]`` the frames aligned
-    with ``frames`` that tracking follows, for a cost that reads objects from pixels, or None.
+    with ``frames`` that tracking follows, for a cost that reads objects from pixels, or None;
+    subgoal_agent_steps ``[M, L, 2]`` and subgoal_block_steps ``[M, L, 3]``: where a tracked video shows the
+    agent and the block after each env step of the plan (read from its frames; NaN where not found), or None.
     """
 
     latents: torch.Tensor | None
@@ -73,6 +75,8 @@ class Trajectory:
     frames: torch.Tensor | None = None
     goal_frames: torch.Tensor | None = None
     subgoal_frames: torch.Tensor | None = None
+    subgoal_agent_steps: torch.Tensor | None = None
+    subgoal_block_steps: torch.Tensor | None = None
 
 
 def _reduce(per_frame: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -99,6 +103,7 @@ class GoalCost:
     needs_agent = False
     needs_block = False  # the pushed object's pose (Trajectory.block / goal_block)
     needs_steps = False  # the poses after every env step (Trajectory.agent_steps / block_steps)
+    needs_subgoal_poses = False  # a tracked video's poses at every step (Trajectory.subgoal_*_steps)
     needs_frames = False
     # Which distance heads a cost that needs_distance reads ("joint" needs a transformer pass over the
     # frames, "latent" only the light comparison head); callers compute just these.
@@ -285,19 +290,32 @@ class PredictedPose(GoalCost):
     ``every_step=True`` (``predicted_pose_steps``) scores the poses after every env step of the plan, not
     every ``frame_stride``-th: a plan scored only at the frames may leave the goal between them and come
     back, and an episode's end can fall between two frames (PushT's 50-step budget, replans every 4 steps).
-    Needs a model that rolls the poses out one step at a time (``proprio_object_stepwise``)."""
+    Needs a model that rolls the poses out one step at a time (``proprio_object_stepwise``).
+
+    ``against="subgoals"`` (``subgoal_pose_steps``, every step only): each step's poses against where a
+    tracked video shows them at that step (``Trajectory.subgoal_*_steps``, read from its frames), so
+    tracking follows the video's path, not its last frame; steps where the video's objects were not found
+    are left out of the mean. A latent distance to the video's frames (``subgoal``) weighs every pixel
+    alike and cannot tell a T turned 20 degrees from one moved a few units."""
 
     needs_latents = False
     needs_agent = True
     needs_block = True
 
-    def __init__(self, reduce: str = "sum", every_step: bool = False):
+    def __init__(self, reduce: str = "sum", every_step: bool = False, against: str = "goal"):
         _reduce(torch.zeros(1, 1), reduce)
+        if against not in ("goal", "subgoals") or (against == "subgoals" and (not every_step or reduce != "sum")):
+            raise UserInputError(f"a predicted pose cost compares against 'goal', or 'subgoals' at every step with a "
+                                 f"mean over steps; got against={against!r}, every_step={every_step}, reduce={reduce!r}")
         self.reduce = reduce
         self.needs_steps = every_step
-        self.name = "predicted_pose_steps" if every_step else f"predicted_pose_{reduce}"
+        self.needs_subgoal_poses = against == "subgoals"
+        self.name = ("subgoal_pose_steps" if self.needs_subgoal_poses else
+                     "predicted_pose_steps" if every_step else f"predicted_pose_{reduce}")
 
     def __call__(self, traj: Trajectory) -> torch.Tensor:
+        if self.needs_subgoal_poses:
+            return self._against_subgoals(traj)
         block, agent = (traj.block_steps, traj.agent_steps) if self.needs_steps else (traj.block, traj.agent)
         if block is None or traj.goal_block is None or agent is None or traj.goal_agent is None:
             raise UserInputError(f"the {self.name} cost reads the block's and the agent's predicted poses"
@@ -307,6 +325,24 @@ class PredictedPose(GoalCost):
         board = _board_units()
         terms = pose_terms(block, traj.goal_block[:, None], agent * board, traj.goal_agent[:, None] * board)
         return _reduce(sum(terms), self.reduce)
+
+    def _against_subgoals(self, traj: Trajectory) -> torch.Tensor:
+        block, agent = traj.block_steps, traj.agent_steps
+        want_block, want_agent = traj.subgoal_block_steps, traj.subgoal_agent_steps
+        if block is None or agent is None or want_block is None or want_agent is None:
+            raise UserInputError(f"the {self.name} cost compares the poses a stepwise object-pose model predicts "
+                                 "after every env step with a tracked video's poses at those steps; expected a model "
+                                 "trained with --proprio --object-pose and proprio_object_stepwise, and the video's poses")
+        steps = block.shape[1]
+        covered = min(want_block.shape[1], want_agent.shape[1])
+        if covered < steps:
+            raise UserInputError(f"the video's poses cover {covered} steps; the plan has {steps}")
+        board = _board_units()
+        per_step = sum(pose_terms(block, want_block[:, :steps].to(block), agent * board,
+                                  want_agent[:, :steps].to(agent) * board))
+        seen = torch.isfinite(per_step)
+        total = torch.where(seen, per_step, torch.zeros_like(per_step)).sum(dim=1)
+        return total / seen.sum(dim=1).clamp(min=1)
 
 
 class WeightedSum(GoalCost):
@@ -323,6 +359,7 @@ class WeightedSum(GoalCost):
         self.needs_agent = any(c.needs_agent for _, c in terms)
         self.needs_block = any(c.needs_block for _, c in terms)
         self.needs_steps = any(c.needs_steps for _, c in terms)
+        self.needs_subgoal_poses = any(c.needs_subgoal_poses for _, c in terms)
         self.needs_frames = any(c.needs_frames for _, c in terms)
         self.name = "+".join(f"{w:g}*{c.name}" for w, c in terms)
 
@@ -384,6 +421,7 @@ def make_cost(name: str) -> GoalCost:
         "agent_sum": lambda: AgentDistance("sum"),
         "predicted_pose_sum": lambda: PredictedPose("sum"),
         "predicted_pose_steps": lambda: PredictedPose("sum", every_step=True),
+        "subgoal_pose_steps": lambda: PredictedPose("sum", every_step=True, against="subgoals"),
         # The image's block and the agent's own position; AGENT_WEIGHT is measured (README, "Proprioception").
         "multiscale_sum+agent": lambda: WeightedSum([(1.0, MultiScaleLatent(reduce="sum")),
                                                      (AGENT_WEIGHT, AgentDistance("sum"))]),

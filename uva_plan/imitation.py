@@ -29,10 +29,13 @@ from uva_plan.video_tracking import (  # noqa: F401  (the execution API, re-expo
     TRACK_COST,
     LabelPrior,
     Rollout,
+    check_track_cost,
+    default_track_cost,
     judge,
     replay_actions,
     run_policy,
     track_video,
+    video_poses,
 )
 
 MODES = ("label", "replay", "track", "bc")
@@ -122,6 +125,7 @@ class ImitationOptions:
     bc_lr: float = BC_LR
     denoise_steps: int = 4
     seed: int = 0
+    track_cost: str | None = None  # None: video_tracking.default_track_cost
 
 
 def parse_state(text: str | None) -> list[float] | None:
@@ -201,6 +205,7 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
         )
     if opts.subgoal_every is not None and opts.subgoal_every < 1:
         raise UserInputError(f"--subgoal-every is {opts.subgoal_every}; expected an integer >= 1")
+    track_cost = check_track_cost(model, env_name, opts.track_cost) if mode == "track" else None
     torch.manual_seed(opts.seed)
     if vid.note:
         console.print(f"[yellow]note:[/] {vid.note}")
@@ -237,7 +242,7 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
             record("replay", executed)
         elif mode == "track":
             task = progress.add_task("closed-loop tracking", total=1)
-            settings = PlanSettings(cost=TRACK_COST, denoise_steps=opts.denoise_steps, seed=opts.seed)
+            settings = PlanSettings(cost=track_cost, denoise_steps=opts.denoise_steps, seed=opts.seed)
             executed = track_video(model, env_name, [start], vid.frames[None], labels.actions[None],
                                    settings=settings, subgoal_every=opts.subgoal_every,
                                    label_weight=opts.label_weight, seed=opts.seed)
@@ -273,8 +278,9 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
 
 
 __all__ = [
-    "MODES", "ImitationOptions", "Labels", "Rollout", "action_metrics", "average_overlapping", "finetune_mode",
+    "MODES", "TRACK_COST", "ImitationOptions", "Labels", "Rollout", "action_metrics", "average_overlapping",
+    "default_track_cost", "finetune_mode",
     "finetune_policy",
     "judge", "label_frames", "min_video_frames", "parse_state", "replay_actions", "run_imitation", "run_policy",
-    "save_labels", "track_video",
+    "save_labels", "track_video", "video_poses",
 ]

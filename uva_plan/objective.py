@@ -86,6 +86,9 @@ imagines from this history (``imagine_subgoals``, on the first call).
     history: ``[B, Th, H, W, 3]`` uint8 frames; goal: ``[B, H, W, 3]`` uint8 goal images; or both None
     and ``encoded`` their latents (``encode_problems``). ``history_states [B, Th, D]`` / ``goal_states
     [B, D]``: the env states there, which a model trained with proprioception needs (``encode_problems``).
+    ``subgoal_poses``: ``(agent [B, L, 2], block [B, L, 3])``, where a tracked video shows the agent (a
+    fraction of the frame) and the block (env units, radians) after each of the plan's L env steps, for a
+    cost that follows them (``subgoal_pose_steps``).
     """
 
     def __init__(
@@ -104,7 +107,11 @@ imagines from this history (``imagine_subgoals``, on the first call).
         encoded: EncodedProblems | None = None,
         history_states=None,
         goal_states=None,
+        subgoal_poses: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
+        if cost.needs_subgoal_poses and (subgoal_poses is None or len(subgoal_poses) != 2):
+            raise UserInputError(f"the {cost.name} cost follows a tracked video's poses at every step; expected "
+                                 "subgoal_poses=(agent [B, L, 2], block [B, L, 3])")
         encoded = encoded or encode_problems(model, history, goal, history_states=history_states, goal_states=goal_states)
         if model_samples < 1:
             raise UserInputError(f"model_samples must be >= 1, got {model_samples}")
@@ -123,6 +130,7 @@ imagines from this history (``imagine_subgoals``, on the first call).
         self.goal_agent = encoded.goal_agent
         self.goal_block = encoded.goal_block
         self.subgoals = subgoals
+        self.subgoal_poses = subgoal_poses if cost.needs_subgoal_poses else None
         # a cost that reads objects from pixels sees the goal (or the subgoals it tracks, decoded at the first
         # call) through the same decoder as the imagined frames
         self.goal_frames = model.decode(self.goal_latents) if cost.needs_frames and not cost.needs_subgoals else None
@@ -181,6 +189,8 @@ imagines from this history (``imagine_subgoals``, on the first call).
                 frames=result.frames,
                 goal_frames=None if self.goal_frames is None else self.goal_frames[idx],
                 subgoal_frames=None if self._subgoal_frames is None else self._subgoal_frames[idx],
+                subgoal_agent_steps=None if self.subgoal_poses is None else self.subgoal_poses[0][idx],
+                subgoal_block_steps=None if self.subgoal_poses is None else self.subgoal_poses[1][idx],
             )
             out.append(self.cost(traj).float().cpu())
         return torch.cat(out)

@@ -91,6 +91,9 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     the coming horizon (the warm-start candidate, kept across planner iterations) plus samples of the
     goal-conditioned policy towards the last subgoal in the horizon (the prior). ``label_weight > 0``
     adds ``LabelPrior``: a cost for leaving the inferred actions.
+    ``settings.cost`` (default ``default_track_cost``): ``subgoal`` scores imagined frames against the
+    video's subgoal frames; ``subgoal_pose_steps`` scores the poses a stepwise object-pose model predicts
+    after every env step against the poses read from the video's frame at that step (``video_poses``).
     """
     import torch
 
@@ -109,7 +112,8 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
     init = torch.as_tensor(np.asarray(init_actions, dtype=np.float32))
     if tuple(init.shape) != (b, t_len - 1, cfg.action_dim):
         raise UserInputError(f"inferred actions have shape {tuple(init.shape)}; expected [{b}, {t_len - 1}, {cfg.action_dim}]")
-    settings = settings or PlanSettings(cost=TRACK_COST)
+    settings = settings or PlanSettings()
+    cost = make_cost(check_track_cost(model, env_name, settings.cost))  # against the video, not a goal
     settings.validate(cfg.chunk_len, env_name)
     stride = cfg.frame_stride
     k = stride if subgoal_every is None else subgoal_every
@@ -119,7 +123,7 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
         raise UserInputError(f"label_weight is {label_weight!r}; expected a finite number >= 0")
     horizon = settings.horizon
     n_imagined = horizon // stride
-    cost = make_cost(settings.cost or TRACK_COST)  # tracking scores against the video's frames, not a goal
+    poses = video_poses(env_name, vids.numpy()) if cost.needs_subgoal_poses else None
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         video_latents = model.encode(vids)
@@ -135,11 +139,18 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
         return encode_problems(model, batch.history(cfg.n_history, stride), vids[:, goal_index],
                                history_states=batch.history_states(cfg.n_history, stride))
 
+    def step_poses():
+        """Where the video shows the objects after each of the plan's env steps (its last frame beyond it)."""
+        if poses is None:
+            return None
+        idx = [min(batch.steps + j, t_len - 1) for j in range(1, horizon + 1)]
+        return poses[0][:, idx], poses[1][:, idx]
+
     def make_objective():
         idx = subgoal_index()
         objective = UVAObjective(model, None, None, cost, num_steps=settings.denoise_steps,
                                  model_samples=settings.model_samples, subgoals=video_latents[:, idx], generator=gen,
-                                 encoded=problems(idx[-1]))
+                                 encoded=problems(idx[-1]), subgoal_poses=step_poses())
         if label_weight > 0:
             objective = LabelPrior(objective, _pad_to(init[:, batch.steps:], horizon), low, high, label_weight)
         return objective
@@ -168,6 +179,55 @@ def track_video(model, env_name: str, start_states, videos, init_actions, *, set
                      seed=batch_seed(settings.seed, seed), time_budget=settings.time_budget)
     executed = np.clip(result.actions.cpu().numpy(), batch.action_low, batch.action_high)
     return _rollout(batch, executed)
+
+
+def default_track_cost(model, env_name: str) -> str:
+    """``subgoal_pose_steps`` for a PushT model that rolls the T out one env step at a time, else
+    ``subgoal`` (TRACK_COST). Why: on PushT the latent distance to the video's frames cannot tell a T
+    turned 20 degrees from one in place (README, "Imitation from action-free videos")."""
+    from uva_plan.plan_settings import COST_ENVS
+
+    stepwise = bool(getattr(model.config, "proprio_object_stepwise", False))
+    return "subgoal_pose_steps" if stepwise and env_name in COST_ENVS["subgoal_pose_steps"] else TRACK_COST
+
+
+def check_track_cost(model, env_name: str, name: str | None) -> str:
+    """The tracking cost ``name`` (None: ``default_track_cost``), checked against the model and the env
+    before any work: it must read the video, and the pose cost needs PushT and a stepwise object model."""
+    from uva_plan.goal_costs import make_cost
+
+    name = name or default_track_cost(model, env_name)
+    cost = make_cost(name)
+    if cost.needs_subgoals == cost.needs_subgoal_poses:
+        raise UserInputError(f"tracking scores a plan against the video; the {name} cost does not read it. "
+                             f"Expected {TRACK_COST} or subgoal_pose_steps")
+    if cost.needs_subgoal_poses and env_name != "pusht":
+        raise UserInputError(f"the {name} tracking cost reads PushT's agent and T from the video; expected "
+                             f"{TRACK_COST} for {env_name}")
+    if cost.needs_subgoal_poses and not getattr(model.config, "proprio_object_stepwise", False):
+        raise UserInputError(f"the {name} tracking cost compares the poses a model predicts after every env step; "
+                             f"this model does not roll them out step by step (proprio_object_stepwise). Expected "
+                             f"{TRACK_COST}")
+    return name
+
+
+def video_poses(env_name: str, videos):
+    """Where ``videos uint8 [B, T, S, S, 3]`` show PushT's agent and block in each frame, read by
+    `uva_plan.envs.pusht_locate` (median error on true frames: agent 0.4, block 0.9 state units, angle
+    0.6 degrees): ``(agent [B, T, 2]`` as a fraction of the frame, as a proprio model predicts it, ``block
+    [B, T, 3]`` in env units and radians``)``, float32 tensors, NaN where an object was not found."""
+    import torch
+
+    if env_name != "pusht":
+        raise UserInputError(f"poses are read from {env_name} videos only for pusht (its agent and T); expected "
+                             f"the {TRACK_COST} tracking cost on {env_name}")
+    from uva_plan.envs.pusht import WORKSPACE
+    from uva_plan.envs.pusht_locate import locate_pusht
+
+    found = locate_pusht(np.asarray(videos))
+    agent = np.asarray(found.agent_xy, dtype=np.float32) / WORKSPACE  # the agent's proprio spans the board
+    block = np.concatenate([found.block_xy, found.block_angle[..., None]], axis=-1).astype(np.float32)
+    return torch.from_numpy(agent), torch.from_numpy(block)
 
 
 def run_policy(model, env_name: str, start_states, goal_frames, *, budget_steps: int,

@@ -6,6 +6,7 @@ from uva_plan.goal_costs import (
     COST_NAMES,
     LatentL2,
     MultiScaleLatent,
+    PredictedPose,
     SubgoalL2,
     TemporalDistance,
     Trajectory,
@@ -78,7 +79,8 @@ def test_every_named_cost_builds(name):
                       agent=torch.rand(3, 4, 2), goal_agent=torch.rand(3, 2), block=torch.rand(3, 4, 3),
                       goal_block=torch.rand(3, 3), frames=torch.rand(3, 4, 16, 16, 3),
                       goal_frames=torch.rand(3, 16, 16, 3), subgoal_frames=torch.rand(3, 4, 16, 16, 3),
-                      agent_steps=torch.rand(3, 16, 2), block_steps=torch.rand(3, 16, 3))
+                      agent_steps=torch.rand(3, 16, 2), block_steps=torch.rand(3, 16, 3),
+                      subgoal_agent_steps=torch.rand(3, 16, 2), subgoal_block_steps=torch.rand(3, 16, 3))
     out = cost(traj)
     assert out.shape == (3,) and torch.isfinite(out).all()
 
@@ -108,6 +110,24 @@ def test_the_predicted_pose_cost_is_the_success_tests_terms_in_state_units_acros
     assert torch.allclose(steps(every), torch.tensor([frame1]), atol=1e-3)
     with pytest.raises(UserInputError, match="after every env step.*proprio_object_stepwise"):
         steps(traj)
+    # tracking: each step against the video's own poses at that step; a step whose video pose was not
+    # found (NaN) is left out of the mean
+    follow = make_cost("subgoal_pose_steps")
+    assert follow.needs_subgoal_poses and follow.needs_steps and not follow.needs_subgoals and not follow.needs_latents
+    want_block = torch.tensor([[[100.0, 200.0, 0.05], [100.0, 200.0, 0.05], [float("nan")] * 3]])
+    want_agent = torch.tensor([[[0.5, 0.5], [0.5, 0.5], [0.1, 0.1]]])
+    tracked = Trajectory(latents=None, goal=torch.zeros(1, 8, 8, 4), agent_steps=agent, block_steps=block,
+                         subgoal_agent_steps=want_agent, subgoal_block_steps=want_block)
+    assert torch.allclose(follow(tracked), torch.tensor([(frame1 + frame2) / 2]), atol=1e-3)
+    tracked.subgoal_block_steps = torch.tensor([[[103.0, 204.0, -0.05], [float("nan")] * 3, [0.0] * 3]])
+    assert torch.allclose(follow(tracked), torch.tensor([0.0]), atol=1e-3)  # the one seen step matches
+    with pytest.raises(UserInputError, match="tracked video's poses"):
+        follow(every)
+    tracked.subgoal_agent_steps = want_agent[:, :1]
+    with pytest.raises(UserInputError, match="cover 1 steps; the plan has 2"):
+        follow(tracked)
+    with pytest.raises(UserInputError, match="at every step with a mean"):
+        PredictedPose("final", every_step=True, against="subgoals")
 
 
 def test_the_agent_cost_is_the_agents_distance_to_its_goal_position_and_says_what_it_needs():

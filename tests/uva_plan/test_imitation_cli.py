@@ -110,6 +110,8 @@ def test_labelling_a_gif_needs_no_state_and_knows_no_true_actions(files, tmp_pat
         ("demo.gif", ["--mode", "replay", "--start-state", "1,x,3"], "not a comma-separated list"),
         ("demo.zarr", ["--episode", "3"], "episode 3 is not in"),
         ("demo.gif", ["--checkpoint", "nowhere"], "nowhere"),
+        ("demo.gif", ["--track-cost", "latent_l2"], "'latent_l2' is not one of 'subgoal', 'subgoal_pose_steps'"),
+        ("demo.zarr", ["--mode", "track", "--track-cost", "subgoal_pose_steps"], "reads PushT's agent and T"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(files, tmp_path, video, extra, message):

@@ -223,3 +223,37 @@ def test_plan_ranking_splits_the_predicted_poses_into_the_agents_and_the_ts_shar
         out = bench.rank_batch(stepwise, "pusht", protocol_goals("pusht", 2, seed=0), ["predicted_pose_steps"], 8,
                                PlanSettings(denoise_steps=1), seed=0)["predicted_pose_steps"]
     assert len(out["true_T"]) == len(out["true_agent"]) == 2
+
+
+def test_pusht_tracking_follows_the_poses_read_from_the_video_at_every_step(pusht_data):  # noqa: F811
+    """With a stepwise object model the default tracking cost is the success test's terms after every env
+    step against the poses the locator reads from the video; labels pushed 60 units off in x are what the
+    planner starts from, and following the video's agent brings the executed run back towards its path."""
+    from uva_plan import imitation as im
+    from uva_plan.data import load_replay_buffer
+    from uva_plan.plan_settings import PlanSettings
+    from uva_plan.proprio import agent_of_states, object_of_states, one_step_transitions
+
+    model = proprio_model(object_pose=True, proprio_object_stepwise=True, proprio_body_fit=True)
+    buffer = load_replay_buffer(pusht_data)
+    model.fit_body_dynamics(*one_step_transitions(buffer, range(buffer.n_episodes), model.config.proprio_state_indices))
+    assert im.default_track_cost(model, "pusht") == "subgoal_pose_steps"
+    assert im.default_track_cost(object_model(), "pusht") == im.TRACK_COST  # no every-step poses: the frames
+    ep = buffer.episode(0)
+    frames, actions = np.asarray(buffer.img[ep])[:17], np.asarray(buffer.action[ep])[:16]
+    states = np.asarray(buffer.state[ep])[:17]
+    agent, block = im.video_poses("pusht", frames[None])
+    assert torch.allclose(agent[0], agent_of_states("pusht", states), atol=4 / 512)  # the locator on true frames
+    assert torch.allclose(block[0, :, :2], object_of_states("pusht", states)[:, :2], atol=4)
+    labels = actions + np.array([60.0, 0.0], dtype=np.float32)
+    settings = PlanSettings(samples=32, iters=3, denoise_steps=1, prior_fraction=0.25)
+    tracked = im.track_video(model, "pusht", [states[0]], frames[None], labels[None], settings=settings)
+    replayed = im.replay_actions("pusht", [states[0]], labels[None])
+    off = lambda r: float((im.video_poses("pusht", r.frames[0][None])[0] - agent).norm(dim=-1).mean()) * 512  # noqa: E731
+    assert off(replayed) > 30 and off(tracked) < 0.5 * off(replayed), (off(tracked), off(replayed))
+    with pytest.raises(UserInputError, match="does not read it"):
+        im.track_video(model, "pusht", [states[0]], frames[None], labels[None], settings=PlanSettings(cost="latent_l2"))
+    with pytest.raises(UserInputError, match="only for pusht"):
+        im.video_poses("wall", frames[None])
+    with pytest.raises(UserInputError, match="does not roll them out step by step"):
+        im.check_track_cost(object_model(), "pusht", "subgoal_pose_steps")
