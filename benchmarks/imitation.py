@@ -193,6 +193,7 @@ def main() -> None:
     env = args.env
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(env)
     model = load_model_for_env(checkpoint, env)
+    track_cost = None if "track" in args.skip else im.check_track_cost(model, env, args.track_cost)  # before any work
     cfg = model.config
     steps = args.steps or DEMO_STEPS[env]
     t0 = time.perf_counter()
@@ -281,7 +282,6 @@ def main() -> None:
         execute(f"replay {name} labels, specialised (open loop)",
                 lambda lab=lab: im.replay_actions(env, starts, lab.actions, cfg.image_size))
     if "track" not in args.skip:
-        track_cost = args.track_cost or im.default_track_cost(model, env)
         settings = PlanSettings(
             cost=track_cost,
             samples=args.track_samples,

@@ -127,6 +127,10 @@ class Evaluator:
             if not places_object(model):
                 raise UserInputError(f"the {self.cost_name} cost reads the pose the world model predicts for the pushed "
                                      "object; expected a model trained with --proprio --object-pose")
+        if self.cost.needs_subgoal_poses:
+            raise UserInputError(f"the {self.cost_name} cost follows a video's poses step by step; expected a goal "
+                                 f"cost here (it tracks videos: `uva-plan imitate --mode track --track-cost "
+                                 f"{self.cost_name}`)")
         if self.cost.needs_steps and model is not None and not model.config.proprio_object_stepwise:
             raise UserInputError(f"the {self.cost_name} cost reads the poses after every env step, which this world "
                                  "model does not roll out; expected a model trained with --model-option "

@@ -294,8 +294,8 @@ class PredictedPose(GoalCost):
 
     ``against="subgoals"`` (``subgoal_pose_steps``, every step only): each step's poses against where a
     tracked video shows them at that step (``Trajectory.subgoal_*_steps``, read from its frames), so
-    tracking follows the video's path, not its last frame; steps where the video's objects were not found
-    are left out of the mean. A latent distance to the video's frames (``subgoal``) weighs every pixel
+    tracking follows the video's path, not its last frame; an object's terms count only at the steps where
+    the video showed it, and a candidate whose predicted poses are NaN costs inf. A latent distance to the video's frames (``subgoal``) weighs every pixel
     alike and cannot tell a T turned 20 degrees from one moved a few units."""
 
     needs_latents = False
@@ -338,11 +338,16 @@ class PredictedPose(GoalCost):
         if covered < steps:
             raise UserInputError(f"the video's poses cover {covered} steps; the plan has {steps}")
         board = _board_units()
-        per_step = sum(pose_terms(block, want_block[:, :steps].to(block), agent * board,
-                                  want_agent[:, :steps].to(agent) * board))
-        seen = torch.isfinite(per_step)
-        total = torch.where(seen, per_step, torch.zeros_like(per_step)).sum(dim=1)
-        return total / seen.sum(dim=1).clamp(min=1)
+        want_block, want_agent = want_block[:, :steps].to(block), want_agent[:, :steps].to(agent)
+        block_seen = torch.isfinite(want_block).all(dim=-1)  # [M, L]: where the video showed each object
+        agent_seen = torch.isfinite(want_agent).all(dim=-1)
+        position, angle, agent_error = pose_terms(block, torch.where(block_seen[..., None], want_block, block.detach()),
+                                                  agent * board,
+                                                  torch.where(agent_seen[..., None], want_agent, agent.detach()) * board)
+        per_step = (position + angle) * block_seen + agent_error * agent_seen  # an unseen object costs nothing there
+        per_step = torch.where(torch.isfinite(per_step), per_step, torch.full_like(per_step, float("inf")))
+        seen = (block_seen | agent_seen).sum(dim=1)
+        return torch.where(seen > 0, per_step.sum(dim=1) / seen.clamp(min=1), torch.zeros_like(per_step[:, 0]))
 
 
 class WeightedSum(GoalCost):

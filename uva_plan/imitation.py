@@ -168,7 +168,7 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
     from uva_plan.envs import make_env
     from uva_plan.json_files import atomic_write_json
     from uva_plan.model_loading import load_model_for_env
-    from uva_plan.plan_settings import PlanSettings
+    from uva_plan.plan_settings import PlanSettings, population_for
     from uva_plan.progress import progress_bar
     from uva_plan.videos import load_video
     from uva_plan.viz import side_by_side_gif
@@ -205,6 +205,8 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
         )
     if opts.subgoal_every is not None and opts.subgoal_every < 1:
         raise UserInputError(f"--subgoal-every is {opts.subgoal_every}; expected an integer >= 1")
+    if opts.track_cost is not None and mode != "track":
+        raise UserInputError(f"--track-cost {opts.track_cost} applies to --mode track; expected it only with track")
     track_cost = check_track_cost(model, env_name, opts.track_cost) if mode == "track" else None
     torch.manual_seed(opts.seed)
     if vid.note:
@@ -214,7 +216,7 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
     payload: dict = {"env": env_name, "checkpoint": str(checkpoint) if checkpoint else "shipped default",
                      "video": vid.source, "mode": mode, "n_frames": len(vid), "video_note": vid.note,
                      "start_state": None if start is None else [float(v) for v in start],
-                     "options": asdict(opts), "methods": {}}
+                     "options": {**asdict(opts), "track_cost": track_cost}, "methods": {}}
     executed: Rollout | None = None
     with progress_bar(console=console) as progress:
         task = progress.add_task("labelling (inverse dynamics)", total=1)
@@ -243,6 +245,7 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
         elif mode == "track":
             task = progress.add_task("closed-loop tracking", total=1)
             settings = PlanSettings(cost=track_cost, denoise_steps=opts.denoise_steps, seed=opts.seed)
+            payload["track_population"] = list(population_for(settings, track_cost))  # (samples, iters) it ran with
             executed = track_video(model, env_name, [start], vid.frames[None], labels.actions[None],
                                    settings=settings, subgoal_every=opts.subgoal_every,
                                    label_weight=opts.label_weight, seed=opts.seed)
@@ -279,7 +282,7 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
 
 __all__ = [
     "MODES", "TRACK_COST", "ImitationOptions", "Labels", "Rollout", "action_metrics", "average_overlapping",
-    "default_track_cost", "finetune_mode",
+    "check_track_cost", "default_track_cost", "finetune_mode",
     "finetune_policy",
     "judge", "label_frames", "min_video_frames", "parse_state", "replay_actions", "run_imitation", "run_policy",
     "save_labels", "track_video", "video_poses",

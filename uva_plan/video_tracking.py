@@ -185,17 +185,20 @@ def default_track_cost(model, env_name: str) -> str:
     """``subgoal_pose_steps`` for a PushT model that rolls the T out one env step at a time, else
     ``subgoal`` (TRACK_COST). Why: on PushT the latent distance to the video's frames cannot tell a T
     turned 20 degrees from one in place (README, "Imitation from action-free videos")."""
+    from uva_plan.envs import env_name as canonical
     from uva_plan.plan_settings import COST_ENVS
 
     stepwise = bool(getattr(model.config, "proprio_object_stepwise", False))
-    return "subgoal_pose_steps" if stepwise and env_name in COST_ENVS["subgoal_pose_steps"] else TRACK_COST
+    return "subgoal_pose_steps" if stepwise and canonical(env_name) in COST_ENVS["subgoal_pose_steps"] else TRACK_COST
 
 
 def check_track_cost(model, env_name: str, name: str | None) -> str:
     """The tracking cost ``name`` (None: ``default_track_cost``), checked against the model and the env
     before any work: it must read the video, and the pose cost needs PushT and a stepwise object model."""
+    from uva_plan.envs import env_name as canonical
     from uva_plan.goal_costs import make_cost
 
+    env_name = canonical(env_name)
     name = name or default_track_cost(model, env_name)
     cost = make_cost(name)
     if cost.needs_subgoals == cost.needs_subgoal_poses:
@@ -218,7 +221,9 @@ def video_poses(env_name: str, videos):
     [B, T, 3]`` in env units and radians``)``, float32 tensors, NaN where an object was not found."""
     import torch
 
-    if env_name != "pusht":
+    from uva_plan.envs import env_name as canonical
+
+    if canonical(env_name) != "pusht":
         raise UserInputError(f"poses are read from {env_name} videos only for pusht (its agent and T); expected "
                              f"the {TRACK_COST} tracking cost on {env_name}")
     from uva_plan.envs.pusht import WORKSPACE

@@ -116,10 +116,8 @@ def solve_linear_step(layer: nn.Linear, inputs: torch.Tensor, change: torch.Tens
     design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
     y = change.double()
     keep = torch.ones(len(x), dtype=torch.bool, device=x.device)
-    for _ in range(10 if trim else 1):
-        solution = torch.linalg.lstsq(design[keep], y[keep]).solution  # [I + 1, O]
-        if not trim:
-            break
+    solution = torch.linalg.lstsq(design, y).solution  # [I + 1, O]
+    for _ in range(10 if trim else 0):
         residual = (design @ solution - y).abs().max(dim=1).values
         median = residual.median()
         cut = median + 5.0 * 1.4826 * (residual - median).abs().median() + 1e-9
@@ -127,6 +125,7 @@ def solve_linear_step(layer: nn.Linear, inputs: torch.Tensor, change: torch.Tens
         if int(new.sum()) <= design.shape[1] or torch.equal(new, keep):
             break
         keep = new
+        solution = torch.linalg.lstsq(design[keep], y[keep]).solution  # the solution always fits ``keep``
     layer.weight.copy_(solution[:-1].T.to(layer.weight))
     layer.bias.copy_(solution[-1].to(layer.bias))
     residual = (design[keep] @ solution - y[keep]).abs().max()

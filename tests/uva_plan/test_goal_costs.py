@@ -119,8 +119,12 @@ def test_the_predicted_pose_cost_is_the_success_tests_terms_in_state_units_acros
     tracked = Trajectory(latents=None, goal=torch.zeros(1, 8, 8, 4), agent_steps=agent, block_steps=block,
                          subgoal_agent_steps=want_agent, subgoal_block_steps=want_block)
     assert torch.allclose(follow(tracked), torch.tensor([(frame1 + frame2) / 2]), atol=1e-3)
+    # the block unseen at step 2: its terms are left out there, the agent's (0.1 board widths off) still count
     tracked.subgoal_block_steps = torch.tensor([[[103.0, 204.0, -0.05], [float("nan")] * 3, [0.0] * 3]])
-    assert torch.allclose(follow(tracked), torch.tensor([0.0]), atol=1e-3)  # the one seen step matches
+    assert torch.allclose(follow(tracked), torch.tensor([frame2 / 2]), atol=1e-3)
+    diverged = Trajectory(latents=None, goal=torch.zeros(1, 8, 8, 4), agent_steps=agent, subgoal_agent_steps=want_agent,
+                          block_steps=torch.full_like(block, float("nan")), subgoal_block_steps=want_block)
+    assert follow(diverged).isinf().all()  # a candidate whose predicted poses are NaN is never the best
     with pytest.raises(UserInputError, match="tracked video's poses"):
         follow(every)
     tracked.subgoal_agent_steps = want_agent[:, :1]

@@ -81,8 +81,11 @@ def test_track_and_bc_modes_report_every_method(files, tmp_path, mode, extra, ex
     result = imitate("--checkpoint", root / "run", "--video", root / "demo.zarr", "--mode", mode, "--env", "wall",
                      "--out", out, "--samples", "1", *extra)
     assert result.exit_code == 0, result.output
-    methods = json.loads((out / "results.json").read_text())["methods"]
+    payload = json.loads((out / "results.json").read_text())
+    methods = payload["methods"]
     assert set(methods) == expected
+    if mode == "track":  # the cost that ran, resolved from the default, and its population
+        assert payload["options"]["track_cost"] == "subgoal" and payload["track_population"] == [64, 3]
     true = methods["replay (true actions)"]
     assert true["success_rate"] == 1.0 and true["mean_final_distance"] == pytest.approx(0.0, abs=1e-4)
     for res in methods.values():  # one demo: each method reached its end or did not, at a real distance
@@ -111,6 +114,7 @@ def test_labelling_a_gif_needs_no_state_and_knows_no_true_actions(files, tmp_pat
         ("demo.zarr", ["--episode", "3"], "episode 3 is not in"),
         ("demo.gif", ["--checkpoint", "nowhere"], "nowhere"),
         ("demo.gif", ["--track-cost", "latent_l2"], "'latent_l2' is not one of 'subgoal', 'subgoal_pose_steps'"),
+        ("demo.gif", ["--track-cost", "subgoal"], "applies to --mode track"),
         ("demo.zarr", ["--mode", "track", "--track-cost", "subgoal_pose_steps"], "reads PushT's agent and T"),
     ],
 )

@@ -255,5 +255,9 @@ def test_pusht_tracking_follows_the_poses_read_from_the_video_at_every_step(push
         im.track_video(model, "pusht", [states[0]], frames[None], labels[None], settings=PlanSettings(cost="latent_l2"))
     with pytest.raises(UserInputError, match="only for pusht"):
         im.video_poses("wall", frames[None])
+    from uva_plan.evaluation import Evaluator
+
+    with pytest.raises(UserInputError, match="follows a video's poses step by step"):  # not a goal cost
+        Evaluator(model, "pusht", PlanSettings(cost="subgoal_pose_steps"))
     with pytest.raises(UserInputError, match="does not roll them out step by step"):
         im.check_track_cost(object_model(), "pusht", "subgoal_pose_steps")
