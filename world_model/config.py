@@ -212,6 +212,13 @@ class UVAConfig:
     # pixel apart (``proprio_glimpse`` pixels) instead of the latent grid one cell apart: where a wall's
     # edge lies to the pixel, which an 8-pixel cell blurs.
     proprio_glimpse_pixels: bool = False
+    # With the pixel glimpse: the body's own picture, a disc of this many pixels round its position in the
+    # newest frame, is painted over with the frame's median colour (its floor) before the glimpse reads it
+    # (0 = off). Why: the view is that one frame for every step of the chunk, so the glimpse saw the body's
+    # own disc while the body was near where it was drawn, and the floor once it had moved on; the gate
+    # learned to shut by ~10% from the third step of a fast run, where no wall was (README, "Proprioception
+    # on the Wall").
+    proprio_glimpse_hide_body: float = 0.0
     # The proprio MLPs learn in every step whose batch has the future proprio, not only in the
     # forward-dynamics ones (always so with an object pose).
     proprio_every_step: bool = False
@@ -446,6 +453,10 @@ class UVAConfig:
         _require(not self.proprio_glimpse_pixels or (self.proprio_body_stepwise and g > 0),
                  "proprio_glimpse_pixels needs the stepwise body (proprio_body_stepwise) and a glimpse "
                  "(proprio_glimpse > 0, in pixels then)")
+        _number_in("proprio_glimpse_hide_body", self.proprio_glimpse_hide_body, 0.0, 64.0)
+        _require(not self.proprio_glimpse_hide_body or self.proprio_glimpse_pixels,
+                 "proprio_glimpse_hide_body paints the body out of the pixel glimpse's frame; expected "
+                 "proprio_glimpse_pixels=true")
         _require(isinstance(self.proprio_every_step, bool), f"proprio_every_step is {self.proprio_every_step!r}; "
                  "expected true or false")
         _require(isinstance(self.actions_image_xy, bool), f"actions_image_xy is {self.actions_image_xy!r}; expected "

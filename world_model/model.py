@@ -44,6 +44,7 @@ from world_model.proprio import (
     StepwiseBodyDynamics,
     glimpse,
     glimpse_size,
+    hide_body,
     position_maps,
 )
 from world_model.tokenizer import FrameTokenizer
@@ -361,6 +362,9 @@ class UVA(InputChecks, nn.Module):
             view = None
             if self.config.proprio_glimpse_pixels:
                 view = self._decoded_once(hist_lat[:, -1]).to(hist_lat.dtype)
+                if self.config.proprio_glimpse_hide_body:
+                    body = recent[:, -1, list(self.config.proprio_image_xy)]
+                    view = hide_body(view, body, self.config.proprio_glimpse_hide_body)
             elif self.config.proprio_glimpse:
                 view = hist_lat[:, -1]
             return self.proprio_dynamics(recent, actions, view)

@@ -85,6 +85,21 @@ def glimpse(latent: torch.Tensor, xy: torch.Tensor, radius: int) -> torch.Tensor
     return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False).flatten(1)
 
 
+def hide_body(frames: torch.Tensor, xy: torch.Tensor, radius: float) -> torch.Tensor:
+    """``frames [B, S, S, C]`` with the disc of ``radius`` pixels round ``xy [B, 2]`` (in [-1, 1], x left
+    to right, y top to bottom) painted with each frame's median colour: the floor, where walls and bodies
+    are small. The stepwise body's glimpse reads one frame for every step of its chunk; this keeps the
+    body's own picture in that frame out of what it reads."""
+    b, s = frames.shape[0], frames.shape[1]
+    centres = (torch.arange(s, device=frames.device, dtype=frames.dtype) + 0.5) * (2.0 / s) - 1.0
+    pixels = s / 2.0  # pixels per unit of [-1, 1]
+    dx = (centres.view(1, 1, s) - xy[:, 0, None, None].to(frames.dtype)) * pixels
+    dy = (centres.view(1, s, 1) - xy[:, 1, None, None].to(frames.dtype)) * pixels
+    inside = (dx.pow(2) + dy.pow(2) <= radius**2)[..., None]  # [B, S, S, 1]
+    floor = frames.reshape(b, -1, frames.shape[-1]).median(dim=1).values[:, None, None]  # [B, 1, 1, C]
+    return torch.where(inside, floor, frames)
+
+
 GATE_OPEN = 5.0  # an untrained gate passes 99.3% of the free move
 
 

@@ -402,6 +402,29 @@ def test_the_wall_body_s_free_move_is_solved_from_the_transitions_no_wall_change
         tiny_config(**{**PROPRIO, "proprio_body_fit": True})
 
 
+def test_hide_body_paints_the_body_s_disc_with_the_floor_and_nothing_else():
+    from world_model.proprio import hide_body
+
+    frames = torch.zeros(2, 16, 16, 3)
+    frames[:, :, 12:] = 0.5                               # a wall: the right quarter of each frame
+    frames[0, 3:6, 3:6] = 1.0                             # frame 0's body, a 3 x 3 blob round pixel (4, 4)
+    xy = torch.tensor([[4.5 / 8 - 1, 4.5 / 8 - 1], [10.5 / 8 - 1, 0.0]])  # pixels (4, 4) and (10, 7.5)
+    out = hide_body(frames, xy, 1.5)
+    assert out[0, 3:6, 3:6].abs().max() == 0             # the body is floor now
+    assert torch.equal(out[0, :, 12:], frames[0, :, 12:])  # the wall is untouched
+    assert torch.equal(out[1, :, 12:], frames[1, :, 12:])  # 1.5 px round column 10 stops short of the wall's 12
+    assert (out != frames).any(dim=-1).sum(dim=(1, 2)).tolist() == [9, 0]  # frame 1 had only floor there
+
+
+def test_a_stepwise_body_with_its_body_hidden_trains_and_refuses_it_without_the_pixel_glimpse():
+    model = _model(proprio_body_stepwise=True, proprio_glimpse=2, proprio_glimpse_pixels=True,
+                   proprio_glimpse_hide_body=3.4)
+    loss, logs = model(_batch(), mode="forward_dynamics")
+    assert torch.isfinite(loss) and logs["proprio_loss"] > 0
+    with pytest.raises(WorldModelError, match="expected proprio_glimpse_pixels=true"):
+        tiny_config(**{**PROPRIO, "proprio_body_stepwise": True, "proprio_glimpse": 2, "proprio_glimpse_hide_body": 3.4})
+
+
 def test_a_body_stepwise_model_replaces_the_proprio_mlp_and_trains_and_imagines():
     model = _model(proprio_body_stepwise=True, proprio_glimpse=2)
     assert isinstance(model.proprio_dynamics, StepwiseBodyDynamics)
