@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--paths", type=int, default=20, help="held-out expert paths for the falling-cost measure")
     parser.add_argument("--maps", type=int, default=4, help="held-out goals of the distance-map figure (0: none)")
-    parser.add_argument("--map-png", default="cost_landscape_maps.png", help="where the distance-map figure goes")
+    parser.add_argument("--map-png", default="out/cost_landscape_maps.png", help="where the distance-map figure goes")
     args = parser.parse_args()
 
     model = load_model_for_env(args.checkpoint, "wall")
