@@ -374,9 +374,21 @@ class UVA(InputChecks, nn.Module):
         index = torch.tensor(self.config.proprio_object_pose, device=predicted.device)
         return predicted.index_copy(2, index, self.object_dynamics(recent, actions).to(predicted.dtype))
 
-    def _proprio_loss(self, predicted: torch.Tensor, target: torch.Tensor, logs: dict) -> torch.Tensor:
+    def _proprio_loss(self, predicted: torch.Tensor, target: torch.Tensor, logs: dict,
+                      valid: torch.Tensor | None = None) -> torch.Tensor:
         """Mean squared error of the predicted future proprio (normalised); an object's pose in cells and
-        radians (``object_pose.proprio_loss``)."""
+        radians (``object_pose.proprio_loss``). ``valid [B, Tf]`` (a batch's ``future_valid``): only the
+        future frames within the episode count. Past its end the data repeats the last state while the
+        chunk repeats the last action; learnt from, that stop looks like a wall nowhere to be seen, and the
+        Wall's stepwise gate shut by 8% in free space (README, "Proprioception on the Wall")."""
+        if valid is not None:
+            keep = torch.as_tensor(valid, device=predicted.device).bool()
+            if tuple(keep.shape) != tuple(predicted.shape[:2]):
+                raise WorldModelError(f"future_valid has shape {tuple(keep.shape)}; expected "
+                                      f"{tuple(predicted.shape[:2])} (one flag per future frame)")
+            predicted, target = predicted[keep], target[keep]
+            if predicted.numel() == 0:
+                return predicted.sum()  # no frame to learn from in this batch
         if self.object_dynamics is None:
             return (predicted - target).pow(2).mean()
         loss, object_part = proprio_loss(predicted, target, self.object_dynamics)
@@ -453,7 +465,7 @@ class UVA(InputChecks, nn.Module):
             if fut_p is None:  # no true future given: the maps follow the prediction, as at inference
                 fut_p = predicted_p.detach()
             else:
-                proprio_loss = self._proprio_loss(predicted_p, fut_p, logs)
+                proprio_loss = self._proprio_loss(predicted_p, fut_p, logs, batch.get("future_valid"))
                 total = total + cfg.proprio_loss_weight * proprio_loss
                 logs["proprio_loss"] = proprio_loss.item()
         if self.dynamics_prior is not None and mode.actions_given:

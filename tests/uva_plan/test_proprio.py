@@ -38,6 +38,7 @@ def test_windows_carry_the_named_state_entries_at_the_history_and_future_frames(
     item = data[20]  # step 20 of episode 0: history 8, 12, 16, 20; future 24, 28, 29 (clamped), 29
     states = np.asarray(buffer.state)
     assert np.array_equal(item["history_proprio"], states[[8, 12, 16, 20]][:, [0, 1, 5, 6]])
+    assert item["future_valid"].tolist() == [True, True, False, False]  # frames past the episode's end
     assert np.array_equal(item["future_proprio"], states[[24, 28, 29, 29]][:, [0, 1, 5, 6]])
     goal_step = 20 + int(item["goal_steps"])
     assert np.array_equal(item["goal_proprio"], states[goal_step][[0, 1, 5, 6]])

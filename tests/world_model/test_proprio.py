@@ -402,6 +402,21 @@ def test_the_wall_body_s_free_move_is_solved_from_the_transitions_no_wall_change
         tiny_config(**{**PROPRIO, "proprio_body_fit": True})
 
 
+def test_the_proprio_loss_leaves_out_future_frames_past_the_episode_s_end():
+    model = _model()
+    batch = _batch()
+    with torch.no_grad():
+        full = model(batch, mode="forward_dynamics", generator=torch.Generator().manual_seed(0))[1]["proprio_loss"]
+        batch["future_valid"] = torch.tensor([[True, True, False, False]] * 3)
+        part = model(batch, mode="forward_dynamics", generator=torch.Generator().manual_seed(0))[1]["proprio_loss"]
+        batch["future_proprio"][:, 2:] = 1e6  # what a clamped frame says cannot reach the loss
+        same = model(batch, mode="forward_dynamics", generator=torch.Generator().manual_seed(0))[1]["proprio_loss"]
+    assert part != full and same == pytest.approx(part)
+    batch["future_valid"] = torch.ones(3, 3, dtype=torch.bool)
+    with pytest.raises(WorldModelError, match="future_valid has shape"):
+        model(batch, mode="forward_dynamics")
+
+
 def test_hide_body_paints_the_body_s_disc_with_the_floor_and_nothing_else():
     from world_model.proprio import hide_body
 

@@ -95,7 +95,8 @@ class WindowDataset(torch.utils.data.Dataset):
     - `goal_steps float32 []`: env steps from t to the goal frame (0 only when t is the last step)
     - `history_proprio float32 [Th, P]`, `future_proprio float32 [Tf, P]`, `goal_proprio float32 [P]`
       (only when the spec names `proprio_indices`): those state entries at the history, future and goal
-      frames, env units
+      frames, env units; with them `future_valid bool [Tf]`: whether each future frame lies within the
+      episode (a clamped one repeats the last state while the repeated action would move it: not dynamics)
 
     - `goal_actions float32 [Tf*s, A]` (only with `hold_actions`): the chunk as a goal-reaching policy
       would act: actions from the goal step on replaced by the hold action of the goal's state (the
@@ -205,6 +206,7 @@ class WindowDataset(torch.utils.data.Dataset):
         }
         if self._proprio is not None:
             item["history_proprio"], item["future_proprio"] = self._proprio[hist], self._proprio[fut]
+            item["future_valid"] = t + self._fut_offsets <= last
             item["goal_proprio"] = self._proprio[goal]
         if self._hold is not None:
             reached = np.arange(self.spec.chunk_len) >= goal - t
