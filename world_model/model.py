@@ -351,6 +351,18 @@ class UVA(InputChecks, nn.Module):
         distinct, which = torch.unique(latents.reshape(latents.shape[0], -1), dim=0, return_inverse=True)
         return self.tokenizer.decode(distinct.reshape(-1, *latents.shape[1:]))[which]
 
+    def body_view(self, hist_lat: torch.Tensor, hist_p: torch.Tensor) -> torch.Tensor | None:
+        """What the stepwise body's glimpse reads: the newest history latent grid, or with
+        ``proprio_glimpse_pixels`` its decoded frame (the body's own disc painted out with
+        ``proprio_glimpse_hide_body``); None without a glimpse. ``hist_p`` normalised."""
+        cfg = self.config
+        if cfg.proprio_glimpse_pixels:
+            view = self._decoded_once(hist_lat[:, -1]).to(hist_lat.dtype)
+            if cfg.proprio_glimpse_hide_body:
+                view = hide_body(view, hist_p[:, -1, list(cfg.proprio_image_xy)], cfg.proprio_glimpse_hide_body)
+            return view
+        return hist_lat[:, -1] if cfg.proprio_glimpse else None
+
     def _predict_proprio(self, hist_lat: torch.Tensor, hist_p: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The future proprio ``[B, Tf, P]`` (normalised) of a chunk; an object's pose comes from its own
         MLP (``object_pose``), which replaces what the proprio MLP says of it. A stepwise model (object or
@@ -359,15 +371,7 @@ class UVA(InputChecks, nn.Module):
         if self.config.proprio_object_stepwise:
             return self.object_dynamics(recent, actions)
         if self.config.proprio_body_stepwise:
-            view = None
-            if self.config.proprio_glimpse_pixels:
-                view = self._decoded_once(hist_lat[:, -1]).to(hist_lat.dtype)
-                if self.config.proprio_glimpse_hide_body:
-                    body = recent[:, -1, list(self.config.proprio_image_xy)]
-                    view = hide_body(view, body, self.config.proprio_glimpse_hide_body)
-            elif self.config.proprio_glimpse:
-                view = hist_lat[:, -1]
-            return self.proprio_dynamics(recent, actions, view)
+            return self.proprio_dynamics(recent, actions, self.body_view(hist_lat, recent))
         predicted = self.proprio_dynamics(recent, actions, self._glimpse(hist_lat, hist_p))
         if self.object_dynamics is None:
             return predicted

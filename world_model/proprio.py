@@ -184,18 +184,25 @@ class StepwiseBodyDynamics(nn.Module):
                                  next_proprio - proprio, trim=True)
 
     def forward(self, history: torch.Tensor, actions: torch.Tensor, latent: torch.Tensor | None = None) -> torch.Tensor:
+        return self.roll(history, actions, latent)[0]
+
+    def roll(self, history: torch.Tensor, actions: torch.Tensor,
+             latent: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(future proprio [B, Tf, P], the gate of every step [B, L, P])``: what ``forward`` predicts, and
+        how much of the free move each step let through (``benchmarks/body_gate.py`` reads it)."""
         if (latent is None) != (self.radius == 0):
             raise WorldModelError(f"stepwise body dynamics got {'no' if latent is None else 'an unexpected'} latent; "
                                   f"it was built with glimpse radius {self.radius}")
-        state, acts, frames = history[:, -1], actions.to(history.dtype), []
+        state, acts, frames, gates = history[:, -1], actions.to(history.dtype), [], []
         for k in range(self.chunk_len):
             inp = torch.cat([state, acts[:, k]], dim=1)
             parts = [inp] if latent is None else [glimpse(latent, state[:, self.body], self.radius).to(inp.dtype), inp]
             gate = torch.sigmoid(self.net(torch.cat(parts, dim=1)) + GATE_OPEN)
+            gates.append(gate)
             state = state + self.free(inp) * gate
             if (k + 1) % self.stride == 0:
                 frames.append(state)
-        return torch.stack(frames, dim=1)
+        return torch.stack(frames, dim=1), torch.stack(gates, dim=1)
 
 
 def check_transitions(proprio: torch.Tensor, actions: torch.Tensor, next_proprio: torch.Tensor) -> None:

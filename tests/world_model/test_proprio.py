@@ -356,6 +356,10 @@ def test_the_stepwise_body_moves_by_its_actions_and_stops_at_a_wall_it_sees():
     assert err[stopped].mean() < 0.3 * free_err[stopped].mean()  # it sees the wall
     with pytest.raises(WorldModelError, match="no latent"):
         net(hist, acts)
+    with torch.no_grad():
+        future, gates = net.roll(hist, acts, latent)
+    assert torch.equal(future, net(hist, acts, latent)) and gates.shape == (512, 16, 2)
+    assert ((gates >= 0) & (gates <= 1)).all() and gates[stopped, :, 0].min() < 0.5 < gates[~stopped, :, 0].median()
 
 
 def _walled_transitions(n, seed=0):
