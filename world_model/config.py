@@ -214,10 +214,10 @@ class UVAConfig:
     proprio_glimpse_pixels: bool = False
     # With the pixel glimpse: the body's own picture, a disc of this many pixels round its position in the
     # newest frame, is painted over with the frame's median colour (its floor) before the glimpse reads it
-    # (0 = off). Why: the view is that one frame for every step of the chunk, so the glimpse saw the body's
-    # own disc while the body was near where it was drawn, and the floor once it had moved on; the gate
-    # learned to shut by ~10% from the third step of a fast run, where no wall was (README, "Proprioception
-    # on the Wall").
+    # (0 = off). Why: the view is that one frame for every step of the chunk, so the glimpse sees the body's
+    # own disc while the body is near where it was drawn, and the floor once it has moved on. Measured: it
+    # flattens the gate's step-to-step pattern; the gate's 8% shortfall in free space came from the windows
+    # past an episode's end instead (``future_valid``; README, "Proprioception on the Wall").
     proprio_glimpse_hide_body: float = 0.0
     # The proprio MLPs learn in every step whose batch has the future proprio, not only in the
     # forward-dynamics ones (always so with an object pose).
