@@ -19,7 +19,7 @@ import torch
 
 def main() -> None:
     import world_model
-    from uva_plan.imagination import _history_steps, _windows, heldout_episodes
+    from uva_plan.imagination import heldout_episodes, window_inputs, windows
     from uva_plan.proprio import history_proprio
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,12 +33,11 @@ def main() -> None:
     if not cfg.proprio_body_stepwise:
         raise SystemExit(f"{args.checkpoint} does not roll its body out step by step; expected proprio_body_stepwise")
     episodes = heldout_episodes(["expert"], n_per_kind=args.episodes)
-    wins = _windows(episodes, cfg, cfg.chunk_len, 8)
-    frames = torch.from_numpy(np.stack([episodes[e].frames[_history_steps(cfg, t)] for e, t in wins]))
-    actions = torch.from_numpy(np.stack([episodes[e].actions[t : t + cfg.chunk_len] for e, t in wins]))
-    states = np.stack([episodes[e].states[_history_steps(cfg, t)] for e, t in wins])
+    wins = windows(episodes, cfg, cfg.chunk_len, 8)
+    frames, actions, states = window_inputs(episodes, wins, cfg)
+    actions = torch.from_numpy(actions)
     with torch.no_grad():
-        latents = model.encode(frames)
+        latents = model.encode(torch.from_numpy(frames))
         proprio = model.proprio_normalizer.normalize(history_proprio(model, states))
         future, gates = model.proprio_dynamics.roll(proprio[:, -1:], model.normalizer.normalize(actions),
                                                     model.body_view(latents, proprio))

@@ -112,7 +112,7 @@ def model_env(model) -> str:
     return canonical_env_name(getattr(model.config, "env_name", "") or "wall")
 
 
-def _windows(episodes: list[Episode], cfg, span: int, every: int):
+def windows(episodes: list[Episode], cfg, span: int, every: int):
     """(episode index, current step t) with a full history and ``span`` true future steps."""
     first = -int(WindowSpec.of(cfg).history_offsets()[0])
     return [(e, t) for e, ep in enumerate(episodes) for t in range(first, len(ep.frames) - span, every)]
@@ -128,18 +128,24 @@ def _future_steps(cfg, t: int, n_chunks: int = 1) -> np.ndarray:
     return t + WindowSpec.of(cfg).future_offsets(n_chunks)
 
 
+def window_inputs(episodes: list[Episode], wins, cfg, n_chunks: int = 1):
+    """What the model is given at windows ``wins`` (``windows``): the history frames ``uint8 [N, Th, S, S,
+    3]``, the true action chunks ``[N, n_chunks * L, A]`` and the env states at the history frames ``[N,
+    Th, D]``."""
+    hist = np.stack([episodes[e].frames[_history_steps(cfg, t)] for e, t in wins])
+    acts = np.stack([episodes[e].actions[t : t + n_chunks * cfg.chunk_len] for e, t in wins])
+    states = np.stack([episodes[e].states[_history_steps(cfg, t)] for e, t in wins])
+    return hist, acts, states
+
+
 def _imagine(model, episodes, wins, n_chunks: int, settings: SamplingSettings, seed: int):
     """Decoded imagined frames ``[N, n_chunks * Tf, S, S, 3]`` float for windows ``wins``, and the
     predicted proprio ``[N, n_chunks * Tf, P]`` (env units) of a proprio model, else None."""
     cfg = model.config
-    L = cfg.chunk_len
     gen = torch.Generator(device="cpu").manual_seed(seed)
     out, proprio = [], []
     for s in range(0, len(wins), FORWARD_BATCH):
-        part = wins[s : s + FORWARD_BATCH]
-        hist = np.stack([episodes[e].frames[_history_steps(cfg, t)] for e, t in part])
-        acts = np.stack([episodes[e].actions[t : t + n_chunks * L] for e, t in part])
-        states = np.stack([episodes[e].states[_history_steps(cfg, t)] for e, t in part])
+        hist, acts, states = window_inputs(episodes, wins[s : s + FORWARD_BATCH], cfg, n_chunks)
         res = model.forward_dynamics(torch.from_numpy(hist), torch.from_numpy(acts), decode=True,
                                      history_proprio=history_proprio(model, states),
                                      num_iters=settings.num_iters, num_steps=settings.num_steps,
@@ -157,7 +163,7 @@ def imagine_windows(model, episodes: list[Episode], settings: SamplingSettings, 
     proprio model's predicted proprio ``[N, H, P]`` (else None)."""
     cfg = model.config
     span = n_chunks * cfg.chunk_len
-    wins = _windows(episodes, cfg, span, every)
+    wins = windows(episodes, cfg, span, every)
     if not wins:
         raise UserInputError(f"episodes are too short for windows of {span} future steps; expected longer episodes")
     imagined, proprio = _imagine(model, episodes, wins, n_chunks, settings, seed)
@@ -368,7 +374,7 @@ def shuffled_action_loss(model, episodes: list[Episode], n_windows: int = 128, s
     """Forward-dynamics video loss with the true action chunks and with chunks shuffled across windows
     (same windows, same noise): a model that uses the actions loses much more when they are wrong."""
     cfg = model.config
-    wins = _windows(episodes, cfg, cfg.chunk_len, 4)
+    wins = windows(episodes, cfg, cfg.chunk_len, 4)
     rng = np.random.default_rng(seed)
     wins = [wins[i] for i in rng.choice(len(wins), min(n_windows, len(wins)), replace=False)]
     L = cfg.chunk_len
@@ -409,7 +415,7 @@ def imagination_sheet(model, episodes: list[Episode], path, n_rows: int = 4, set
 
     cfg = model.config
     settings = settings or SamplingSettings("planner")
-    wins = _windows(episodes, cfg, cfg.chunk_len, 8)
+    wins = windows(episodes, cfg, cfg.chunk_len, 8)
     rng = np.random.default_rng(seed)
     wins = [wins[i] for i in sorted(rng.choice(len(wins), min(n_rows, len(wins)), replace=False))]
     imagined, _ = _imagine(model, episodes, wins, 1, settings, seed)
