@@ -207,11 +207,14 @@ def fit_distance(checkpoint, data, steps, batch_size, method, form, empty_fracti
                    "the world model still learns its stops from them).")
 @click.option("--hold-at-goal/--no-hold-at-goal", default=True, show_default=True,
               help="Targets past a near hindsight goal hold the agent still there instead of the recorded motion on.")
+@click.option("--train-state-models", is_flag=True, default=False,
+              help="Also train the proprio / object dynamics (frozen by default: they never read the backbone, "
+                   "so the policy gains nothing from their change).")
 @seed_option("Seed of the window draws.")
 @device_option("Where to train.")
 @user_errors
 def extract_policy(checkpoint, data, method, steps, batch_size, lr, beta, max_weight, policy_fraction, episode_policy,
-                   policy_skip, hold_at_goal, seed, device):
+                   policy_skip, hold_at_goal, train_state_models, seed, device):
     """Fine-tune the goal-conditioned policy (the planner's proposal prior) to follow the data's better
     trajectories: advantage-weighted regression with the model's own goal distance. Run it after
     `uva-plan fit-distance`."""
@@ -219,7 +222,8 @@ def extract_policy(checkpoint, data, method, steps, batch_size, lr, beta, max_we
 
     r = extract(checkpoint, data, method=method, steps=steps, batch_size=batch_size, lr=lr, beta=beta,
                 max_weight=max_weight, policy_fraction=policy_fraction, episode_policy=episode_policy,
-                policy_skip=tuple(policy_skip), hold_at_goal=hold_at_goal, seed=seed, device=device, progress=True)
+                policy_skip=tuple(policy_skip), hold_at_goal=hold_at_goal, train_state_models=train_state_models,
+                seed=seed, device=device, progress=True)
     weights = ", ".join(f"{k} {v:.2f}" for k, v in r.mean_weight_by_policy.items())
     click.echo(f"Fine-tuned {r.steps} steps on {r.train_episodes} training episodes in {r.seconds:.0f} s"
                + (f"; mean AWR weight by collection policy: {weights}" if weights and method == "awr" else "")

@@ -24,7 +24,7 @@ def check_positive_int(name: str, value, low: int = 1) -> None:
 
 def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, batch_size: int, lr: float,
                      seed: int = 0, weight_fn: Callable[[dict], object] | None = None,
-                     mode_datasets: dict | None = None,
+                     mode_datasets: dict | None = None, frozen: tuple[str, ...] = (),
                      progress: Callable[[int, float], None] | None = None):
     """A copy of ``model`` fine-tuned for ``steps`` steps on ``dataset`` (a `WindowDataset` over
     latents). Each step draws one mode from ``modes`` (name -> weight) and a batch of random windows.
@@ -33,7 +33,8 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
     loss (advantage-weighted regression); other modes keep plain means, so the world model they train
     is not bent towards the weighted items. ``mode_datasets`` (mode -> dataset) draws that mode's windows
     from its own dataset, e.g. a policy that must not clone some episodes the world model still learns
-    from. ``progress(step, loss)`` is called after each step.
+    from. ``frozen``: name prefixes of modules whose parameters keep their values (e.g.
+    ``proprio_dynamics.``). ``progress(step, loss)`` is called after each step.
     """
     import torch
     from diffusers.optimization import get_cosine_schedule_with_warmup
@@ -59,7 +60,14 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
     probs /= probs.sum()
 
     tuned = copy.deepcopy(model)
-    params = tuned.world_parameters()
+    params = []
+    for name, p in tuned.named_parameters():
+        if name.startswith("tokenizer."):
+            continue
+        if name.startswith(tuple(frozen)):
+            p.requires_grad_(False)  # no gradient, so AdamW's weight decay leaves it as it is too
+        else:
+            params.append(p)
     optimizer = torch.optim.AdamW(params, lr=lr, betas=UVA_BETAS, weight_decay=UVA_WEIGHT_DECAY)
     scheduler = get_cosine_schedule_with_warmup(optimizer, max(1, steps // 20), steps)
     rng = np.random.default_rng(seed)

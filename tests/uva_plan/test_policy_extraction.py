@@ -72,6 +72,34 @@ def test_extraction_moves_the_policy_and_keeps_the_refit_distance_head(run):
     assert extra["step"] == 7 and extra["policy_extraction"]["method"] == "awr"
 
 
+@pytest.fixture(scope="module")
+def proprio_run(tmp_path_factory):
+    """A tiny untrained Wall checkpoint with the stepwise body model, on the ``run`` fixture's data."""
+    from uva_plan.envs import make_env, proprio_config
+
+    root = tmp_path_factory.mktemp("extract-proprio")
+    _, data = tiny_wall_run(root)
+    env = make_env("wall")
+    torch.manual_seed(0)
+    cfg = world_model.make_config("tiny", env.action_low, env.action_high, env_name="wall",
+                                  **proprio_config("wall"), dynamics_prior_width=16, proprio_body_stepwise=True)
+    world_model.save_checkpoint(world_model.UVA(cfg), root / "proprio", extra_state={"step": 7})
+    return root / "proprio", data
+
+
+@pytest.mark.parametrize("train_state_models", [False, True])
+def test_the_body_model_is_frozen_unless_asked(proprio_run, train_state_models):
+    ckpt, data = proprio_run
+    before = world_model.load(ckpt).state_dict()
+    extract_policy(ckpt, data, steps=4, batch_size=4, train_state_models=train_state_models)
+    after = world_model.load(ckpt).state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert "action_head" in changed
+    assert ("proprio_dynamics" in changed) == train_state_models
+    extra = json.loads((ckpt / "config.json").read_text())["extra_state"]
+    assert extra["policy_extraction"]["train_state_models"] == train_state_models
+
+
 def test_episode_policy_keeps_only_the_recorded_kind(run):
     ckpt, data = run
     expert = extract_policy(ckpt, data, steps=1, batch_size=2, method="uniform", episode_policy="expert")
