@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--specialise-steps", type=int, default=0,
                         help="also label with copies fine-tuned this long in the inverse-dynamics mode on their own data")
     parser.add_argument("--skip", nargs="*", default=[], choices=["bco", "track", "bc"])
+    parser.add_argument("--no-refine", action="store_true",
+                        help="use the inverse-dynamics labels as they are (no body-model refinement)")
     parser.add_argument("--work-dir", default="/tmp/uva_plan_imitation_bench")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)"
@@ -222,9 +224,9 @@ def main() -> None:
             f"final distance {exec_rows[name]['mean_final_distance']:.2f} ({seconds:.0f} s)"
         )
 
-    def label(name, m, video_frames, truth):
+    def label(name, m, video_frames, truth, labels=None):
         labels, seconds = timed(
-            lambda: im.label_frames(
+            lambda: labels if labels is not None else im.label_frames(
                 m, video_frames, num_samples=args.label_samples, num_steps=args.denoise_steps, seed=args.seed
             )
         )
@@ -244,6 +246,14 @@ def main() -> None:
     uva_labels, labels_rows["UVA inverse dynamics"] = label(
         "UVA inverse dynamics", model, frames, true_actions
     )
+    not_refined = "--no-refine" if args.no_refine else im.why_not_refined(model, env)
+    if not_refined is None:  # what `uva-plan imitate` labels with, and what tracking and cloning below use
+        refined, seconds = timed(lambda: im.refine_labels(model, env, frames, uva_labels))
+        uva_labels, labels_rows["UVA + body refinement"] = label("UVA + body refinement", model, frames,
+                                                                 true_actions, refined)
+        labels_rows["UVA + body refinement"]["seconds"] += seconds
+    else:
+        console.print(f"  labels not refined: {not_refined}")
     bco = None
     if "bco" not in args.skip:
         bco, bco_path = bco_model(env, checkpoint, args, console)
@@ -315,8 +325,11 @@ def main() -> None:
             "true labels": bc_true,
             "UVA labels": im.label_frames(
                 model, bc_frames, num_samples=args.label_samples, num_steps=args.denoise_steps, seed=args.seed
-            ).actions,
+            ),
         }
+        if not_refined is None:
+            sources["UVA labels"] = im.refine_labels(model, env, bc_frames, sources["UVA labels"])
+        sources["UVA labels"] = sources["UVA labels"].actions
         if bco is not None:
             sources["BCO labels"] = im.label_frames(
                 bco, bc_frames, num_samples=args.label_samples, num_steps=args.denoise_steps, seed=args.seed

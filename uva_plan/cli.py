@@ -444,18 +444,21 @@ def demo_caption(payload: dict) -> str:
               help="Tracking: subgoal = latent distance to the video's frames; subgoal_pose_steps = the poses a "
                    "stepwise PushT object-pose model predicts after every step against those read from the video "
                    "[default: subgoal_pose_steps where the model can, else subgoal].")
+@click.option("--refine/--no-refine", default=True, show_default=True,
+              help="Refine the inverse-dynamics labels one env step at a time with the model's stepwise body model "
+                   "and the agent located in each frame (Wall models with proprio_body_stepwise; others skip it).")
 @seed_option("Seed of labelling, planning and fine-tuning.")
 @device_option("Where the model runs.")
 @user_errors
 def imitate(checkpoint, video, mode, env_name, out, start_state, episode, subgoal_every, samples, label_weight,
-            bc_steps, track_cost, seed, device):
+            bc_steps, track_cost, refine, seed, device):
     """Imitate an action-free video: infer its actions with UVA's inverse dynamics, then replay them,
     track the video with goal-image MPC, or clone them into the policy. Writes actions.npz/.csv,
     results.json and a demo|executed GIF to --out."""
     from uva_plan.imitation import ImitationOptions, parse_state, run_imitation
 
     options = ImitationOptions(label_samples=samples, subgoal_every=subgoal_every, label_weight=label_weight,
-                               bc_steps=bc_steps, track_cost=track_cost, seed=seed)
+                               bc_steps=bc_steps, track_cost=track_cost, refine=refine, seed=seed)
     run_imitation(checkpoint=checkpoint, video=video, mode=mode, env_name=env_name, out=out,
                   start_state=parse_state(start_state), episode=episode, options=options, device=device)
 

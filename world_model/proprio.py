@@ -195,14 +195,24 @@ class StepwiseBodyDynamics(nn.Module):
                                   f"it was built with glimpse radius {self.radius}")
         state, acts, frames, gates = history[:, -1], actions.to(history.dtype), [], []
         for k in range(self.chunk_len):
-            inp = torch.cat([state, acts[:, k]], dim=1)
-            parts = [inp] if latent is None else [glimpse(latent, state[:, self.body], self.radius).to(inp.dtype), inp]
-            gate = torch.sigmoid(self.net(torch.cat(parts, dim=1)) + GATE_OPEN)
+            state, gate = self.advance(state, acts[:, k], self.sense(latent, state))
             gates.append(gate)
-            state = state + self.free(inp) * gate
             if (k + 1) % self.stride == 0:
                 frames.append(state)
         return torch.stack(frames, dim=1), torch.stack(gates, dim=1)
+
+    def sense(self, view: torch.Tensor | None, state: torch.Tensor) -> torch.Tensor | None:
+        """What the gate reads of ``view`` round the body at ``state [B, P]``: its glimpse, or None
+        without one."""
+        return None if view is None else glimpse(view, state[:, self.body], self.radius).to(state.dtype)
+
+    def advance(self, state: torch.Tensor, action: torch.Tensor,
+                seen: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One env step: ``(next state [B, P], gate [B, P])`` from ``state``, ``action [B, A]`` and what
+        ``sense`` saw. `uva_plan.label_refinement` inverts it for an action."""
+        inp = torch.cat([state, action.to(state.dtype)], dim=1)
+        gate = torch.sigmoid(self.net(inp if seen is None else torch.cat([seen, inp], dim=1)) + GATE_OPEN)
+        return state + self.free(inp) * gate, gate
 
 
 def check_transitions(proprio: torch.Tensor, actions: torch.Tensor, next_proprio: torch.Tensor) -> None:
