@@ -75,14 +75,24 @@ def glimpse(latent: torch.Tensor, xy: torch.Tensor, radius: int) -> torch.Tensor
     Why: the body's own state says where it is, not what stops it. On the Wall the door's height is drawn
     per episode and seen only in the frame; the cells around the agent show whether the wall or the door
     is in its way. Egocentric, so a stop learnt at one place holds at every other."""
-    b, h, w, c = latent.shape
-    k = torch.arange(-radius, radius + 1, device=latent.device, dtype=latent.dtype)
+    return glimpse_from(glimpse_image(latent), xy, radius)
+
+
+def glimpse_image(latent: torch.Tensor) -> torch.Tensor:
+    """``latent [B, h, w, c]`` as ``glimpse_from`` reads it: ``[B, c + 1, h, w]`` with the inside channel.
+    The stepwise body reads one view at every step of a chunk, so it builds this once per chunk."""
+    inside = torch.ones(*latent.shape[:-1], 1, device=latent.device, dtype=latent.dtype)
+    return torch.cat([latent, inside], dim=-1).permute(0, 3, 1, 2)
+
+
+def glimpse_from(image: torch.Tensor, xy: torch.Tensor, radius: int) -> torch.Tensor:
+    """``glimpse`` of a ``glimpse_image``."""
+    h, w = image.shape[-2:]
+    k = torch.arange(-radius, radius + 1, device=image.device, dtype=image.dtype)
     gy, gx = torch.meshgrid(k * (2.0 / h), k * (2.0 / w), indexing="ij")
-    xy = xy.to(latent.dtype)
+    xy = xy.to(image.dtype)
     grid = torch.stack([xy[:, 0, None, None] + gx, xy[:, 1, None, None] + gy], dim=-1)  # [B, n, n, (x, y)]
-    inside = torch.ones(b, h, w, 1, device=latent.device, dtype=latent.dtype)
-    img = torch.cat([latent, inside], dim=-1).permute(0, 3, 1, 2)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False).flatten(1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False).flatten(1)
 
 
 def hide_body(frames: torch.Tensor, xy: torch.Tensor, radius: float) -> torch.Tensor:
@@ -194,8 +204,10 @@ class StepwiseBodyDynamics(nn.Module):
             raise WorldModelError(f"stepwise body dynamics got {'no' if latent is None else 'an unexpected'} latent; "
                                   f"it was built with glimpse radius {self.radius}")
         state, acts, frames, gates = history[:, -1], actions.to(history.dtype), [], []
+        image = None if latent is None else glimpse_image(latent)
         for k in range(self.chunk_len):
-            state, gate = self.advance(state, acts[:, k], self.sense(latent, state))
+            seen = None if image is None else glimpse_from(image, state[:, self.body], self.radius).to(state.dtype)
+            state, gate = self.advance(state, acts[:, k], seen)
             gates.append(gate)
             if (k + 1) % self.stride == 0:
                 frames.append(state)
