@@ -1,8 +1,9 @@
 """Imitate a video that has no actions, with the library API.
 
 A scripted Wall expert records a demonstration; only its frames are kept, as a GIF. UVA's inverse
-dynamics then labels the GIF, the labels are replayed open-loop from the start state, and the video is
-tracked closed-loop with goal-image MPC. The true actions are used only to score the labels.
+dynamics then labels the GIF, the model's stepwise body model refines the labels one env step at a
+time, the labels are replayed open-loop from the start state, and the video is tracked closed-loop with
+goal-image MPC. The true actions are used only to score the labels.
 
     python examples/imitate_from_video.py [--checkpoint RUN_DIR] [--out imitation-example]
 
@@ -58,10 +59,15 @@ def main() -> None:
     video = load_video(out / "demo.gif", model.config.image_size, min_frames=im.min_video_frames(model.config))
     print(f"video: {len(video)} frames of {video.original_size}, note: {video.note}")
 
-    labels = im.label_frames(model, video.frames, num_samples=4)
+    labels = im.label_frames(model, video.frames, num_samples=4)  # UVA's inverse-dynamics mode
+    low, high = model.config.action_low, model.config.action_high
+    scores = im.action_metrics(labels.actions, true_actions, low, high)
+    print(f"inverse-dynamics labels: R^2 {scores['action_r2']:.3f}, mean spread {labels.std.mean():.3f}")
+    if im.why_not_refined(model, "wall") is None:  # one env step at a time, by the model's body model
+        labels = im.refine_labels(model, "wall", video.frames, labels)
+        scores = im.action_metrics(labels.actions, true_actions, low, high)
+        print(f"refined labels:          R^2 {scores['action_r2']:.3f}, mean spread {labels.std.mean():.3f}")
     im.save_labels(out, labels)
-    scores = im.action_metrics(labels.actions, true_actions, model.config.action_low, model.config.action_high)
-    print(f"labels: R^2 {scores['action_r2']:.3f}, MSE {scores['action_mse']:.4f}, mean spread {labels.std.mean():.3f}")
 
     start, goal = states[:1], states[-1:]
     for name, rollout in (
