@@ -219,6 +219,11 @@ class UVAConfig:
     # flattens the gate's step-to-step pattern; the gate's 8% shortfall in free space came from the windows
     # past an episode's end instead (``future_valid``; README, "Proprioception on the Wall").
     proprio_glimpse_hide_body: float = 0.0
+    # The stepwise body may also slide: a move the action did not command, read from the same glimpse and
+    # let through only as far as a gate is closed (``StepwiseBodyDynamics``, ``slide``). Why: at a door's
+    # corner the Wall pushes the agent out along the line from the corner to its centre, a move along an
+    # axis with no commanded motion, which a gate (it only shortens the commanded move) cannot draw.
+    proprio_body_slide: bool = False
     # The proprio MLPs learn in every step whose batch has the future proprio, not only in the
     # forward-dynamics ones (always so with an object pose).
     proprio_every_step: bool = False
@@ -454,6 +459,8 @@ class UVAConfig:
                  "proprio_glimpse_pixels needs the stepwise body (proprio_body_stepwise) and a glimpse "
                  "(proprio_glimpse > 0, in pixels then)")
         _number_in("proprio_glimpse_hide_body", self.proprio_glimpse_hide_body, 0.0, 64.0)
+        _require(isinstance(self.proprio_body_slide, bool) and (not self.proprio_body_slide or self.proprio_body_stepwise),
+                 f"proprio_body_slide is {self.proprio_body_slide!r}; expected false, or true with proprio_body_stepwise")
         _require(not self.proprio_glimpse_hide_body or self.proprio_glimpse_pixels,
                  "proprio_glimpse_hide_body paints the body out of the pixel glimpse's frame; expected "
                  "proprio_glimpse_pixels=true")

@@ -108,7 +108,7 @@ class UVA(InputChecks, nn.Module):
                                                          config.action_dim, config.frame_stride, config.proprio_width,
                                                          config.proprio_glimpse,
                                                          3 if config.proprio_glimpse_pixels else config.latent_channels,
-                                                         free_fitted=config.proprio_body_fit)
+                                                         free_fitted=config.proprio_body_fit, slide=config.proprio_body_slide)
         elif config.proprio_dim > 0 and not config.proprio_object_stepwise:
             self.proprio_dynamics = ProprioDynamics(config.proprio_dim, self._proprio_frames, config.chunk_len,
                                                     config.action_dim, config.n_future, config.proprio_width,

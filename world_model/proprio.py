@@ -171,16 +171,19 @@ class StepwiseBodyDynamics(nn.Module):
     only shorten the free move: an additive correction instead (measured, README) learnt to slow the
     rare full-speed runs away from any wall too, as its inputs there lay outside the data's usual speeds.
     ``free_fitted``: the free move is not trained by gradient but solved once from the data's free
-    transitions (``fit_free``); trained, it ended 4-8% short of a full-speed run (1-2.5 px in 16 steps)."""
+    transitions (``fit_free``); trained, it ended 4-8% short of a full-speed run (1-2.5 px in 16 steps).
+    ``slide`` (``proprio_body_slide``): the net also outputs a move per entry, added as far as the most
+    closed gate is closed (zero where nothing stops the body): a wall's corner pushes the body sideways."""
 
     def __init__(self, proprio_dim: int, body: list[int], chunk_len: int, action_dim: int, stride: int,
-                 width: int, radius: int, channels: int, free_fitted: bool = False):
+                 width: int, radius: int, channels: int, free_fitted: bool = False, slide: bool = False):
         super().__init__()
         self.body, self.chunk_len, self.stride, self.radius = list(body), chunk_len, stride, radius
+        self.slide = slide
         self.free = nn.Linear(proprio_dim + action_dim, proprio_dim)
         n_in = glimpse_size(radius, channels) + proprio_dim + action_dim
         self.net = nn.Sequential(nn.Linear(n_in, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
-                                 nn.Linear(width, proprio_dim))
+                                 nn.Linear(width, proprio_dim * (2 if slide else 1)))
         for layer in (self.free, self.net[-1]):  # it starts as "the body stays where it is", the gates open
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -223,8 +226,13 @@ class StepwiseBodyDynamics(nn.Module):
         """One env step: ``(next state [B, P], gate [B, P])`` from ``state``, ``action [B, A]`` and what
         ``sense`` saw. `uva_plan.label_refinement` inverts it for an action."""
         inp = torch.cat([state, action.to(state.dtype)], dim=1)
-        gate = torch.sigmoid(self.net(inp if seen is None else torch.cat([seen, inp], dim=1)) + GATE_OPEN)
-        return state + self.free(inp) * gate, gate
+        out = self.net(inp if seen is None else torch.cat([seen, inp], dim=1))
+        p = state.shape[1]
+        gate = torch.sigmoid(out[:, :p] + GATE_OPEN)
+        moved = state + self.free(inp) * gate
+        if self.slide:  # a move no action commanded, only where something stopped the commanded one
+            moved = moved + out[:, p:] * (1.0 - gate.min(dim=1, keepdim=True).values)
+        return moved, gate
 
 
 def check_transitions(proprio: torch.Tensor, actions: torch.Tensor, next_proprio: torch.Tensor) -> None:

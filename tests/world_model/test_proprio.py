@@ -362,6 +362,53 @@ def test_the_stepwise_body_moves_by_its_actions_and_stops_at_a_wall_it_sees():
     assert ((gates >= 0) & (gates <= 1)).all() and gates[stopped, :, 0].min() < 0.5 < gates[~stopped, :, 0].median()
 
 
+def test_a_sliding_body_learns_a_sideways_push_that_a_gate_cannot_draw():
+    """A wall deflects the body: what it loses of its x move it gains in y (as the Wall's door corner
+    pushes the agent out sideways). Only ``slide`` can move y beyond what the action commands; at
+    initialisation it is the plain gated body."""
+    def draw(n, g):
+        latent = torch.zeros(n, 8, 8, 4)
+        latent[..., 5:, 0] = 1.0  # the wall's cells: columns 5..7, whose edge is at x = 0.25
+        hist = torch.rand(n, 4, 2, generator=g) * 0.6 - 0.5
+        acts = torch.rand(n, 16, 2, generator=g) * 0.15
+        acts[:n // 2, :, 1] = 0.0  # half the chunks command no y motion at all
+        pos, frames = hist[:, -1], []
+        for k in range(16):
+            want = pos + 0.5 * acts[:, k]
+            x = torch.clamp(want[:, 0], max=0.0)
+            pos = torch.stack([x, want[:, 1] + (want[:, 0] - x)], dim=1)
+            if k % 4 == 3:
+                frames.append(pos)
+        return latent, hist, acts, torch.stack(frames, dim=1)
+
+    errors = {}
+    for slide in (False, True):
+        torch.manual_seed(0)
+        net = StepwiseBodyDynamics(2, [0, 1], 16, 2, 4, 64, 2, 4, free_fitted=True, slide=slide)
+        with torch.no_grad():  # the free move as solved: 0.5 x the action
+            net.free.weight.copy_(torch.tensor([[0.0, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.5]]))
+        if slide:
+            plain = StepwiseBodyDynamics(2, [0, 1], 16, 2, 4, 64, 2, 4)
+            latent, hist, acts, _ = draw(8, torch.Generator().manual_seed(2))
+            with torch.no_grad():  # zero-initialised: no slide before training
+                plain.load_state_dict({k: v[: v.shape[0] // 2] if k == "net.4.weight" or k == "net.4.bias" else v
+                                       for k, v in net.state_dict().items()})
+                assert torch.allclose(net(hist, acts, latent), plain(hist, acts, latent))
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(200):
+            latent, hist, acts, fut = draw(64, g)
+            loss = (net(hist, acts, latent) - fut).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        latent, hist, acts, fut = draw(512, torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            pushed = (fut[:, -1, 1] - hist[:, -1, 1] - 0.5 * acts[..., 1].sum(1)) > 0.05
+            errors[slide] = (net(hist, acts, latent) - fut)[:, -1][pushed].norm(dim=-1).mean().item()
+    assert errors[True] < 0.3 * errors[False]
+
+
 def _walled_transitions(n, seed=0):
     """A body that moves by 0.5 x its action (env units) unless a wall at x = 10 stops it (a fifth of the
     moves hit it): the free move is linear, the stopped ones are not."""
@@ -468,6 +515,7 @@ def test_a_body_stepwise_model_replaces_the_proprio_mlp_and_trains_and_imagines(
 @pytest.mark.parametrize("overrides, fragment", [
     (dict(proprio_body_stepwise=True, proprio_image_xy=[]), "proprio_body_stepwise needs the body's image"),
     (dict(proprio_body_stepwise="on"), "proprio_body_stepwise is 'on'"),
+    (dict(proprio_body_slide=True), "proprio_body_slide is True; expected false, or true with proprio_body_stepwise"),
 ])
 def test_bad_stepwise_body_configs_say_what_was_expected(overrides, fragment):
     with pytest.raises(WorldModelError, match=fragment):
