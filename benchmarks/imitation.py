@@ -224,9 +224,10 @@ def main() -> None:
             f"final distance {exec_rows[name]['mean_final_distance']:.2f} ({seconds:.0f} s)"
         )
 
-    def label(name, m, video_frames, truth, labels=None):
-        labels, seconds = timed(
-            lambda: labels if labels is not None else im.label_frames(
+    def label(name, m, video_frames, truth, given=None):
+        """``given``: labels made already as ``(labels, seconds)``, to score here."""
+        labels, seconds = given or timed(
+            lambda: im.label_frames(
                 m, video_frames, num_samples=args.label_samples, num_steps=args.denoise_steps, seed=args.seed
             )
         )
@@ -248,10 +249,10 @@ def main() -> None:
     )
     not_refined = "--no-refine" if args.no_refine else im.why_not_refined(model, env)
     if not_refined is None:  # what `uva-plan imitate` labels with, and what tracking and cloning below use
-        refined, seconds = timed(lambda: im.refine_labels(model, env, frames, uva_labels))
-        uva_labels, labels_rows["UVA + body refinement"] = label("UVA + body refinement", model, frames,
-                                                                 true_actions, refined)
-        labels_rows["UVA + body refinement"]["seconds"] += seconds
+        # its seconds: the refinement alone, on top of the inverse dynamics' row
+        uva_labels, labels_rows["UVA + body refinement"] = label(
+            "UVA + body refinement", model, frames, true_actions,
+            timed(lambda: im.refine_labels(model, env, frames, uva_labels)))
     else:
         console.print(f"  labels not refined: {not_refined}")
     bco = None
@@ -369,10 +370,13 @@ def main() -> None:
             name, f"{r['success_rate']:.0%}", share, f"{r['mean_final_distance']:.2f}", f"{r['seconds']:.0f}"
         )
     console.print(table)
+    uva_labels_are = "refined by the body model" if not_refined is None else f"the inverse mode's ({not_refined})"
+    console.print(f"The 'UVA labels' rows execute and clone the labels {uva_labels_are}.")
     if args.out:
         payload = {
             "env": env,
             "checkpoint": str(checkpoint),
+            "uva_labels": uva_labels_are,
             "demos": args.demos,
             "steps": steps,
             "args": vars(args),

@@ -3,7 +3,7 @@ step at a time, by the stepwise body model (`world_model.proprio.StepwiseBodyDyn
 
 Why: the inverse-dynamics mode reads a video's frames ``frame_stride`` steps apart and answers a whole
 chunk through a diffusion head, so it sees only each stride's summed motion and adds its sampling
-noise (labels R^2 0.85 on held-out expert Wall videos, README "Imitation"). The video itself shows the
+noise (labels R^2 0.87 on 48 held-out expert Wall demos; refined 0.98, README "Imitation"). The video itself shows the
 agent at EVERY step, and the body model says where an action takes it in one step (the free move is
 solved exactly; a gate read from the frame stops it at a wall). Each step's label becomes the maximum a
 posteriori action of two Gaussians:
@@ -29,12 +29,13 @@ from uva_plan.errors import UserInputError
 
 # The located agent's scatter about where the body model puts it after one step, in env units (Wall:
 # pixels of a 64-pixel frame). The locator alone is 0.03 px off; the body model's own error adds the
-# rest. Measured on 16 held-out expert demos, shipped Wall checkpoint (labels R^2 by this noise):
-# 0.1: 0.981, 0.2: 0.982, 0.4: 0.970, 0.8: 0.931; the inverse mode alone 0.846.
+# rest. Measured on 16 held-out expert demos of 64 steps, the Wall checkpoint shipped before the current
+# one, floor 0.05 (labels R^2 by this noise): 0.1: 0.981, 0.2: 0.982, 0.4: 0.970, 0.8: 0.931; the inverse
+# mode alone 0.846.
 TRACK_NOISE = 0.2
 # The least prior spread of a label, in normalised action units: a few agreeing diffusion samples
-# must not make the prior overrule what the video shows. 48 held-out expert demos, shipped Wall
-# checkpoint, labels R^2 by floor (track noise 0.2): 0.05: 0.9905, 0.25: 0.9937, 0.5: 0.9940, 1.0: 0.9928.
+# must not make the prior overrule what the video shows. 48 held-out expert demos, the same checkpoint,
+# labels R^2 by floor (track noise 0.2): 0.05: 0.9905, 0.25: 0.9937, 0.5: 0.9940, 1.0: 0.9928.
 PRIOR_FLOOR = 0.5
 
 
@@ -43,10 +44,10 @@ def why_not_refined(model, env_name: str) -> str | None:
     from uva_plan.envs import env_name as canonical
 
     cfg = model.config
-    if not getattr(cfg, "proprio_body_stepwise", False):
-        return "the model has no stepwise body model (train --proprio with proprio_body_stepwise=true)"
     if canonical(env_name) != "wall":
-        return f"the agent is located in {env_name} frames for this only on the Wall"
+        return f"labels are refined only on the Wall (its agent is located from pixels); got {env_name!r}"
+    if not getattr(cfg, "proprio_body_stepwise", False):
+        return "the model has no stepwise body (a model trained with --proprio and proprio_body_stepwise=true has)"
     if list(cfg.proprio_image_xy or []) != [0, 1] or int(cfg.proprio_dim) != 2:
         return "the model's proprio is not exactly the agent's image position"
     return None
@@ -55,10 +56,12 @@ def why_not_refined(model, env_name: str) -> str | None:
 def refine_labels(model, env_name: str, frames, labels: Labels, *, track_noise: float = TRACK_NOISE,
                   prior_floor: float = PRIOR_FLOOR, iterations: int = 100) -> Labels:
     """``labels`` of ``frames uint8 [T, S, S, 3]`` (or ``[B, T, S, S, 3]``) refined as the module
-    docstring says; same shapes, env units."""
+    docstring says; same shapes, env units. Gradients are needed (it runs under ``torch.no_grad``, not
+    under ``torch.inference_mode``); the model's weights get none."""
     import torch
 
     from uva_plan.envs.wall_locate import locate_agent
+    from world_model.model import ENCODE_BATCH
 
     reason = why_not_refined(model, env_name)
     if reason is not None:
@@ -66,16 +69,23 @@ def refine_labels(model, env_name: str, frames, labels: Labels, *, track_noise: 
     for name, value in (("track_noise", track_noise), ("prior_floor", prior_floor)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
             raise UserInputError(f"{name} is {value!r}; expected a number > 0")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise UserInputError(f"iterations is {iterations!r}; expected an integer >= 1")
     video = np.asarray(frames)
     single = video.ndim == 4
     if single:
         video = video[None]
-    mean = np.asarray(labels.actions, dtype=np.float32).reshape(video.shape[0], -1, model.config.action_dim)
-    spread = np.asarray(labels.std, dtype=np.float32).reshape(mean.shape)
-    if mean.shape[1] != video.shape[1] - 1:
-        raise UserInputError(f"{mean.shape[1]} labels for a video of {video.shape[1]} frames; expected one per step")
-
     cfg, body = model.config, model.proprio_dynamics
+    mean, spread = np.asarray(labels.actions, dtype=np.float32), np.asarray(labels.std, dtype=np.float32)
+    expected = (video.shape[0], video.shape[1] - 1, cfg.action_dim)
+    if single:
+        mean, spread = mean[None], spread[None]
+    if video.ndim != 5 or mean.shape != expected or spread.shape != expected:
+        raise UserInputError(f"labels {tuple(np.shape(labels.actions))} and spreads {tuple(np.shape(labels.std))} for "
+                             f"a video {tuple(np.shape(frames))}; expected one per step: {expected[1:] if single else expected}")
+    if not (np.isfinite(mean).all() and np.isfinite(spread).all()):
+        raise UserInputError("labels or spreads contain NaN or infinite values; expected finite inverse-dynamics labels")
+
     xy, _, _ = locate_agent(video)  # [B, T, 2] env units, NaN where the agent is not found
     with torch.no_grad():
         located = model.proprio_normalizer.normalize(torch.as_tensor(xy, dtype=torch.float32, device=model.device))
@@ -83,32 +93,37 @@ def refine_labels(model, env_name: str, frames, labels: Labels, *, track_noise: 
         seen_both = torch.isfinite(now).all(1) & torch.isfinite(after).all(1)
         now, after = now.nan_to_num(0.0), after.nan_to_num(0.0)
         latents = model.encode(torch.as_tensor(video[:, :-1], device=model.device))
-        view = model.body_view(latents.reshape(-1, 1, *latents.shape[2:]), now[:, None])
-        seen = body.sense(view, now)
+        latents = latents.reshape(-1, 1, *latents.shape[2:])
+        # every frame differs here, so the decoded views go in batches (a planner's few shared ones do not)
+        seen = [body.sense(model.body_view(latents[i:i + ENCODE_BATCH], now[i:i + ENCODE_BATCH, None]),
+                           now[i:i + ENCODE_BATCH]) for i in range(0, len(now), ENCODE_BATCH)]
+        seen = None if seen[0] is None else torch.cat(seen)
     half = torch.as_tensor((np.asarray(cfg.action_high) - np.asarray(cfg.action_low)) / 2.0, dtype=torch.float32)
-    prior = model.normalizer.normalize(torch.as_tensor(mean.reshape(-1, mean.shape[-1]))).float().to(now.device)
-    prior_sd = (torch.as_tensor(spread.reshape(-1, mean.shape[-1])) / half).clamp(min=prior_floor).to(now.device)
+    prior = model.normalizer.normalize(torch.as_tensor(mean.reshape(-1, cfg.action_dim))).float().to(now.device)
+    prior_sd = (torch.as_tensor(spread.reshape(-1, cfg.action_dim)) / half).clamp(min=prior_floor).to(now.device)
     # env units -> normalised proprio units, per axis
     noise = torch.as_tensor(track_noise * 2.0 / (np.asarray(cfg.proprio_high) - np.asarray(cfg.proprio_low)),
                             dtype=torch.float32, device=now.device)
 
-    action = prior.clone().requires_grad_(True)
-    optimiser = torch.optim.LBFGS([action], max_iter=iterations, line_search_fn="strong_wolfe")
+    with torch.enable_grad():
+        action = prior.clone().requires_grad_(True)
+        optimiser = torch.optim.LBFGS([action], max_iter=iterations, line_search_fn="strong_wolfe")
 
-    def objective():
-        optimiser.zero_grad()
-        moved, _ = body.advance(now, action, seen)
-        misfit = (((moved - after) / noise) ** 2).sum(1) * seen_both
-        loss = misfit.sum() + (((action - prior) / prior_sd) ** 2).sum()
-        (action.grad,) = torch.autograd.grad(loss, action)  # not backward(): the model's weights get no .grad
-        return loss
+        def objective():
+            optimiser.zero_grad()
+            moved, _ = body.advance(now, action, seen)
+            misfit = (((moved - after) / noise) ** 2).sum(1) * seen_both
+            loss = misfit.sum() + (((action - prior) / prior_sd) ** 2).sum()
+            (action.grad,) = torch.autograd.grad(loss, action)  # not backward(): the model's weights get no .grad
+            return loss
 
-    optimiser.step(objective)
-    refined = action.detach().clamp(-1.0, 1.0)
-    posterior_sd = _posterior_spread(body, now, refined, seen, seen_both, noise, prior_sd)
+        optimiser.step(objective)
+        refined = action.detach().clamp(-1.0, 1.0)
+        posterior_sd = _posterior_spread(body, now, refined, seen, seen_both, noise, prior_sd)
+    kept = ~seen_both.cpu().numpy().reshape(*mean.shape[:2], 1)  # steps the video does not show: untouched
     out = model.normalizer.unnormalize(refined).cpu().numpy().reshape(mean.shape).astype(np.float32)
-    sd = (posterior_sd.cpu() * half).numpy().reshape(mean.shape).astype(np.float32)
-    sd = np.where(seen_both.cpu().numpy().reshape(*mean.shape[:2], 1), sd, spread)  # untouched where unseen
+    out = np.where(kept, mean, out)
+    sd = np.where(kept, spread, (posterior_sd.cpu() * half).numpy().reshape(mean.shape).astype(np.float32))
     return Labels(out[0], sd[0]) if single else Labels(out, sd)
 
 

@@ -220,9 +220,10 @@ class UVAConfig:
     # past an episode's end instead (``future_valid``; README, "Proprioception on the Wall").
     proprio_glimpse_hide_body: float = 0.0
     # The stepwise body may also slide: a move the action did not command, read from the same glimpse and
-    # let through only as far as a gate is closed (``StepwiseBodyDynamics``, ``slide``). Why: at a door's
-    # corner the Wall pushes the agent out along the line from the corner to its centre, a move along an
-    # axis with no commanded motion, which a gate (it only shortens the commanded move) cannot draw.
+    # let through as far as a gate is closed (0.7% of it where the gates are open; ``StepwiseBodyDynamics``).
+    # Why: at a door's corner the Wall pushes the agent out along the line from the corner to its centre,
+    # a move along an axis with no commanded motion, which a gate (it only shortens the commanded move)
+    # cannot draw.
     proprio_body_slide: bool = False
     # The proprio MLPs learn in every step whose batch has the future proprio, not only in the
     # forward-dynamics ones (always so with an object pose).

@@ -173,7 +173,8 @@ class StepwiseBodyDynamics(nn.Module):
     ``free_fitted``: the free move is not trained by gradient but solved once from the data's free
     transitions (``fit_free``); trained, it ended 4-8% short of a full-speed run (1-2.5 px in 16 steps).
     ``slide`` (``proprio_body_slide``): the net also outputs a move per entry, added as far as the most
-    closed gate is closed (zero where nothing stops the body): a wall's corner pushes the body sideways."""
+    closed gate is closed (an open gate, sigmoid(5), lets 0.7% of it through; it starts at zero): a wall's
+    corner pushes the body sideways."""
 
     def __init__(self, proprio_dim: int, body: list[int], chunk_len: int, action_dim: int, stride: int,
                  width: int, radius: int, channels: int, free_fitted: bool = False, slide: bool = False):
@@ -219,6 +220,9 @@ class StepwiseBodyDynamics(nn.Module):
     def sense(self, view: torch.Tensor | None, state: torch.Tensor) -> torch.Tensor | None:
         """What the gate reads of ``view`` round the body at ``state [B, P]``: its glimpse, or None
         without one."""
+        if (view is None) != (self.radius == 0):
+            raise WorldModelError(f"stepwise body dynamics got {'no' if view is None else 'an unexpected'} view; "
+                                  f"it was built with glimpse radius {self.radius}")
         return None if view is None else glimpse(view, state[:, self.body], self.radius).to(state.dtype)
 
     def advance(self, state: torch.Tensor, action: torch.Tensor,

@@ -65,19 +65,38 @@ def test_refined_labels_recover_the_actions_the_video_shows(model, demo):
     assert after < 0.05 * before
     assert refined.actions.shape == actions.shape and refined.std.shape == actions.shape
     assert np.all(refined.std < prior.std)  # the video narrowed every step's spread
-    # a batch of one gives the same labels as the single video
-    batched = refine_labels(model, "wall", frames[None], Labels(noisy[None], prior.std[None]))
+    # a batch of one gives the same labels as the single video, also under no_grad; the weights get no .grad
+    with torch.no_grad():
+        batched = refine_labels(model, "wall", frames[None], Labels(noisy[None], prior.std[None]))
     np.testing.assert_allclose(batched.actions[0], refined.actions, atol=1e-4)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_the_spread_is_the_gaussian_posterior_s(model, demo):
+    """With the gate open (untrained: it passes sigmoid(5) of the move) the step is linear in the action,
+    J = gate x (the free move per action unit), and each axis's posterior spread is
+    1 / sqrt(J^2 / noise^2 + 1 / prior^2), in normalised units."""
+    from uva_plan.label_refinement import TRACK_NOISE
+
+    frames, actions, _ = demo
+    prior = Labels(actions, np.full_like(actions, 1.5))  # 0.75 normalised: above the floor
+    refined = refine_labels(model, "wall", frames, prior)
+    cfg = model.config
+    half = (np.asarray(cfg.action_high) - np.asarray(cfg.action_low)) / 2.0
+    unit = (np.asarray(cfg.proprio_high) - np.asarray(cfg.proprio_low)) / 2.0
+    jac = np.diag(model.proprio_dynamics.free.weight.detach().numpy()[:, 2:]) / (1.0 + np.exp(-5.0))
+    expected = half / np.sqrt((jac / (TRACK_NOISE / unit)) ** 2 + 1.0 / 0.75**2)
+    np.testing.assert_allclose(refined.std, np.broadcast_to(expected, refined.std.shape), rtol=0.02)
 
 
 def test_steps_without_a_visible_agent_keep_their_label(model, demo):
     frames, actions, _ = demo
     blank = frames.copy()
     blank[10:] = blank[0, 0, 0]  # the background colour of a corner: no agent from frame 10 on
-    prior = Labels(np.clip(actions + 0.5, -2.0, 2.0), np.full_like(actions, 0.5))  # inside the action box
+    prior = Labels(actions + 0.5, np.full_like(actions, 0.5))  # some outside the action box: still kept
     refined = refine_labels(model, "wall", blank, prior)
-    np.testing.assert_allclose(refined.actions[9:], prior.actions[9:], atol=1e-5)
-    np.testing.assert_allclose(refined.std[9:], prior.std[9:], rtol=1e-4)
+    np.testing.assert_array_equal(refined.actions[9:], prior.actions[9:])
+    np.testing.assert_array_equal(refined.std[9:], prior.std[9:])
     assert np.abs(refined.actions[:9] - actions[:9]).max() < 0.2
 
 
@@ -86,11 +105,16 @@ def test_models_and_envs_it_cannot_read_are_refused(model, demo):
     assert why_not_refined(model, "wall") is None
     assert "stepwise body" in why_not_refined(tiny_wall_model(), "wall")
     assert "only on the Wall" in why_not_refined(model, "pusht")
+    assert "only on the Wall" in why_not_refined(tiny_wall_model(), "pusht")  # the env is what rules it out
     labels = Labels(actions, np.ones_like(actions))
     with pytest.raises(UserInputError, match="stepwise body"):
         refine_labels(tiny_wall_model(), "wall", frames, labels)
     with pytest.raises(UserInputError, match="one per step"):
         refine_labels(model, "wall", frames[:-2], labels)
+    with pytest.raises(UserInputError, match="one per step"):
+        refine_labels(model, "wall", np.stack([frames, frames]), labels)  # a batch, one video's labels
+    with pytest.raises(UserInputError, match="finite"):
+        refine_labels(model, "wall", frames, Labels(np.where(actions > 1, np.nan, actions), labels.std))
     with pytest.raises(UserInputError, match="track_noise"):
         refine_labels(model, "wall", frames, labels, track_noise=0.0)
 
