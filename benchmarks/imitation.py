@@ -370,7 +370,7 @@ def main() -> None:
             name, f"{r['success_rate']:.0%}", share, f"{r['mean_final_distance']:.2f}", f"{r['seconds']:.0f}"
         )
     console.print(table)
-    uva_labels_are = "refined by the body model" if not_refined is None else f"the inverse mode's ({not_refined})"
+    uva_labels_are = "refined by the body model" if not_refined is None else f"of the inverse mode alone: {not_refined}"
     console.print(f"The 'UVA labels' rows execute and clone the labels {uva_labels_are}.")
     if args.out:
         payload = {

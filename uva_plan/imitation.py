@@ -285,10 +285,11 @@ def run_imitation(*, checkpoint, video, mode: str, env_name: str, out, start_sta
         side_by_side_gif(out / "imitation.gif", vid.frames, executed.frames[0], labels=("demo", mode))
     labels_line = "action R^2 " + ("-" if payload["action_r2"] is None else f"{payload['action_r2']:.3f}")
     labels_line += ", MSE " + ("-" if payload["action_mse"] is None else f"{payload['action_mse']:.4g}")
-    refined = ("refined by the body model" if payload["labels"]["refined"]
-               else f"inverse dynamics alone ({payload['labels']['not_refined_because']})")
+    refined = "refined by the body model" if payload["labels"]["refined"] else "inverse dynamics alone"
     console.print(f"Labels ({refined}): {n_steps} actions, mean spread {payload['labels']['mean_std']:.3g}; "
                   f"{labels_line} (true actions " + ("known" if true_actions is not None else "unknown") + ")")
+    if not payload["labels"]["refined"]:
+        console.print(f"Not refined: {payload['labels']['not_refined_because']}.")
     if payload["methods"]:
         console.print(_results_table(payload))
     console.print("Labels (actions.npz, actions.csv), results.json" + (" and imitation.gif" if executed else "")
