@@ -62,13 +62,10 @@ def finetune_windows(model, dataset, modes: dict[str, float], *, steps: int, bat
     if isinstance(frozen, str) or not all(isinstance(f, str) and f for f in frozen):
         raise UserInputError(f"frozen is {frozen!r}; expected a tuple of parameter-name prefixes")
     tuned = copy.deepcopy(model)
-    trained = {id(p) for p in tuned.world_parameters()}
-    params = []
     for name, p in tuned.named_parameters():
         if name.startswith(tuple(frozen)):
             p.requires_grad_(False)  # no gradient, so AdamW's weight decay leaves it as it is too
-        elif id(p) in trained:
-            params.append(p)
+    params = [p for p in tuned.world_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=UVA_BETAS, weight_decay=UVA_WEIGHT_DECAY)
     scheduler = get_cosine_schedule_with_warmup(optimizer, max(1, steps // 20), steps)
     rng = np.random.default_rng(seed)

@@ -170,7 +170,7 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
         tuned = finetune_windows(
             model, dataset, _mode_mix(model, float(policy_fraction)), steps=steps, batch_size=batch_size, lr=lr,
             seed=seed, weight_fn=weight_fn, mode_datasets=mode_datasets,
-            frozen=() if train_state_models else _present(model, STATE_MODELS),
+            frozen=() if train_state_models else STATE_MODELS,
             progress=lambda step, loss: bar.update(task, completed=step, description=f"extract policy  loss {loss:.4f}"),
         )
     seconds = time.perf_counter() - t0
@@ -185,12 +185,6 @@ def extract_policy(checkpoint, data, *, method: str = "awr", steps: int = 3000, 
                                   "mean_weight_by_policy": by_policy}
     world_model.save_checkpoint(tuned, run_dir, extra_state=extra)
     return PolicyExtractionResult(steps, seconds, len(train_eps), by_policy)
-
-
-def _present(model, prefixes: tuple[str, ...]) -> tuple[str, ...]:
-    """The ``prefixes`` that name some parameter of ``model`` (a Wall model has no object dynamics)."""
-    names = [n for n, _ in model.named_parameters()]
-    return tuple(p for p in prefixes if any(n.startswith(p) for n in names))
 
 
 def _episode_policies(buffer) -> list[str] | None:

@@ -204,14 +204,11 @@ class StepwiseBodyDynamics(nn.Module):
              latent: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(future proprio [B, Tf, P], the gate of every step [B, L, P])``: what ``forward`` predicts, and
         how much of the free move each step let through (``benchmarks/body_gate.py`` reads it)."""
-        if (latent is None) != (self.radius == 0):
-            raise WorldModelError(f"stepwise body dynamics got {'no' if latent is None else 'an unexpected'} latent; "
-                                  f"it was built with glimpse radius {self.radius}")
+        self._check_view(latent)
         state, acts, frames, gates = history[:, -1], actions.to(history.dtype), [], []
         image = None if latent is None else glimpse_image(latent)
         for k in range(self.chunk_len):
-            seen = None if image is None else glimpse_from(image, state[:, self.body], self.radius).to(state.dtype)
-            state, gate = self.advance(state, acts[:, k], seen)
+            state, gate = self.advance(state, acts[:, k], self._look(image, state))
             gates.append(gate)
             if (k + 1) % self.stride == 0:
                 frames.append(state)
@@ -220,10 +217,17 @@ class StepwiseBodyDynamics(nn.Module):
     def sense(self, view: torch.Tensor | None, state: torch.Tensor) -> torch.Tensor | None:
         """What the gate reads of ``view`` round the body at ``state [B, P]``: its glimpse, or None
         without one."""
+        self._check_view(view)
+        return self._look(None if view is None else glimpse_image(view), state)
+
+    def _check_view(self, view: torch.Tensor | None) -> None:
         if (view is None) != (self.radius == 0):
-            raise WorldModelError(f"stepwise body dynamics got {'no' if view is None else 'an unexpected'} view; "
+            raise WorldModelError(f"stepwise body dynamics got {'no' if view is None else 'an unexpected'} latent; "
                                   f"it was built with glimpse radius {self.radius}")
-        return None if view is None else glimpse(view, state[:, self.body], self.radius).to(state.dtype)
+
+    def _look(self, image: torch.Tensor | None, state: torch.Tensor) -> torch.Tensor | None:
+        """The glimpse of a ``glimpse_image`` round the body at ``state``, or None without one."""
+        return None if image is None else glimpse_from(image, state[:, self.body], self.radius).to(state.dtype)
 
     def advance(self, state: torch.Tensor, action: torch.Tensor,
                 seen: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
